@@ -1,0 +1,48 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Both start (or reuse) a local Postgres with pgvector and fetch the embedding model.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: demo test db model build check fmt clippy bench eval clean-db
+
+# Prints DATABASE_URL=... as its last line; reuses $DATABASE_URL when set.
+db:
+	@./scripts/db.sh
+
+model:
+	@./scripts/model.sh
+
+build:
+	$(CARGO) build --release --locked
+
+# The main job as far as it exists.
+demo: model build
+	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
+	  ./target/release/sentinel demo
+
+# Formatting, lints, then every test against a real Postgres.
+test: model
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
+	  $(CARGO) test --locked -- --test-threads=$${TEST_THREADS:-4}
+
+# Retrieval quality on the bundled evaluation set (query text only, then with alert names).
+eval: model build
+	@eval "$$(./scripts/db.sh sentinel_eval | tail -n 1 | sed 's/^/export /')" && \
+	  ./target/release/sentinel ingest tests/data/runbooks && \
+	  ./target/release/sentinel eval retrieval --queries tests/data/eval/kube-prometheus-alerts.jsonl --query-only --json && \
+	  ./target/release/sentinel eval retrieval --queries tests/data/eval/kube-prometheus-alerts.jsonl --json
+
+bench: model build
+	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
+	  ./target/release/sentinel bench embed --texts tests/data/bench/chunks.jsonl --queries tests/data/bench/queries.jsonl --json && \
+	  ./target/release/sentinel bench search --chunks 100000 --json
+
+fmt:
+	$(CARGO) fmt
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings

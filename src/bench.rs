@@ -1,0 +1,392 @@
+//! `sentinel bench`: embedding throughput and the whole search path, as one JSON line each.
+//!
+//! These machines are noisy: compare ratios measured in one run, not absolute numbers.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use pgvector::Vector;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::cli::App;
+use crate::embed::l2_normalize;
+use crate::error::UserError;
+use crate::eval::load_queries;
+use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// JSONL, one `{"text": ...}` per line: embedded in batches for throughput.
+    #[arg(long)]
+    pub texts: PathBuf,
+    /// JSONL of `{"text": ...}` embedded one at a time for latency (default: first 200 texts).
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmbedReport {
+    pub texts: usize,
+    pub chunks_per_s: f64,
+    pub query_p50_ms: f64,
+    pub query_p99_ms: f64,
+    pub rss_mb: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Chunks in the scratch database (real runbooks plus synthetic filler).
+    #[arg(long, default_value_t = 100_000)]
+    pub chunks: usize,
+    /// Real runbooks to ingest first.
+    #[arg(long, default_value = "tests/data/runbooks")]
+    pub runbooks: PathBuf,
+    /// Queries (JSONL with `query`), timed one by one.
+    #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
+    pub queries: PathBuf,
+    /// hnsw.ef_search for the vector path.
+    #[arg(long, default_value_t = 100)]
+    pub ef_search: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchReport {
+    pub chunks: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub recall_at_10: f64,
+}
+
+fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        text: String,
+    }
+    let raw = std::fs::read_to_string(path)
+        .map_err(|e| UserError::new(format!("{}: {e}", path.display())))?;
+    raw.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str::<Line>(l)
+                .map(|x| x.text)
+                .map_err(|e| {
+                    UserError::new(format!(
+                        "{}:{}: expected {{\"text\": ...}}: {e}",
+                        path.display(),
+                        i + 1
+                    ))
+                    .into()
+                })
+        })
+        .collect()
+}
+
+/// The p-th percentile (0..=100) of sorted values, nearest-rank.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[idx.clamp(1, sorted.len()) - 1]
+}
+
+/// Peak resident memory of this process, in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+pub async fn embed(app: &App, a: EmbedArgs) -> anyhow::Result<i32> {
+    let texts = read_texts(&a.texts)?;
+    let queries = match &a.queries {
+        Some(p) => read_texts(p)?,
+        None => texts.iter().take(200).cloned().collect(),
+    };
+    let embedder = app.embedder().await?;
+    // Warm-up, as the reference does.
+    embedder.embed(&texts[..texts.len().min(64)]).await?;
+    let t = Instant::now();
+    let vecs = embedder.embed(&texts).await?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(vecs.len() == texts.len(), "embedder lost texts");
+    let mut lat = Vec::with_capacity(queries.len());
+    for q in &queries {
+        let t = Instant::now();
+        embedder.embed_one(q).await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    let report = EmbedReport {
+        texts: texts.len(),
+        chunks_per_s: round2(texts.len() as f64 / secs),
+        query_p50_ms: round2(percentile(&lat, 50.0)),
+        query_p99_ms: round2(percentile(&lat, 99.0)),
+        rss_mb: peak_rss_mb(),
+    };
+    print_report(&report, a.json)?;
+    Ok(0)
+}
+
+fn print_report<T: Serialize + std::fmt::Debug>(r: &T, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        println!("{r:?}");
+    }
+    Ok(())
+}
+
+/// A database beside the configured one, named for the bench size, created if missing.
+async fn scratch_pool(url: &SecretString, name: &str) -> anyhow::Result<(PgPool, SecretString)> {
+    let admin = crate::db::connect(url, 2).await?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&admin)
+        .await?;
+    if exists.is_none() {
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .context("Failed to create the scratch database")?;
+    }
+    let mut u = url::Url::parse(url.expose_secret()).context("DATABASE_URL is not a URL")?;
+    u.set_path(&format!("/{name}"));
+    let scratch = SecretString::from(u.to_string());
+    let pool = crate::db::connect(&scratch, 8).await?;
+    crate::db::migrate(&pool).await?;
+    Ok((pool, scratch))
+}
+
+pub async fn search(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
+    let url = app.config.require_database_url()?;
+    let embedder = app.embedder().await?;
+    let name = format!("sentinel_bench_{}", a.chunks);
+    let (pool, _) = scratch_pool(url, &name).await?;
+    let kb = KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
+    fill(&kb, &a).await?;
+
+    let queries = load_queries(&a.queries)?;
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET hnsw.ef_search = {}",
+        a.ef_search
+    ))
+    .execute(&pool)
+    .await?;
+    // New connections pick up the setting.
+    let pool = {
+        pool.close().await;
+        scratch_pool(url, &name).await?.0
+    };
+    let kb = KnowledgeBase {
+        pool: pool.clone(),
+        ..kb
+    };
+    // Warm-up: load the index and the model's caches.
+    for q in queries.iter().take(10) {
+        kb.search(&req(&q.query)).await?;
+    }
+    let mut lat = Vec::new();
+    for _round in 0..3 {
+        for q in &queries {
+            let t = Instant::now();
+            kb.search(&req(&q.query)).await?;
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let recall = hnsw_recall(
+        &kb,
+        &queries.iter().map(|q| q.query.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    let report = SearchReport {
+        chunks: count_chunks(&pool).await?,
+        p50_ms: round2(percentile(&lat, 50.0)),
+        p99_ms: round2(percentile(&lat, 99.0)),
+        recall_at_10: (recall * 1000.0).round() / 1000.0,
+    };
+    print_report(&report, a.json)?;
+    Ok(0)
+}
+
+fn req(text: &str) -> SearchRequest {
+    SearchRequest {
+        text: text.to_string(),
+        k: 10,
+        ..Default::default()
+    }
+}
+
+async fn count_chunks(pool: &PgPool) -> anyhow::Result<usize> {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM chunks")
+        .fetch_one(pool)
+        .await?;
+    Ok(n as usize)
+}
+
+/// Ingests the real runbooks, then adds synthetic chunks until there are `a.chunks`.
+/// Filler text is drawn from the real vocabulary; filler vectors are real chunk vectors
+/// mixed and perturbed, so they sit where real runbook text does, not in empty space.
+async fn fill(kb: &KnowledgeBase, a: &SearchArgs) -> anyhow::Result<()> {
+    let have = count_chunks(&kb.pool).await?;
+    if have >= a.chunks {
+        return Ok(());
+    }
+    if have == 0 {
+        ingest::ingest(
+            &kb.pool,
+            kb.embedder.as_ref(),
+            std::slice::from_ref(&a.runbooks),
+            false,
+        )
+        .await?;
+    }
+    let dim = kb.embedder.dim();
+    let real: Vec<(String, Vector)> = sqlx::query_as(
+        "SELECT body, embedding FROM chunks WHERE model_id = $1 AND runbook_id IS NOT NULL LIMIT 5000",
+    )
+    .bind(kb.model_id)
+    .fetch_all(&kb.pool)
+    .await?;
+    anyhow::ensure!(!real.is_empty(), "no real chunks to build filler from");
+    let words: Vec<&str> = real
+        .iter()
+        .flat_map(|(b, _)| b.split_whitespace())
+        .take(200_000)
+        .collect();
+    let vectors: Vec<Vec<f32>> = real.iter().map(|(_, v)| v.to_vec()).collect();
+    let (filler_rb,): (i64,) = sqlx::query_as(
+        "INSERT INTO runbooks (path, source, title, content_hash) VALUES ('bench/filler.md', 'bench', 'Filler', '')
+         ON CONFLICT (path) DO UPDATE SET title = EXCLUDED.title RETURNING id",
+    )
+    .fetch_one(&kb.pool)
+    .await?;
+
+    // Building the index after the load is several times faster than maintaining it.
+    let index = format!("chunks_embedding_m{}_idx", kb.model_id);
+    sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
+        .execute(&kb.pool)
+        .await?;
+    let mut rng = StdRng::seed_from_u64(a.chunks as u64);
+    let missing = a.chunks - have;
+    let batch = 5_000;
+    let mut done = 0;
+    while done < missing {
+        let n = batch.min(missing - done);
+        let mut buf = String::with_capacity(n * 4_000);
+        for i in 0..n {
+            let id = format!("filler-{}", have + done + i);
+            let len = rng.gen_range(40..160);
+            let start = rng.gen_range(0..words.len().saturating_sub(len).max(1));
+            let body: String = words[start..(start + len).min(words.len())]
+                .join(" ")
+                .replace(['\\', '\t', '\n', '\r'], " ");
+            let a_ = &vectors[rng.gen_range(0..vectors.len())];
+            let b_ = &vectors[rng.gen_range(0..vectors.len())];
+            let mix: f32 = rng.gen_range(0.0..1.0);
+            let mut v: Vec<f32> = (0..dim)
+                .map(|j| mix * a_[j] + (1.0 - mix) * b_[j] + rng.gen_range(-0.05..0.05))
+                .collect();
+            l2_normalize(&mut v);
+            let vtext = v
+                .iter()
+                .map(|x| format!("{x:.5}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            buf.push_str(&format!(
+                "{id}\t{filler_rb}\t{}\t{{Filler}}\t\t{body}\tx\t{}\t[{vtext}]\tFiller\n",
+                have + done + i,
+                kb.model_id
+            ));
+        }
+        let mut conn = kb.pool.acquire().await?;
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY chunks (id, runbook_id, ord, heading_path, anchor, body, content_hash, model_id, embedding, heading_text) FROM STDIN",
+            )
+            .await?;
+        copy.send(buf.as_bytes()).await?;
+        copy.finish().await?;
+        done += n;
+        eprintln!("bench: {} / {missing} filler chunks", done);
+    }
+    eprintln!("bench: building the HNSW index ...");
+    sqlx::query("SET maintenance_work_mem = '2GB'")
+        .execute(&kb.pool)
+        .await
+        .ok();
+    crate::db::register_model(&kb.pool, kb.embedder.model_name(), dim).await?;
+    sqlx::query("VACUUM ANALYZE chunks")
+        .execute(&kb.pool)
+        .await?;
+    Ok(())
+}
+
+/// Recall@10 of the HNSW path against exact (sequential) search, over the query vectors.
+async fn hnsw_recall(kb: &KnowledgeBase, queries: &[String]) -> anyhow::Result<f64> {
+    let dim = kb.embedder.dim();
+    let vecs = kb.embedder.embed(queries).await?;
+    let sql = format!(
+        "SELECT id FROM chunks WHERE model_id = $1 ORDER BY embedding::vector({dim}) <=> $2 LIMIT 10"
+    );
+    let mut total = 0.0;
+    for v in &vecs {
+        let v = Vector::from(v.clone());
+        let approx: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind(kb.model_id)
+            .bind(&v)
+            .fetch_all(&kb.pool)
+            .await?;
+        let mut tx = kb.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_indexscan = off")
+            .execute(&mut *tx)
+            .await?;
+        let exact: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind(kb.model_id)
+            .bind(&v)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        let hits = approx.iter().filter(|a| exact.contains(a)).count();
+        total += hits as f64 / exact.len().max(1) as f64;
+    }
+    Ok(total / vecs.len().max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v, 100.0), 100.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+    }
+}

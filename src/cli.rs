@@ -1,0 +1,252 @@
+//! The `sentinel` command line: clap definitions and the code each subcommand runs.
+//!
+//! The subcommands and their `--json` outputs are a stable contract (see README).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ProcessEnv};
+use crate::embed::{self, Embedder};
+use crate::error::UserError;
+use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
+use crate::{bench, db, demo, eval};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sentinel",
+    version,
+    about = "First responder for on-call engineers"
+)]
+pub struct Cli {
+    /// Log as JSON lines (also SENTINEL_LOG_FORMAT=json).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply database migrations.
+    Migrate,
+    /// Ingest runbooks (markdown files or folders) into the knowledge base.
+    Ingest(IngestArgs),
+    /// Search the knowledge base.
+    Search(SearchArgs),
+    /// Measure quality.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Measure speed.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Ingest the bundled runbooks and answer a sample alert.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or folders; a runbook's identity is its path relative to the one given.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print the report as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    pub text: String,
+    /// The alert name, matched exactly against runbooks' `alerts`, title and file name.
+    #[arg(long)]
+    pub alert: Option<String>,
+    /// The alert's runbook_url, matched against runbooks' `urls` and paths.
+    #[arg(long)]
+    pub runbook_url: Option<String>,
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Recall@1, recall@5 and MRR over a JSONL file of queries with expected runbooks.
+    Retrieval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Use only `query`, ignoring `alert` and `runbook_url`.
+    #[arg(long)]
+    pub query_only: bool,
+    /// List every miss on stderr.
+    #[arg(long)]
+    pub verbose: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Embedding throughput and single-query latency.
+    Embed(bench::EmbedArgs),
+    /// The whole query path (embed + hybrid search) on a scratch database of N chunks.
+    Search(bench::SearchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Runbooks to ingest.
+    #[arg(long, default_value = "runbooks")]
+    pub runbooks: PathBuf,
+}
+
+/// Everything a subcommand needs, built once from the configuration.
+pub struct App {
+    pub config: Config,
+}
+
+impl App {
+    pub fn from_env() -> Result<Self, UserError> {
+        Ok(Self {
+            config: Config::from_env(&ProcessEnv)?,
+        })
+    }
+
+    pub async fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
+        db::connect_and_migrate(self.config.require_database_url()?).await
+    }
+
+    pub async fn embedder(&self) -> anyhow::Result<Arc<dyn Embedder>> {
+        embed::from_config(&self.config.embedder).await
+    }
+
+    pub async fn knowledge(&self) -> anyhow::Result<KnowledgeBase> {
+        let (pool, embedder) = tokio::try_join!(self.pool(), self.embedder())?;
+        KnowledgeBase::open(pool, embedder).await
+    }
+}
+
+/// Runs a subcommand; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let app = App::from_env()?;
+    match cli.command {
+        Command::Migrate => {
+            app.pool().await?;
+            eprintln!("migrations applied");
+            Ok(0)
+        }
+        Command::Ingest(a) => {
+            let kb = app.knowledge().await?;
+            let report = ingest::ingest(
+                &kb.pool,
+                kb.embedder.as_ref(),
+                &a.paths,
+                std::io::stderr().is_terminal() && !a.json,
+            )
+            .await?;
+            for f in &report.failed {
+                eprintln!("skipped {}: {}", f.path, f.reason);
+            }
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.summary_line());
+            }
+            Ok(if report.failed.is_empty() { 0 } else { 1 })
+        }
+        Command::Search(a) => {
+            let kb = app.knowledge().await?;
+            let hits = kb
+                .search(&SearchRequest {
+                    text: a.text,
+                    alert: a.alert,
+                    runbook_url: a.runbook_url,
+                    k: a.k,
+                })
+                .await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&hits)?);
+            } else if hits.is_empty() {
+                println!("no runbook sections found (is anything ingested? try `sentinel ingest runbooks`)");
+            } else {
+                for h in &hits {
+                    println!(
+                        "{:>2}. {:.4}  {}#{}  [{}]",
+                        h.rank,
+                        h.score,
+                        h.runbook_path,
+                        h.anchor,
+                        h.heading()
+                    );
+                    println!("    {}", crate::text::excerpt(&h.body, 160));
+                }
+            }
+            Ok(0)
+        }
+        Command::Eval(EvalCommand::Retrieval(a)) => {
+            let queries = eval::load_queries(&a.queries)?;
+            let kb = app.knowledge().await?;
+            let (scores, outcomes) = eval::retrieval(&kb, &queries, a.query_only).await?;
+            if a.verbose {
+                for o in outcomes.iter().filter(|o| o.rank != Some(1)) {
+                    eprintln!(
+                        "rank {:?}: expected {} got {:?} for `{}`",
+                        o.rank, o.expected, o.top, o.query
+                    );
+                }
+            }
+            if a.json {
+                println!("{}", serde_json::to_string(&scores)?);
+            } else {
+                println!(
+                    "n={} recall@1={:.3} recall@5={:.3} MRR={:.3}",
+                    scores.n, scores.recall_at_1, scores.recall_at_5, scores.mrr
+                );
+            }
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Embed(a)) => bench::embed(&app, a).await,
+        Command::Bench(BenchCommand::Search(a)) => bench::search(&app, a).await,
+        Command::Demo(a) => demo::run(&app, a).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_search_flags() {
+        let cli = Cli::try_parse_from([
+            "sentinel",
+            "search",
+            "pod crash",
+            "--alert",
+            "KubePodCrashLooping",
+            "-k",
+            "3",
+            "--json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Search(a) => {
+                assert_eq!(a.k, 3);
+                assert_eq!(a.alert.as_deref(), Some("KubePodCrashLooping"));
+                assert!(a.json);
+            }
+            _ => panic!("wrong subcommand"),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Postgres access: connecting with a readable error, migrations, and embedding-model registry.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::error::{mask_url, UserError};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects to Postgres. Failure is a `UserError` naming the URL with its password masked.
+pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
+    let masked = mask_url(url.expose_secret());
+    let opts: PgConnectOptions = url.expose_secret().parse().map_err(|_| {
+        UserError::new(format!(
+            "DATABASE_URL is not a valid Postgres URL: {masked}"
+        ))
+    })?;
+    let opts = opts.disable_statement_logging();
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(opts)
+        .await
+        .map_err(|e| {
+            UserError::new(format!(
+                "cannot reach the database at {masked}: {}",
+                describe_sqlx(&e)
+            ))
+            .into()
+        })
+}
+
+/// A short reason without the URL (sqlx errors never contain the password, but keep it terse).
+fn describe_sqlx(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "timed out".to_string(),
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Connects and applies pending migrations.
+pub async fn connect_and_migrate(url: &SecretString) -> anyhow::Result<PgPool> {
+    let pool = connect(url, 16).await?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("Failed to apply database migrations")
+}
+
+/// Records an embedding model (name, dimension) and makes sure its HNSW index exists.
+/// Returns the model id that chunks embedded by it carry.
+pub async fn register_model(pool: &PgPool, name: &str, dim: usize) -> anyhow::Result<i32> {
+    let dim_i32 = i32::try_from(dim).context("embedding dimension out of range")?;
+    let row: (i32, i32) = sqlx::query_as(
+        "INSERT INTO embedding_models (name, dim) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+         RETURNING id, dim",
+    )
+    .bind(name)
+    .bind(dim_i32)
+    .fetch_one(pool)
+    .await
+    .context("Failed to register the embedding model")?;
+    if row.1 != dim_i32 {
+        return Err(UserError::new(format!(
+            "embedding model `{name}` was recorded with {} dimensions but now gives {dim}",
+            row.1
+        ))
+        .into());
+    }
+    ensure_model_index(pool, row.0, dim).await?;
+    Ok(row.0)
+}
+
+/// One partial HNSW index per model over `embedding::vector(dim)`, so models of different
+/// dimensions share the table. Queries must use the same expression and `model_id` filter.
+async fn ensure_model_index(pool: &PgPool, model_id: i32, dim: usize) -> anyhow::Result<()> {
+    // Identifiers are built from integers only: no injection surface.
+    let sql = format!(
+        "CREATE INDEX IF NOT EXISTS chunks_embedding_m{model_id}_idx ON chunks \
+         USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE model_id = {model_id}"
+    );
+    // Concurrent replicas may race on the same CREATE INDEX; serialise with an advisory lock.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7315001)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&sql)
+        .execute(&mut *tx)
+        .await
+        .context("Failed to create the HNSW index")?;
+    tx.commit().await?;
+    Ok(())
+}

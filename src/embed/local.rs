@@ -1,0 +1,184 @@
+//! all-MiniLM-L6-v2 in pure Rust: candle's BERT plus the `tokenizers` crate.
+//!
+//! Matches sentence-transformers: truncate at 256 word pieces, mean-pool the last hidden
+//! state over the attention mask, L2-normalise. Inputs are sorted by length and batched so
+//! padding stays small.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::{l2_normalize, Embedder};
+use crate::error::UserError;
+
+/// sentence-transformers' `max_seq_length` for this model.
+pub const MAX_TOKENS: usize = 256;
+const BATCH: usize = 32;
+
+pub struct LocalEmbedder {
+    inner: Arc<Inner>,
+    name: String,
+}
+
+struct Inner {
+    model: BertModel,
+    /// Truncates at `MAX_TOKENS`, as the model reads.
+    tokenizer: Tokenizer,
+    /// No truncation: counts every token, for chunking.
+    counter: Tokenizer,
+    dim: usize,
+}
+
+impl LocalEmbedder {
+    /// Loads the model from a folder holding `model.safetensors`, `tokenizer.json`, `config.json`.
+    pub fn load(dir: &Path, threads: usize) -> anyhow::Result<Self> {
+        let file = |name: &str| -> anyhow::Result<PathBuf> {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(UserError::new(format!(
+                    "embedding model not found: {} is missing (run `make model`, or set SENTINEL_MODEL_DIR)",
+                    p.display()
+                ))
+                .into())
+            }
+        };
+        if threads > 0 {
+            // candle's CPU kernels read this at first use.
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        }
+        let config: BertConfig = serde_json::from_str(
+            &std::fs::read_to_string(file("config.json")?).context("Failed to read config.json")?,
+        )
+        .context("Failed to parse config.json")?;
+        let dim = config.hidden_size;
+        let mut tokenizer = Tokenizer::from_file(file("tokenizer.json")?)
+            .map_err(|e| anyhow::anyhow!("Failed to load tokenizer.json: {e}"))?;
+        tokenizer.with_padding(None);
+        let mut counter = tokenizer.clone();
+        counter
+            .with_truncation(None)
+            .map_err(|e| anyhow::anyhow!("Failed to configure the tokenizer: {e}"))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(|e| anyhow::anyhow!("Failed to configure truncation: {e}"))?;
+        let weights = file("model.safetensors")?;
+        // Safety note: memory-mapping is done inside candle; the file must not change while mapped.
+        let vb = mmaped(&weights)?;
+        let model = BertModel::load(vb, &config).context("Failed to load BERT weights")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                model,
+                tokenizer,
+                counter,
+                dim,
+            }),
+            name: "local/all-MiniLM-L6-v2".to_string(),
+        })
+    }
+
+    /// Synchronous embedding, for benchmarks and blocking contexts.
+    pub fn embed_blocking(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.inner.embed(texts)
+    }
+}
+
+#[expect(
+    unsafe_code,
+    reason = "candle only offers memory-mapped safetensors loading as unsafe"
+)]
+fn mmaped(path: &Path) -> anyhow::Result<VarBuilder<'static>> {
+    // SAFETY: the weights file is read-only model data that nothing rewrites while we run.
+    unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, &Device::Cpu) }
+        .context("Failed to map model.safetensors")
+}
+
+impl Inner {
+    fn embed(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| anyhow::anyhow!("tokenizer failed: {e}"))?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(BATCH) {
+            let max_len = batch
+                .iter()
+                .map(|&i| encodings[i].len())
+                .max()
+                .unwrap_or(0)
+                .max(1);
+            let mut ids = Vec::with_capacity(batch.len() * max_len);
+            let mut mask = Vec::with_capacity(batch.len() * max_len);
+            for &i in batch {
+                let e = &encodings[i];
+                ids.extend(e.get_ids().iter().copied());
+                mask.extend(e.get_attention_mask().iter().copied());
+                let pad = max_len - e.len();
+                ids.extend(std::iter::repeat_n(0u32, pad));
+                mask.extend(std::iter::repeat_n(0u32, pad));
+            }
+            let shape = (batch.len(), max_len);
+            let ids = Tensor::from_vec(ids, shape, &Device::Cpu)?;
+            let mask = Tensor::from_vec(mask, shape, &Device::Cpu)?;
+            let types = ids.zeros_like()?;
+            let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+            let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let summed = hidden.broadcast_mul(&maskf)?.sum(1)?;
+            let counts = maskf.sum(1)?.clamp(1e-9, f64::MAX)?;
+            let pooled = summed.broadcast_div(&counts)?;
+            let rows: Vec<Vec<f32>> = pooled.to_vec2()?;
+            for (row, &i) in rows.into_iter().zip(batch) {
+                let mut v = row;
+                l2_normalize(&mut v);
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn dim(&self) -> usize {
+        self.inner.dim
+    }
+
+    fn max_tokens(&self) -> usize {
+        MAX_TOKENS
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        self.inner
+            .counter
+            .encode(text, false)
+            .map(|e| e.len())
+            .unwrap_or_else(|_| text.split_whitespace().count() * 2)
+    }
+
+    async fn embed(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.clone();
+        let texts = texts.to_vec();
+        tokio::task::spawn_blocking(move || inner.embed(&texts))
+            .await
+            .context("embedding task failed")?
+    }
+}

@@ -1,0 +1,399 @@
+//! `sentinel ingest`: files on disk -> runbooks and embedded chunks in Postgres.
+//!
+//! Unchanged chunks (same content hash, same model) cost no embedding work; vanished files
+//! lose their chunks; each file is written in one transaction. A bad file is reported with
+//! its reason and skipped; the rest still ingests.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pgvector::Vector;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use super::chunk::{chunk, Chunk};
+use super::query::normalize_url;
+use super::runbook::{self, normalize_key, Runbook};
+use crate::db;
+use crate::embed::Embedder;
+
+/// Files larger than this are refused: a runbook is prose, not a data dump.
+pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+const EMBED_BATCH: usize = 256;
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestReport {
+    pub files: usize,
+    pub failed: Vec<FileError>,
+    pub chunks_added: usize,
+    pub chunks_updated: usize,
+    pub chunks_unchanged: usize,
+    pub chunks_removed: usize,
+    pub runbooks_removed: usize,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl IngestReport {
+    pub fn summary_line(&self) -> String {
+        format!(
+            "ingested {} files{}: {} chunks added, {} updated, {} unchanged, {} removed in {:.1}s",
+            self.files - self.failed.len(),
+            if self.failed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} failed)", self.failed.len())
+            },
+            self.chunks_added,
+            self.chunks_updated,
+            self.chunks_unchanged,
+            self.chunks_removed,
+            self.seconds
+        )
+    }
+}
+
+/// One file found under an ingest root.
+struct Found {
+    source: String,
+    rel: String,
+    abs: PathBuf,
+}
+
+struct Prepared {
+    source: String,
+    runbook: Runbook,
+    chunks: Vec<Chunk>,
+}
+
+/// Finds markdown files under each root. A runbook's identity is its path relative to the root.
+fn discover(roots: &[PathBuf]) -> anyhow::Result<Vec<Found>> {
+    let mut out = Vec::new();
+    for root in roots {
+        let meta = std::fs::metadata(root)
+            .map_err(|e| crate::error::UserError::new(format!("{}: {e}", root.display())))?;
+        let canon = root.canonicalize().unwrap_or_else(|_| root.clone());
+        if meta.is_file() {
+            let name = canon
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let parent = canon.parent().unwrap_or(Path::new("/"));
+            out.push(Found {
+                source: format!("{}#{}", parent.display(), name),
+                rel: name,
+                abs: canon.clone(),
+            });
+            continue;
+        }
+        let mut files = Vec::new();
+        walk(&canon, &mut files)?;
+        files.sort();
+        for abs in files {
+            let rel = abs
+                .strip_prefix(&canon)
+                .unwrap_or(&abs)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push(Found {
+                source: canon.display().to_string(),
+                rel,
+                abs,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("Failed to list {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let ft = entry.file_type()?;
+        let path = entry.path();
+        if ft.is_dir() {
+            walk(&path, out)?;
+        } else if (ft.is_file() || ft.is_symlink()) && is_markdown(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn is_markdown(p: &Path) -> bool {
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("md" | "markdown")
+    )
+}
+
+/// Reads and parses one file; the error is the reason, for `path: reason` lines.
+fn prepare(found: &Found, embedder: &dyn Embedder) -> Result<Prepared, String> {
+    let meta = std::fs::metadata(&found.abs).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "too large ({} bytes; the limit is {MAX_FILE_BYTES})",
+            meta.len()
+        ));
+    }
+    let bytes = std::fs::read(&found.abs).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.contains(&0) {
+        return Err("binary file (contains NUL bytes)".to_string());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "not valid UTF-8 text".to_string())?;
+    if text.trim().is_empty() {
+        return Err("empty file".to_string());
+    }
+    let runbook = runbook::parse(&found.rel, &text)?;
+    let counter = |s: &str| embedder.count_tokens(s);
+    let chunks = chunk(&runbook, embedder.max_tokens(), &counter);
+    if chunks.is_empty() {
+        return Err("no text to index (only headings or front matter)".to_string());
+    }
+    Ok(Prepared {
+        source: found.source.clone(),
+        runbook,
+        chunks,
+    })
+}
+
+/// Ingests every markdown file under `roots`.
+pub async fn ingest(
+    pool: &PgPool,
+    embedder: &dyn Embedder,
+    roots: &[PathBuf],
+    show_progress: bool,
+) -> anyhow::Result<IngestReport> {
+    let started = Instant::now();
+    let model_id = db::register_model(pool, embedder.model_name(), embedder.dim()).await?;
+    let found = discover(roots)?;
+    let mut report = IngestReport {
+        files: found.len(),
+        ..Default::default()
+    };
+
+    let mut prepared = Vec::new();
+    let mut seen_by_source: HashMap<String, HashSet<String>> = HashMap::new();
+    for f in &found {
+        seen_by_source
+            .entry(f.source.clone())
+            .or_default()
+            .insert(f.rel.clone());
+        match prepare(f, embedder) {
+            Ok(p) => prepared.push(p),
+            Err(reason) => report.failed.push(FileError {
+                path: f.abs.display().to_string(),
+                reason,
+            }),
+        }
+    }
+
+    // What is stored already: content hash and model per chunk id.
+    let paths: Vec<String> = prepared.iter().map(|p| p.runbook.path.clone()).collect();
+    let existing: Vec<(String, String, Option<i32>)> = sqlx::query_as(
+        "SELECT c.id, c.content_hash, c.model_id FROM chunks c
+         JOIN runbooks r ON r.id = c.runbook_id WHERE r.path = ANY($1)",
+    )
+    .bind(&paths)
+    .fetch_all(pool)
+    .await
+    .context("Failed to read stored chunks")?;
+    let existing: HashMap<String, (String, Option<i32>)> = existing
+        .into_iter()
+        .map(|(id, h, m)| (id, (h, m)))
+        .collect();
+
+    // Embed only what changed, in length-sorted batches across all files.
+    let mut todo: Vec<(usize, usize)> = Vec::new();
+    for (fi, p) in prepared.iter().enumerate() {
+        for (ci, c) in p.chunks.iter().enumerate() {
+            match existing.get(&c.id) {
+                Some((h, Some(m))) if *h == c.content_hash && *m == model_id => {
+                    report.chunks_unchanged += 1
+                }
+                Some(_) => {
+                    report.chunks_updated += 1;
+                    todo.push((fi, ci));
+                }
+                None => {
+                    report.chunks_added += 1;
+                    todo.push((fi, ci));
+                }
+            }
+        }
+    }
+    let bar = progress_bar(todo.len() as u64, show_progress);
+    let mut vectors: HashMap<(usize, usize), Vector> = HashMap::with_capacity(todo.len());
+    for batch in todo.chunks(EMBED_BATCH) {
+        let texts: Vec<String> = batch
+            .iter()
+            .map(|&(fi, ci)| prepared[fi].chunks[ci].embed_text.clone())
+            .collect();
+        let vecs = embedder
+            .embed(&texts)
+            .await
+            .context("Failed to embed chunks")?;
+        for (key, v) in batch.iter().zip(vecs) {
+            vectors.insert(*key, Vector::from(v));
+        }
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish_and_clear();
+
+    for (fi, p) in prepared.iter().enumerate() {
+        report.chunks_removed += write_runbook(pool, model_id, fi, p, &vectors)
+            .await
+            .with_context(|| format!("Failed to store {}", p.runbook.path))?;
+    }
+
+    // Files that vanished from a folder that was ingested before.
+    for (source, seen) in &seen_by_source {
+        let seen: Vec<String> = seen.iter().cloned().collect();
+        let mut tx = pool.begin().await?;
+        let (chunks,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM chunks c JOIN runbooks r ON r.id = c.runbook_id
+             WHERE r.source = $1 AND NOT (r.path = ANY($2))",
+        )
+        .bind(source)
+        .bind(&seen)
+        .fetch_one(&mut *tx)
+        .await?;
+        let gone = sqlx::query("DELETE FROM runbooks WHERE source = $1 AND NOT (path = ANY($2))")
+            .bind(source)
+            .bind(&seen)
+            .execute(&mut *tx)
+            .await
+            .context("Failed to remove vanished runbooks")?
+            .rows_affected();
+        tx.commit().await?;
+        report.chunks_removed += chunks as usize;
+        report.runbooks_removed += gone as usize;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Writes one runbook and its chunks in a transaction; returns how many chunks it dropped.
+async fn write_runbook(
+    pool: &PgPool,
+    model_id: i32,
+    fi: usize,
+    p: &Prepared,
+    vectors: &HashMap<(usize, usize), Vector>,
+) -> anyhow::Result<usize> {
+    let r = &p.runbook;
+    let mut tx = pool.begin().await?;
+    let (runbook_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO runbooks (path, source, title, alerts, services, tags, urls, actions,
+                               match_keys, stem_key, url_keys, content_hash, ingested_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+         ON CONFLICT (path) DO UPDATE SET source = EXCLUDED.source, title = EXCLUDED.title,
+             alerts = EXCLUDED.alerts, services = EXCLUDED.services, tags = EXCLUDED.tags,
+             urls = EXCLUDED.urls, actions = EXCLUDED.actions, match_keys = EXCLUDED.match_keys,
+             stem_key = EXCLUDED.stem_key, url_keys = EXCLUDED.url_keys,
+             content_hash = EXCLUDED.content_hash, ingested_at = now()
+         RETURNING id",
+    )
+    .bind(&r.path)
+    .bind(&p.source)
+    .bind(&r.title)
+    .bind(&r.alerts)
+    .bind(&r.services)
+    .bind(&r.tags)
+    .bind(&r.urls)
+    .bind(sqlx::types::Json(&r.actions))
+    .bind(r.match_keys())
+    .bind(normalize_key(runbook::file_stem(&r.path)))
+    .bind(r.urls.iter().map(|u| normalize_url(u)).collect::<Vec<_>>())
+    .bind(runbook_hash(&p.chunks))
+    .fetch_one(&mut *tx)
+    .await?;
+
+    let ids: Vec<String> = p.chunks.iter().map(|c| c.id.clone()).collect();
+    let removed = sqlx::query("DELETE FROM chunks WHERE runbook_id = $1 AND NOT (id = ANY($2))")
+        .bind(runbook_id)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as usize;
+
+    for (ci, c) in p.chunks.iter().enumerate() {
+        match vectors.get(&(fi, ci)) {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO chunks (id, runbook_id, ord, heading_path, anchor, body,
+                                         content_hash, model_id, embedding, heading_text)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (id) DO UPDATE SET runbook_id = EXCLUDED.runbook_id,
+                         ord = EXCLUDED.ord, heading_path = EXCLUDED.heading_path,
+                         heading_text = EXCLUDED.heading_text,
+                         anchor = EXCLUDED.anchor, body = EXCLUDED.body,
+                         content_hash = EXCLUDED.content_hash, model_id = EXCLUDED.model_id,
+                         embedding = EXCLUDED.embedding",
+                )
+                .bind(&c.id)
+                .bind(runbook_id)
+                .bind(c.ord)
+                .bind(&c.heading_path)
+                .bind(&c.anchor)
+                .bind(&c.body)
+                .bind(&c.content_hash)
+                .bind(model_id)
+                .bind(v)
+                .bind(c.heading_path.join(" "))
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("UPDATE chunks SET ord = $2 WHERE id = $1 AND ord <> $2")
+                    .bind(&c.id)
+                    .bind(c.ord)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(removed)
+}
+
+fn runbook_hash(chunks: &[Chunk]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for c in chunks {
+        h.update(c.content_hash.as_bytes());
+    }
+    hex::encode(h.finalize())[..32].to_string()
+}
+
+fn progress_bar(len: u64, show: bool) -> ProgressBar {
+    if !show || len == 0 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "embedding {bar:40} {pos}/{len} chunks ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}

@@ -1,0 +1,13 @@
+//! The runbook knowledge base: parse runbooks, chunk them, ingest into Postgres, search.
+//!
+//! `runbook` and `chunk` are pure (no I/O); `ingest` and `search` talk to the database
+//! through `embed::Embedder` for vectors.
+
+pub mod actions;
+pub mod chunk;
+pub mod ingest;
+pub mod query;
+pub mod runbook;
+pub mod search;
+
+pub use search::{search, Hit, KnowledgeBase, MatchKind, SearchRequest};

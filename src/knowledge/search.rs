@@ -1,0 +1,293 @@
+//! Hybrid retrieval: exact signals first, then vector and full-text results fused by RRF.
+//!
+//! 1. Exact: the alert name matches a runbook's `alerts`, title or file name; the
+//!    `runbook_url` matches a runbook's `urls` or the tail of its path.
+//! 2. Vector top-N over the model's HNSW index, full-text top-N over OR-ed lexemes.
+//! 3. Reciprocal rank fusion of the two lists; exact runbooks' chunks go first.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::Context;
+use pgvector::Vector;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use super::query::{normalize_url, or_tsquery, path_segments, url_path_match, url_segments};
+use super::runbook::normalize_key;
+use crate::db;
+use crate::embed::Embedder;
+
+/// Reciprocal rank fusion constant (60 is the published default).
+pub const RRF_K: f64 = 60.0;
+/// Candidates taken from each of the vector and full-text lists.
+pub const CANDIDATES: i64 = 60;
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub text: String,
+    pub alert: Option<String>,
+    pub runbook_url: Option<String>,
+    pub k: usize,
+}
+
+/// Why a hit ranks where it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKind {
+    AlertName,
+    RunbookUrl,
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub rank: usize,
+    pub chunk_id: String,
+    pub runbook_path: String,
+    pub runbook_title: String,
+    pub heading_path: Vec<String>,
+    pub anchor: String,
+    pub body: String,
+    pub score: f64,
+    pub matched_by: MatchKind,
+}
+
+impl Hit {
+    /// `Title > Section` for display.
+    pub fn heading(&self) -> String {
+        self.heading_path.join(" > ")
+    }
+}
+
+/// The knowledge base as the rest of Sentinel sees it: a pool, an embedder and its model id.
+#[derive(Clone)]
+pub struct KnowledgeBase {
+    pub pool: PgPool,
+    pub embedder: Arc<dyn Embedder>,
+    pub model_id: i32,
+}
+
+impl KnowledgeBase {
+    pub async fn open(pool: PgPool, embedder: Arc<dyn Embedder>) -> anyhow::Result<Self> {
+        let model_id = db::register_model(&pool, embedder.model_name(), embedder.dim()).await?;
+        Ok(Self {
+            pool,
+            embedder,
+            model_id,
+        })
+    }
+
+    pub async fn search(&self, req: &SearchRequest) -> anyhow::Result<Vec<Hit>> {
+        search(self, req).await
+    }
+}
+
+/// Runs a hybrid search.
+pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<Vec<Hit>> {
+    let k = req.k.clamp(1, 100);
+    let text = if req.text.trim().is_empty() {
+        req.alert.clone().unwrap_or_default()
+    } else {
+        req.text.clone()
+    };
+    let qvec = Vector::from(kb.embedder.embed_one(&text).await?);
+    let dim = kb.embedder.dim();
+
+    let (exact, vector, fulltext) = tokio::try_join!(
+        exact_runbooks(&kb.pool, req),
+        vector_top(&kb.pool, kb.model_id, dim, &qvec),
+        fulltext_top(&kb.pool, &text),
+    )?;
+
+    // Exact runbooks' chunks, best first by similarity to the query.
+    let mut ordered: Vec<(String, f64, MatchKind)> = Vec::new();
+    if !exact.is_empty() {
+        let ids: Vec<i64> = exact.iter().map(|(id, _)| *id).collect();
+        let rows: Vec<(String, i64, f64)> = sqlx::query_as(&format!(
+            "SELECT id, runbook_id, (embedding::vector({dim}) <=> $2)::float8 AS d FROM chunks
+             WHERE runbook_id = ANY($1) AND model_id = $3 ORDER BY d LIMIT $4"
+        ))
+        .bind(&ids)
+        .bind(&qvec)
+        .bind(kb.model_id)
+        .bind(k as i64)
+        .fetch_all(&kb.pool)
+        .await
+        .context("Failed to read exact-match chunks")?;
+        let kind: HashMap<i64, MatchKind> = exact.iter().cloned().collect();
+        for (id, rb, d) in rows {
+            ordered.push((id, 2.0 - d, kind[&rb]));
+        }
+        // A runbook matched by URL and name outranks one matched by name alone: stable sort
+        // keeps similarity order inside each group.
+        ordered.sort_by(|a, b| b.1.total_cmp(&a.1));
+    }
+
+    let mut fused: HashMap<String, f64> = HashMap::new();
+    for (rank, id) in vector.iter().enumerate() {
+        *fused.entry(id.clone()).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
+    }
+    for (rank, id) in fulltext.iter().enumerate() {
+        *fused.entry(id.clone()).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
+    }
+    let mut fused: Vec<(String, f64)> = fused.into_iter().collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let seen: HashSet<String> = ordered.iter().map(|o| o.0.clone()).collect();
+    ordered.extend(
+        fused
+            .into_iter()
+            .filter(|(id, _)| !seen.contains(id))
+            .map(|(id, s)| (id, s, MatchKind::Hybrid)),
+    );
+    ordered.truncate(k);
+    hydrate(&kb.pool, ordered).await
+}
+
+/// Runbooks named by the alert or its runbook URL.
+async fn exact_runbooks(
+    pool: &PgPool,
+    req: &SearchRequest,
+) -> anyhow::Result<Vec<(i64, MatchKind)>> {
+    let mut out: Vec<(i64, MatchKind)> = Vec::new();
+    if let Some(url) = req.runbook_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        let segs = url_segments(url);
+        let last = segs.last().cloned().unwrap_or_default();
+        let rows: Vec<(i64, String, bool)> = sqlx::query_as(
+            "SELECT id, path, $1 = ANY(url_keys) FROM runbooks
+             WHERE $1 = ANY(url_keys) OR (stem_key = $2 AND $2 <> '')",
+        )
+        .bind(normalize_url(url))
+        .bind(&last)
+        .fetch_all(pool)
+        .await
+        .context("Failed to match the runbook URL")?;
+        // Declared URLs win; otherwise the longest matching path tail.
+        let scored: Vec<(i64, usize)> = rows
+            .into_iter()
+            .map(|(id, path, declared)| {
+                let tail = url_path_match(&segs, &path_segments(&path));
+                (id, if declared { usize::MAX } else { tail })
+            })
+            .filter(|(_, s)| *s > 0)
+            .collect();
+        if let Some(best) = scored.iter().map(|s| s.1).max() {
+            out.extend(
+                scored
+                    .into_iter()
+                    .filter(|s| s.1 == best)
+                    .map(|(id, _)| (id, MatchKind::RunbookUrl)),
+            );
+        }
+    }
+    if let Some(alert) = req.alert.as_deref() {
+        let key = normalize_key(alert);
+        if !key.is_empty() {
+            let rows: Vec<(i64,)> =
+                sqlx::query_as("SELECT id FROM runbooks WHERE $1 = ANY(match_keys) ORDER BY path")
+                    .bind(&key)
+                    .fetch_all(pool)
+                    .await
+                    .context("Failed to match the alert name")?;
+            for (id,) in rows {
+                if !out.iter().any(|o| o.0 == id) {
+                    out.push((id, MatchKind::AlertName));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn vector_top(
+    pool: &PgPool,
+    model_id: i32,
+    dim: usize,
+    q: &Vector,
+) -> anyhow::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(&format!(
+        "SELECT id FROM chunks WHERE model_id = $1
+         ORDER BY embedding::vector({dim}) <=> $2 LIMIT $3"
+    ))
+    .bind(model_id)
+    .bind(q)
+    .bind(CANDIDATES)
+    .fetch_all(pool)
+    .await
+    .context("Vector search failed")?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> {
+    let Some(q) = or_tsquery(text) else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM chunks, to_tsquery('english', $1) q
+         WHERE tsv @@ q ORDER BY ts_rank(tsv, q) DESC, id LIMIT $2",
+    )
+    .bind(q)
+    .bind(CANDIDATES)
+    .fetch_all(pool)
+    .await
+    .context("Full-text search failed")?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+async fn hydrate(
+    pool: &PgPool,
+    ordered: Vec<(String, f64, MatchKind)>,
+) -> anyhow::Result<Vec<Hit>> {
+    let ids: Vec<String> = ordered.iter().map(|o| o.0.clone()).collect();
+    let rows: Vec<(String, String, String, Vec<String>, String, String)> = sqlx::query_as(
+        "SELECT c.id, r.path, r.title, c.heading_path, c.anchor, c.body
+         FROM chunks c JOIN runbooks r ON r.id = c.runbook_id WHERE c.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .context("Failed to read search hits")?;
+    let mut by_id: HashMap<String, _> = rows.into_iter().map(|r| (r.0.clone(), r)).collect();
+    Ok(ordered
+        .into_iter()
+        .filter_map(|(id, score, kind)| {
+            let (chunk_id, path, title, heading_path, anchor, body) = by_id.remove(&id)?;
+            Some((
+                chunk_id,
+                path,
+                title,
+                heading_path,
+                anchor,
+                body,
+                score,
+                kind,
+            ))
+        })
+        .enumerate()
+        .map(
+            |(
+                i,
+                (
+                    chunk_id,
+                    runbook_path,
+                    runbook_title,
+                    heading_path,
+                    anchor,
+                    body,
+                    score,
+                    matched_by,
+                ),
+            )| Hit {
+                rank: i + 1,
+                chunk_id,
+                runbook_path,
+                runbook_title,
+                heading_path,
+                anchor,
+                body,
+                score,
+                matched_by,
+            },
+        )
+        .collect())
+}

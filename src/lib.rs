@@ -1,0 +1,17 @@
+//! Sentinel: the first responder for on-call engineers, as a library under the `sentinel` binary.
+//!
+//! See `ARCHITECTURE.md` for the map. One module per capability, outside services behind
+//! their own modules.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod embed;
+pub mod error;
+pub mod eval;
+pub mod knowledge;
+pub mod retry;
+pub mod telemetry;
+pub mod text;

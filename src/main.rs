@@ -1,0 +1,26 @@
+//! The `sentinel` binary: argument parsing over the library.
+
+use clap::Parser;
+use sentinel::cli::{run, Cli};
+use sentinel::error::UserError;
+
+#[tokio::main]
+async fn main() {
+    // reqwest and hyper-rustls both link rustls; pick one crypto provider for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let json = cli.log_json
+        || std::env::var("SENTINEL_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    sentinel::telemetry::init(json);
+    let code = match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            match e.downcast_ref::<UserError>() {
+                Some(u) => eprintln!("error: {u}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            2
+        }
+    };
+    std::process::exit(code);
+}
