@@ -22,7 +22,7 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result
     let opts = opts.disable_statement_logging();
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(20))
         .connect_with(opts)
         .await
         .map_err(|e| {

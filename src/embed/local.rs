@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::bert::{Bert, Config as BertConfig};
 use super::{l2_normalize, Embedder};
 use crate::error::UserError;
 
@@ -27,7 +27,7 @@ pub struct LocalEmbedder {
 }
 
 struct Inner {
-    model: BertModel,
+    model: Bert,
     /// Truncates at `MAX_TOKENS`, as the model reads.
     tokenizer: Tokenizer,
     /// No truncation: counts every token, for chunking.
@@ -75,7 +75,7 @@ impl LocalEmbedder {
         let weights = file("model.safetensors")?;
         // Safety note: memory-mapping is done inside candle; the file must not change while mapped.
         let vb = mmaped(&weights)?;
-        let model = BertModel::load(vb, &config).context("Failed to load BERT weights")?;
+        let model = Bert::load(vb, &config).context("Failed to load BERT weights")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 model,
@@ -109,38 +109,13 @@ impl Inner {
             .tokenizer
             .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
             .map_err(|e| anyhow::anyhow!("tokenizer failed: {e}"))?;
+        // Similar lengths together keep per-batch work even; packing means no padding.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
         let mut out = vec![Vec::new(); texts.len()];
         for batch in order.chunks(BATCH) {
-            let max_len = batch
-                .iter()
-                .map(|&i| encodings[i].len())
-                .max()
-                .unwrap_or(0)
-                .max(1);
-            let mut ids = Vec::with_capacity(batch.len() * max_len);
-            let mut mask = Vec::with_capacity(batch.len() * max_len);
-            for &i in batch {
-                let e = &encodings[i];
-                ids.extend(e.get_ids().iter().copied());
-                mask.extend(e.get_attention_mask().iter().copied());
-                let pad = max_len - e.len();
-                ids.extend(std::iter::repeat_n(0u32, pad));
-                mask.extend(std::iter::repeat_n(0u32, pad));
-            }
-            let shape = (batch.len(), max_len);
-            let ids = Tensor::from_vec(ids, shape, &Device::Cpu)?;
-            let mask = Tensor::from_vec(mask, shape, &Device::Cpu)?;
-            let types = ids.zeros_like()?;
-            let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-            let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&maskf)?.sum(1)?;
-            let counts = maskf.sum(1)?.clamp(1e-9, f64::MAX)?;
-            let pooled = summed.broadcast_div(&counts)?;
-            let rows: Vec<Vec<f32>> = pooled.to_vec2()?;
-            for (row, &i) in rows.into_iter().zip(batch) {
-                let mut v = row;
+            let seqs: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
+            for (mut v, &i) in self.model.pooled(&seqs)?.into_iter().zip(batch) {
                 l2_normalize(&mut v);
                 out[i] = v;
             }

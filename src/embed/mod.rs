@@ -1,5 +1,6 @@
 //! Text embedders behind one trait: local all-MiniLM-L6-v2 (candle) or an OpenAI-compatible API.
 
+pub mod bert;
 pub mod local;
 pub mod openai;
 

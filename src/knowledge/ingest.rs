@@ -287,6 +287,12 @@ pub async fn ingest(
         report.chunks_removed += chunks as usize;
         report.runbooks_removed += gone as usize;
     }
+    let stats_missing: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM lexeme_df)")
+        .fetch_one(pool)
+        .await?;
+    if stats_missing || report.chunks_added + report.chunks_updated + report.chunks_removed > 0 {
+        super::search::refresh_lexeme_stats(pool).await?;
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

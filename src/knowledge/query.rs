@@ -101,7 +101,8 @@ mod tests {
 
     #[test]
     fn operators_cannot_be_injected() {
-        let q = or_tsquery("a & !b | c:* <-> 'd' (e)").unwrap();
+        let q = or_tsquery("alpha & !beta | gamma:* <-> 'delta' (eps)").unwrap();
+        assert_eq!(q, "alpha | beta | gamma | delta | eps");
         assert!(
             q.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '|'),

@@ -22,6 +22,8 @@ use crate::embed::Embedder;
 pub const RRF_K: f64 = 60.0;
 /// Candidates taken from each of the vector and full-text lists.
 pub const CANDIDATES: i64 = 60;
+/// Lexemes of the query kept for full-text search, rarest first.
+pub const FULLTEXT_TERMS: i64 = 12;
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
@@ -222,16 +224,46 @@ async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> 
     let Some(q) = or_tsquery(text) else {
         return Ok(Vec::new());
     };
+    // The query's rarest lexemes only (see `lexeme_df`); stemming is Postgres's own.
     let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM chunks, to_tsquery('english', $1) q
-         WHERE tsv @@ q ORDER BY ts_rank(tsv, q) DESC, id LIMIT $2",
+        "WITH terms AS (
+             SELECT d.lexeme FROM unnest(to_tsvector('english', $1)) AS t
+             JOIN lexeme_df d ON d.lexeme = t.lexeme
+             ORDER BY d.df, d.lexeme LIMIT $3
+         ), tq AS (
+             SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM terms
+         )
+         SELECT c.id FROM chunks c, tq
+         WHERE tq.q IS NOT NULL AND c.tsv @@ tq.q
+         ORDER BY ts_rank(c.tsv, tq.q) DESC, c.id LIMIT $2",
     )
-    .bind(q)
+    .bind(q.replace(" | ", " "))
     .bind(CANDIDATES)
+    .bind(FULLTEXT_TERMS)
     .fetch_all(pool)
     .await
     .context("Full-text search failed")?;
     Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Recomputes `lexeme_df` from the chunks; run after an ingest changes anything.
+pub async fn refresh_lexeme_stats(pool: &PgPool) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    // One refresher at a time across replicas.
+    sqlx::query("SELECT pg_advisory_xact_lock(7315002)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM lexeme_df")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO lexeme_df (lexeme, df) SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks')",
+    )
+    .execute(&mut *tx)
+    .await
+    .context("Failed to refresh lexeme statistics")?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn hydrate(

@@ -1,0 +1,39 @@
+//! The local embedder matches sentence-transformers' all-MiniLM-L6-v2 (cosine >= 0.999).
+
+mod common;
+
+use sentinel::embed::cosine;
+
+#[tokio::test]
+async fn matches_sentence_transformers_reference() {
+    let raw = std::fs::read_to_string(common::repo_path(
+        "tests/data/embeddings/minilm-reference.json",
+    ))
+    .unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let sentences = reference["sentences"].as_array().unwrap();
+    assert!(sentences.len() >= 3);
+    let texts: Vec<String> = sentences
+        .iter()
+        .map(|s| s["text"].as_str().unwrap().to_string())
+        .collect();
+    let e = common::embedder();
+    assert_eq!(e.dim(), 384);
+    // Batched (padded) and one-by-one must both match.
+    let batched = e.embed(&texts).await.unwrap();
+    for (i, s) in sentences.iter().enumerate() {
+        let expected: Vec<f32> = s["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let single = e.embed_one(&texts[i]).await.unwrap();
+        let cb = cosine(&batched[i], &expected);
+        let cs = cosine(&single, &expected);
+        assert!(cb >= 0.999, "batched: sentence {i} cosine {cb}");
+        assert!(cs >= 0.999, "single: sentence {i} cosine {cs}");
+        let norm: f32 = single.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+}

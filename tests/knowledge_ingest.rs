@@ -1,0 +1,210 @@
+//! Ingest against real Postgres: incremental re-ingest, removals, bad files, model switches.
+
+mod common;
+
+use std::sync::Arc;
+
+use sentinel::knowledge::ingest::ingest;
+use sentinel::knowledge::{KnowledgeBase, SearchRequest};
+use sqlx::PgPool;
+
+async fn chunk_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM chunks")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn reingest_is_incremental_and_removes_vanished_files(pool: PgPool) {
+    let dir = common::copy_fixture("runbooks");
+    let e = common::embedder();
+    let roots = [dir.path().to_path_buf()];
+
+    let first = ingest(&pool, e.as_ref(), &roots, false).await.unwrap();
+    assert_eq!(first.files, 7);
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    assert!(first.chunks_added >= 20, "{}", first.chunks_added);
+    let total = chunk_count(&pool).await;
+    assert_eq!(total as usize, first.chunks_added);
+
+    // Unchanged: no embedding work at all.
+    let again = ingest(&pool, e.as_ref(), &roots, false).await.unwrap();
+    assert_eq!((again.chunks_added, again.chunks_updated), (0, 0));
+    assert_eq!(again.chunks_unchanged as i64, total);
+
+    // One section edited: exactly that chunk is re-embedded.
+    let f = dir.path().join("platform/ingress-5xx.md");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(
+        &f,
+        text.replace("More than 1% of requests", "More than 2% of requests"),
+    )
+    .unwrap();
+    let edited = ingest(&pool, e.as_ref(), &roots, false).await.unwrap();
+    assert_eq!(edited.chunks_updated, 1);
+    assert_eq!(edited.chunks_added, 0);
+
+    // A file removed: its runbook and chunks go.
+    std::fs::remove_file(dir.path().join("data/cart-cache-memory.md")).unwrap();
+    let removed = ingest(&pool, e.as_ref(), &roots, false).await.unwrap();
+    assert_eq!(removed.runbooks_removed, 1);
+    assert!(removed.chunks_removed > 0);
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM runbooks WHERE path = 'data/cart-cache-memory.md'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(
+        chunk_count(&pool).await,
+        total - removed.chunks_removed as i64
+    );
+}
+
+#[sqlx::test]
+async fn bad_files_are_reported_and_the_rest_ingests(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("good.md"),
+        "# Redis down\n\n## Meaning\nRedis is down.\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("empty.md"), "  \n\n").unwrap();
+    std::fs::write(p.join("binary.md"), [0x89u8, b'P', b'N', b'G', 0, 0, 1]).unwrap();
+    std::fs::write(p.join("latin1.md"), [b'c', b'a', b'f', 0xe9]).unwrap();
+    std::fs::write(p.join("huge.md"), "a ".repeat(1_500_000)).unwrap();
+    std::fs::write(p.join("badfm.md"), "---\ntitle: [oops\n---\n# x\ntext\n").unwrap();
+    std::fs::write(p.join("notes.txt"), "not markdown, ignored").unwrap();
+
+    let r = ingest(
+        &pool,
+        common::embedder().as_ref(),
+        &[p.to_path_buf()],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.files, 6);
+    let mut reasons: Vec<(String, String)> = r
+        .failed
+        .iter()
+        .map(|f| {
+            (
+                f.path.rsplit('/').next().unwrap().to_string(),
+                f.reason.clone(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    let names: Vec<&str> = reasons.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["badfm.md", "binary.md", "empty.md", "huge.md", "latin1.md"]
+    );
+    assert!(
+        reasons[0].1.starts_with("bad front matter"),
+        "{:?}",
+        reasons[0]
+    );
+    assert!(reasons[1].1.contains("binary"));
+    assert!(reasons[2].1.contains("empty"));
+    assert!(reasons[3].1.contains("too large"));
+    assert!(reasons[4].1.contains("UTF-8"));
+    assert_eq!(r.chunks_added, 1);
+}
+
+/// A minimal OpenAI-compatible embeddings server: deterministic 1536-dim vectors, and a
+/// 429 on the first call to prove the client retries.
+async fn fake_openai() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::{routing::post, Json, Router};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let app = Router::new().route(
+        "/v1/embeddings",
+        post(move |Json(body): Json<serde_json::Value>| {
+            let c = c.clone();
+            async move {
+                if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        Json(serde_json::json!({"error": {"message": "slow down", "type": "rate_limit", "param": null, "code": null}})),
+                    );
+                }
+                let inputs = body["input"].as_array().cloned().unwrap_or_default();
+                let data: Vec<_> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let s = t.as_str().unwrap_or("");
+                        let v: Vec<f32> = (0..1536)
+                            .map(|j| ((s.len() * 31 + j * 7) % 97) as f32 / 97.0 - 0.5)
+                            .collect();
+                        serde_json::json!({"object": "embedding", "index": i, "embedding": v})
+                    })
+                    .collect();
+                (
+                    axum::http::StatusCode::OK,
+                    Json(serde_json::json!({"object": "list", "data": data, "model": "text-embedding-3-small",
+                        "usage": {"prompt_tokens": 1, "total_tokens": 1}})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), calls)
+}
+
+#[sqlx::test]
+async fn switching_models_reembeds_instead_of_breaking(pool: PgPool) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = common::copy_fixture("runbooks");
+    let roots = [dir.path().to_path_buf()];
+    let local = ingest(&pool, common::embedder().as_ref(), &roots, false)
+        .await
+        .unwrap();
+
+    let (base, calls) = fake_openai().await;
+    let openai: Arc<dyn sentinel::embed::Embedder> = Arc::new(
+        sentinel::embed::openai::OpenAiEmbedder::new(&base, None, "text-embedding-3-small", 1536),
+    );
+    let switched = ingest(&pool, openai.as_ref(), &roots, false).await.unwrap();
+    assert!(switched.failed.is_empty());
+    // Chunking differs per model, so count what the new model holds.
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM chunks c JOIN embedding_models m ON m.id = c.model_id
+         WHERE m.name = 'openai/text-embedding-3-small' AND vector_dims(c.embedding) = 1536",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        chunk_count(&pool).await,
+        "every chunk now carries the new model"
+    );
+    assert!(switched.chunks_added + switched.chunks_updated > 0);
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "429 was retried"
+    );
+    assert!(local.chunks_added > 0);
+
+    // Search with the new model works, through its own index.
+    let kb = KnowledgeBase::open(pool.clone(), openai).await.unwrap();
+    let hits = kb
+        .search(&SearchRequest {
+            text: "replica lag".into(),
+            alert: Some("PostgresReplicationLagHigh".into()),
+            k: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(hits[0].runbook_path, "data/orders-db-replication-lag.md");
+}

@@ -1,0 +1,118 @@
+//! Hybrid search on a small fixture corpus: exact signals first, then fused text + vector.
+
+mod common;
+
+use sentinel::knowledge::ingest::ingest;
+use sentinel::knowledge::{KnowledgeBase, MatchKind, SearchRequest};
+use sqlx::PgPool;
+
+async fn kb_with(pool: PgPool, rel: &str) -> KnowledgeBase {
+    let dir = common::repo_path(rel);
+    let r = ingest(&pool, common::embedder().as_ref(), &[dir], false)
+        .await
+        .unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    KnowledgeBase::open(pool, common::embedder()).await.unwrap()
+}
+
+fn req(text: &str) -> SearchRequest {
+    SearchRequest {
+        text: text.into(),
+        k: 5,
+        ..Default::default()
+    }
+}
+
+#[sqlx::test]
+async fn alert_name_matches_declared_alerts_first(pool: PgPool) {
+    let kb = kb_with(pool, "runbooks").await;
+    // The text alone points elsewhere; the alert name must win.
+    let hits = kb
+        .search(&SearchRequest {
+            alert: Some("RedisEvictionsHigh".into()),
+            ..req("ingress returns 502 errors")
+        })
+        .await
+        .unwrap();
+    assert_eq!(hits[0].runbook_path, "data/cart-cache-memory.md");
+    assert_eq!(hits[0].matched_by, MatchKind::AlertName);
+    assert!(hits
+        .iter()
+        .any(|h| h.runbook_path == "platform/ingress-5xx.md"));
+}
+
+#[sqlx::test]
+async fn runbook_url_matches_declared_urls(pool: PgPool) {
+    let kb = kb_with(pool, "runbooks").await;
+    let hits = kb
+        .search(&SearchRequest {
+            runbook_url: Some("https://wiki.acme-shop.example/runbooks/ingress-5xx/".into()),
+            ..req("disk is full")
+        })
+        .await
+        .unwrap();
+    assert_eq!(hits[0].runbook_path, "platform/ingress-5xx.md");
+    assert_eq!(hits[0].matched_by, MatchKind::RunbookUrl);
+}
+
+#[sqlx::test]
+async fn text_alone_finds_the_right_runbook(pool: PgPool) {
+    let kb = kb_with(pool, "runbooks").await;
+    let cases = [
+        (
+            "replica is far behind the primary, stale reads",
+            "data/orders-db-replication-lag.md",
+        ),
+        (
+            "card payments failing at the provider",
+            "checkout/payments-gateway-errors.md",
+        ),
+        (
+            "messages piling up in the orders queue",
+            "checkout/order-queue-backlog.md",
+        ),
+        (
+            "node filesystem almost out of space",
+            "platform/node-disk-pressure.md",
+        ),
+    ];
+    for (q, expected) in cases {
+        let hits = kb.search(&req(q)).await.unwrap();
+        assert_eq!(hits[0].runbook_path, expected, "query `{q}`");
+        assert_eq!(hits[0].matched_by, MatchKind::Hybrid);
+        assert_eq!(hits[0].rank, 1);
+    }
+}
+
+#[sqlx::test]
+async fn long_alert_text_still_ranks(pool: PgPool) {
+    // websearch_to_tsquery would AND all of these words and match nothing.
+    let kb = kb_with(pool, "runbooks").await;
+    let q = "FIRING PaymentsGatewayHighErrorRate payments-gateway prod-eu-1 more than 2% of calls \
+             to the payment service provider fail or time out over 5 minutes severity critical team payments";
+    let hits = kb.search(&req(q)).await.unwrap();
+    assert_eq!(hits[0].runbook_path, "checkout/payments-gateway-errors.md");
+}
+
+#[sqlx::test]
+async fn prometheus_operator_urls_match_by_path_tail(pool: PgPool) {
+    let kb = kb_with(pool, "tests/data/runbooks/prometheus-operator").await;
+    let hits = kb
+        .search(&SearchRequest {
+            runbook_url: Some(
+                "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping"
+                    .into(),
+            ),
+            ..req("something unrelated about etcd")
+        })
+        .await
+        .unwrap();
+    assert_eq!(hits[0].runbook_path, "kubernetes/KubePodCrashLooping.md");
+    assert_eq!(hits[0].matched_by, MatchKind::RunbookUrl);
+}
+
+#[sqlx::test]
+async fn empty_knowledge_base_returns_nothing(pool: PgPool) {
+    let kb = KnowledgeBase::open(pool, common::embedder()).await.unwrap();
+    assert!(kb.search(&req("anything")).await.unwrap().is_empty());
+}
