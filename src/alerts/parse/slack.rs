@@ -18,7 +18,9 @@ use crate::alerts::model::{label_fingerprint, Alert, Link, Severity, SlackOrigin
 
 static TITLE: Lazy<Regex> = Lazy::new(|| {
     Regex::new(
-        r"(?i)^[^\w\[]*\[?\s*(FIRING|RESOLVED|ALERTING|ALERT|OK)(?:\s*:\s*(\d+))?\s*\]?\s*:?\s+([A-Za-z_:][\w:.\-]*)\s*(.*)$",
+        // Leading emoji (`:rotating_light:`) and punctuation, an upper-case state word
+        // (optionally `[...]` with a count), the alert name, the rest.
+        r"^(?:\s|:[\w+\-]+:|[^\w\[\s])*(\[)?\s*(FIRING|Firing|RESOLVED|Resolved|ALERTING|ALERT|OK)(?:\s*:\s*(\d+))?\s*\]?\s*:?\s+([A-Za-z_:][\w:.\-]*)\s*(.*)$",
     )
     .expect("static regex")
 });
@@ -121,12 +123,15 @@ fn from_parts(
 ) -> Option<Alert> {
     let title = unescape(title.trim());
     let caps = TITLE.captures(&title)?;
-    let status = match caps[1].to_ascii_uppercase().as_str() {
+    let bracketed = caps.get(1).is_some();
+    let status = match caps[2].to_ascii_uppercase().as_str() {
+        // A bare "OK ..." is too often just chat.
+        "OK" if !bracketed => return None,
         "RESOLVED" | "OK" => Status::Resolved,
         _ => Status::Firing,
     };
-    let name = caps[3].to_string();
-    let rest = caps.get(4).map_or("", |m| m.as_str()).trim();
+    let name = caps[4].to_string();
+    let rest = caps.get(5).map_or("", |m| m.as_str()).trim();
     // `checkout (prod-eu-1 kube-state-metrics warning)`: values of the group labels, then
     // the other common label values in parentheses.
     let group_values = rest
@@ -335,6 +340,8 @@ mod tests {
         for v in [
             json!({"channel":"C1","ts":"1.0","text":"is anyone looking at the firing alerts?"}),
             json!({"channel":"C1","ts":"1.0","text":""}),
+            json!({"channel":"C1","ts":"1.0","text":"OK thanks, looking"}),
+            json!({"channel":"C1","ts":"1.0","text":"resolved: it was DNS"}),
             json!({"channel":"C1","ts":"1.0","subtype":"message_changed","text":"[FIRING] X"}),
             json!("string"),
         ] {
