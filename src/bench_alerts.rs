@@ -473,16 +473,22 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         json: true,
     };
     crate::bench::fill(&kb, &search_args).await?;
-    sqlx::query(&format!("ALTER DATABASE {name} SET hnsw.ef_search = {}", a.ef_search))
-        .execute(&pool)
-        .await?;
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET hnsw.ef_search = {}",
+        a.ef_search
+    ))
+    .execute(&pool)
+    .await?;
     pool.close().await;
     let (_, scratch) = crate::bench::scratch_pool(url, &name).await?;
     let pool = crate::db::connect(&scratch, 16).await?;
     sqlx::query("TRUNCATE alerts, incident_events, incident_alerts, incidents, storm_digests RESTART IDENTITY CASCADE")
         .execute(&pool)
         .await?;
-    let kb = crate::knowledge::KnowledgeBase { pool: pool.clone(), ..kb };
+    let kb = crate::knowledge::KnowledgeBase {
+        pool: pool.clone(),
+        ..kb
+    };
 
     let watch = Arc::new(ReplyWatch::default());
     let mut cfg = EngineConfig::new(Routes::single("C0LATENCY"));
