@@ -39,7 +39,10 @@ eval: model build
 bench: model build
 	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
 	  ./target/release/sentinel bench embed --texts tests/data/bench/chunks.jsonl --queries tests/data/bench/queries.jsonl --json && \
-	  ./target/release/sentinel bench search --chunks 100000 --json
+	  ./target/release/sentinel bench search --chunks 100000 --json && \
+	  ./target/release/sentinel bench intake --json && \
+	  ./target/release/sentinel bench storm --json && \
+	  ./target/release/sentinel bench alert-latency --chunks 100000 --json
 
 fmt:
 	$(CARGO) fmt

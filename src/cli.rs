@@ -12,7 +12,7 @@ use crate::config::{Config, ProcessEnv};
 use crate::embed::{self, Embedder};
 use crate::error::UserError;
 use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
-use crate::{bench, db, demo, eval};
+use crate::{bench, bench_alerts, db, demo, eval};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +44,19 @@ pub enum Command {
     Bench(BenchCommand),
     /// Ingest the bundled runbooks and answer a sample alert.
     Demo(DemoArgs),
+    /// Receive alert webhooks (Alertmanager, Grafana, generic) and store them.
+    ServeWebhooks(ServeWebhooksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeWebhooksArgs {
+    /// Also run the incident engine, printing what it would post in Slack on stdout
+    /// (needs SENTINEL_ALERT_CHANNEL).
+    #[arg(long)]
+    pub console: bool,
+    /// With --console: answer new incidents with runbook sections from the knowledge base.
+    #[arg(long, requires = "console")]
+    pub runbooks: bool,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +110,12 @@ pub enum BenchCommand {
     Embed(bench::EmbedArgs),
     /// The whole query path (embed + hybrid search) on a scratch database of N chunks.
     Search(bench::SearchArgs),
+    /// Webhook intake over HTTP: alerts stored per second, with de-duplication.
+    Intake(bench_alerts::IntakeArgs),
+    /// An alert storm through the whole pipeline into a Slack-like rate-limited notifier.
+    Storm(bench_alerts::StormArgs),
+    /// Webhook received to runbook reply posted (emulated Slack), p50 and p99.
+    AlertLatency(bench_alerts::LatencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -213,8 +232,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Bench(BenchCommand::Embed(a)) => bench::embed(&app, a).await,
         Command::Bench(BenchCommand::Search(a)) => bench::search(&app, a).await,
+        Command::Bench(BenchCommand::Intake(a)) => bench_alerts::intake(&app, a).await,
+        Command::Bench(BenchCommand::Storm(a)) => bench_alerts::storm(&app, a).await,
+        Command::Bench(BenchCommand::AlertLatency(a)) => bench_alerts::latency(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
+        Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
     }
+}
+
+async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> {
+    let cfg = &app.config.alerts;
+    let engine = if a.console {
+        let routes = cfg.require_routes()?.clone();
+        let (pool, runbooks) = if a.runbooks {
+            let kb = app.knowledge().await?;
+            (
+                kb.pool.clone(),
+                Some(Arc::new(kb) as Arc<dyn crate::incidents::RunbookSearch>),
+            )
+        } else {
+            (app.pool().await?, None)
+        };
+        let mut ecfg = crate::incidents::EngineConfig::new(routes);
+        ecfg.storm = cfg.storm;
+        ecfg.runbook_base_url = cfg.runbook_base_url.clone();
+        let notifier = Arc::new(crate::alerts::notify::ConsoleNotifier::default());
+        Some(Arc::new(crate::incidents::Engine::new(
+            pool, notifier, runbooks, ecfg,
+        )))
+    } else {
+        None
+    };
+    let pool = match &engine {
+        Some(e) => e.pool.clone(),
+        None => app.pool().await?,
+    };
+    eprintln!(
+        "listening for webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}",
+        cfg.listen
+    );
+    crate::http::serve(cfg, pool, engine, None, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -3,11 +3,15 @@
 //! Every variable is documented in `.env.example`. Secrets are wrapped in `SecretString`
 //! so they never print; nothing below `main` calls `std::env::var`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
 use crate::error::UserError;
+use crate::http::{SourceAuth, WebhookAuth};
+use crate::incidents::{Routes, StormConfig};
 
 /// Where the local embedding model lives unless `SENTINEL_MODEL_DIR` says otherwise
 /// (`make model` puts it there).
@@ -37,6 +41,85 @@ impl Env for std::collections::HashMap<String, String> {
 pub struct Config {
     pub database_url: Option<SecretString>,
     pub embedder: EmbedderConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// Alerts in: the webhook server, alert channels and storm control.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// `SENTINEL_WEBHOOK_ADDR`.
+    pub listen: SocketAddr,
+    /// `SENTINEL_WEBHOOK_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    pub auth: WebhookAuth,
+    /// `None` until `SENTINEL_ALERT_CHANNEL` is set.
+    pub routes: Option<Routes>,
+    pub storm: StormConfig,
+    /// `SENTINEL_RUNBOOK_BASE_URL`: runbook sections link to `<base>/<path>#<anchor>`.
+    pub runbook_base_url: Option<String>,
+}
+
+impl AlertsConfig {
+    fn from_env(env: &dyn Env) -> Result<Self, UserError> {
+        let listen = env
+            .get("SENTINEL_WEBHOOK_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:9095".to_string());
+        let listen = listen.parse().map_err(|_| {
+            UserError::new(format!(
+                "SENTINEL_WEBHOOK_ADDR must be host:port like 0.0.0.0:9095, not `{listen}`"
+            ))
+        })?;
+        let source = |name: &str| SourceAuth {
+            bearer: env
+                .get(&format!("SENTINEL_WEBHOOK_{name}_TOKEN"))
+                .map(SecretString::from),
+            hmac_secret: env
+                .get(&format!("SENTINEL_WEBHOOK_{name}_HMAC_SECRET"))
+                .map(SecretString::from),
+        };
+        let auth = WebhookAuth {
+            alertmanager: source("ALERTMANAGER"),
+            grafana: source("GRAFANA"),
+            generic: source("GENERIC"),
+            allow_unauthenticated: parse_or(env, "SENTINEL_WEBHOOK_ALLOW_UNAUTHENTICATED", false)?,
+        };
+        let routes = match (env.get("SENTINEL_ALERT_CHANNEL"), env.get("SENTINEL_ALERT_ROUTES")) {
+            (Some(default), spec) => Some(Routes::parse(spec.as_deref().unwrap_or(""), default.trim())?),
+            (None, Some(_)) => {
+                return Err(UserError::new(
+                    "SENTINEL_ALERT_ROUTES needs SENTINEL_ALERT_CHANNEL too (the channel for alerts no route matches)",
+                ))
+            }
+            (None, None) => None,
+        };
+        let threshold: u32 = parse_or(env, "SENTINEL_STORM_THRESHOLD", 5)?;
+        let window: u64 = parse_or(env, "SENTINEL_STORM_WINDOW_SECS", 60)?;
+        if window == 0 {
+            return Err(UserError::new(
+                "SENTINEL_STORM_WINDOW_SECS must be at least 1",
+            ));
+        }
+        Ok(Self {
+            listen,
+            max_body_bytes: parse_or(env, "SENTINEL_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)?,
+            auth,
+            routes,
+            storm: StormConfig {
+                threshold,
+                window: Duration::from_secs(window),
+            },
+            runbook_base_url: env.get("SENTINEL_RUNBOOK_BASE_URL"),
+        })
+    }
+
+    /// The routes, or a sentence telling the user which variable to set.
+    pub fn require_routes(&self) -> Result<&Routes, UserError> {
+        self.routes.as_ref().ok_or_else(|| {
+            UserError::new(
+                "SENTINEL_ALERT_CHANNEL is not set: the Slack channel id incidents are posted in",
+            )
+        })
+    }
 }
 
 /// Which embedder turns text into vectors.
@@ -84,6 +167,7 @@ impl Config {
         Ok(Self {
             database_url,
             embedder,
+            alerts: AlertsConfig::from_env(env)?,
         })
     }
 
@@ -142,6 +226,43 @@ mod tests {
             EmbedderConfig::OpenAi { dim, .. } => assert_eq!(dim, 768),
             _ => panic!("expected openai"),
         }
+    }
+
+    #[test]
+    fn alerts_config_defaults_and_values() {
+        let c = Config::from_env(&env(&[])).unwrap().alerts;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9095");
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
+        assert!(c.routes.is_none() && c.require_routes().is_err());
+        assert!(!c.auth.alertmanager.is_configured() && !c.auth.allow_unauthenticated);
+        let c = Config::from_env(&env(&[
+            ("SENTINEL_WEBHOOK_ADDR", "0.0.0.0:8088"),
+            ("SENTINEL_WEBHOOK_ALERTMANAGER_TOKEN", "t"),
+            ("SENTINEL_WEBHOOK_GRAFANA_HMAC_SECRET", "k"),
+            ("SENTINEL_ALERT_CHANNEL", "C0ALL"),
+            ("SENTINEL_ALERT_ROUTES", "team=db -> C0DB"),
+            ("SENTINEL_STORM_THRESHOLD", "10"),
+        ]))
+        .unwrap()
+        .alerts;
+        assert_eq!(c.listen.port(), 8088);
+        assert!(c.auth.alertmanager.bearer.is_some() && c.auth.grafana.hmac_secret.is_some());
+        assert_eq!(c.storm.threshold, 10);
+        let r = c.require_routes().unwrap();
+        assert_eq!(r.default_channel, "C0ALL");
+        assert_eq!(r.routes.len(), 1);
+        // Secrets never print.
+        assert!(!format!("{c:?}").contains("\"t\""));
+    }
+
+    #[test]
+    fn alerts_config_errors() {
+        let e = Config::from_env(&env(&[("SENTINEL_WEBHOOK_ADDR", "nowhere")])).unwrap_err();
+        assert!(e.0.contains("SENTINEL_WEBHOOK_ADDR"));
+        let e = Config::from_env(&env(&[("SENTINEL_ALERT_ROUTES", "a=b -> C1")])).unwrap_err();
+        assert!(e.0.contains("SENTINEL_ALERT_CHANNEL"));
+        let e = Config::from_env(&env(&[("SENTINEL_STORM_WINDOW_SECS", "0")])).unwrap_err();
+        assert!(e.0.contains("at least 1"));
     }
 
     #[test]

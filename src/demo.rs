@@ -68,5 +68,6 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         }
         println!();
     }
+    crate::demo_alert::run(&kb).await?;
     Ok(0)
 }

@@ -3,14 +3,19 @@
 //! See `ARCHITECTURE.md` for the map. One module per capability, outside services behind
 //! their own modules.
 
+pub mod alerts;
 pub mod bench;
+pub mod bench_alerts;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod demo_alert;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod http;
+pub mod incidents;
 pub mod knowledge;
 pub mod retry;
 pub mod telemetry;

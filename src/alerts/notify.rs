@@ -1,0 +1,415 @@
+//! The Slack side of incidents, behind a trait the real Slack client implements.
+//!
+//! `IncidentNotifier` is the four calls incidents need. `RecordingNotifier` keeps every
+//! call and the current text of every message (tests, benchmarks); `RateLimited` wraps
+//! any notifier with Slack's per-channel limits and answers 429s like Slack does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// One Slack message: fallback text (notifications, screen readers) plus Block Kit blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub blocks: Option<Value>,
+}
+
+impl Message {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            blocks: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotifyError {
+    /// Slack said 429; try again after this long.
+    #[error("rate limited by Slack (retry after {0:?})")]
+    RateLimited(Duration),
+    /// Worth retrying (network, 5xx).
+    #[error("Slack call failed: {0}")]
+    Transient(String),
+    /// Retrying will not help (`channel_not_found`, `not_in_channel`, `invalid_blocks`).
+    #[error("Slack refused the call: {0}")]
+    Fatal(String),
+}
+
+/// What the incident engine needs from Slack. Implementations may handle 429s themselves;
+/// the engine also retries `RateLimited` and `Transient`, so no post is ever dropped for them.
+#[async_trait]
+pub trait IncidentNotifier: Send + Sync {
+    /// `chat.postMessage` in a channel; returns the message `ts`.
+    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError>;
+    /// `chat.update` of a message Sentinel posted.
+    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError>;
+    /// `chat.postMessage` with `thread_ts`; returns the reply's `ts`.
+    async fn reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        msg: &Message,
+    ) -> Result<String, NotifyError>;
+    /// `reactions.add` (`already_reacted` counts as success).
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError>;
+}
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Post {
+        channel: String,
+        ts: String,
+        msg: Message,
+    },
+    Update {
+        channel: String,
+        ts: String,
+        msg: Message,
+    },
+    Reply {
+        channel: String,
+        thread_ts: String,
+        ts: String,
+        msg: Message,
+    },
+    React {
+        channel: String,
+        ts: String,
+        emoji: String,
+    },
+}
+
+/// In-memory notifier: records calls, hands out increasing `ts` values, keeps the current
+/// version of every message, optionally fails the next calls.
+#[derive(Default)]
+pub struct RecordingNotifier {
+    calls: Mutex<Vec<Call>>,
+    seq: AtomicU64,
+    /// Errors returned (and consumed) before any call succeeds.
+    failures: Mutex<Vec<NotifyError>>,
+}
+
+impl RecordingNotifier {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The next calls fail with these errors, in order.
+    pub fn fail_next(&self, errors: Vec<NotifyError>) {
+        let mut f = self.failures.lock().expect("lock");
+        f.extend(errors);
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("lock").clone()
+    }
+
+    /// Root messages posted (not replies).
+    pub fn roots(&self) -> Vec<(String, String, Message)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Post { channel, ts, msg } => Some((channel, ts, msg)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn replies(&self, thread_ts: &str) -> Vec<Message> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Reply {
+                    thread_ts: t, msg, ..
+                } if t == thread_ts => Some(msg),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn reactions(&self, ts: &str) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::React { ts: t, emoji, .. } if t == ts => Some(emoji),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What Slack shows now for message `ts` (the last post or update).
+    pub fn current(&self, ts: &str) -> Option<Message> {
+        self.calls().into_iter().fold(None, |cur, c| match c {
+            Call::Post { ts: t, msg, .. }
+            | Call::Update { ts: t, msg, .. }
+            | Call::Reply { ts: t, msg, .. }
+                if t == ts =>
+            {
+                Some(msg)
+            }
+            _ => cur,
+        })
+    }
+
+    fn next_ts(&self) -> String {
+        let n = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        format!("1700000000.{n:06}")
+    }
+
+    fn check_failure(&self) -> Result<(), NotifyError> {
+        let mut f = self.failures.lock().expect("lock");
+        if f.is_empty() {
+            Ok(())
+        } else {
+            Err(f.remove(0))
+        }
+    }
+
+    fn record(&self, c: Call) {
+        self.calls.lock().expect("lock").push(c);
+    }
+}
+
+#[async_trait]
+impl IncidentNotifier for RecordingNotifier {
+    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError> {
+        self.check_failure()?;
+        let ts = self.next_ts();
+        self.record(Call::Post {
+            channel: channel.into(),
+            ts: ts.clone(),
+            msg: msg.clone(),
+        });
+        Ok(ts)
+    }
+
+    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError> {
+        self.check_failure()?;
+        self.record(Call::Update {
+            channel: channel.into(),
+            ts: ts.into(),
+            msg: msg.clone(),
+        });
+        Ok(())
+    }
+
+    async fn reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        msg: &Message,
+    ) -> Result<String, NotifyError> {
+        self.check_failure()?;
+        let ts = self.next_ts();
+        self.record(Call::Reply {
+            channel: channel.into(),
+            thread_ts: thread_ts.into(),
+            ts: ts.clone(),
+            msg: msg.clone(),
+        });
+        Ok(ts)
+    }
+
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError> {
+        self.check_failure()?;
+        self.record(Call::React {
+            channel: channel.into(),
+            ts: ts.into(),
+            emoji: emoji.into(),
+        });
+        Ok(())
+    }
+}
+
+/// Slack's limits, emulated: `chat.postMessage` about one per second per channel (a burst
+/// of `burst`), `chat.update` Tier 3 (50 a minute). Over the limit the call is refused
+/// with `RateLimited(retry_after)` and never reaches the inner notifier.
+pub struct RateLimited<N> {
+    pub inner: N,
+    post_interval: Duration,
+    update_interval: Duration,
+    burst: u32,
+    buckets: Mutex<HashMap<(String, bool), Bucket>>,
+    /// 429 answers given.
+    pub throttled: AtomicU64,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl<N> RateLimited<N> {
+    pub fn slack_like(inner: N) -> Self {
+        Self {
+            inner,
+            post_interval: Duration::from_secs(1),
+            update_interval: Duration::from_millis(1200),
+            burst: 3,
+            buckets: Mutex::new(HashMap::new()),
+            throttled: AtomicU64::new(0),
+        }
+    }
+
+    fn take(&self, channel: &str, update: bool) -> Result<(), NotifyError> {
+        let interval = if update {
+            self.update_interval
+        } else {
+            self.post_interval
+        };
+        let now = tokio::time::Instant::now();
+        let mut buckets = self.buckets.lock().expect("lock");
+        let b = buckets
+            .entry((channel.to_string(), update))
+            .or_insert(Bucket {
+                tokens: f64::from(self.burst),
+                at: now,
+            });
+        let refill = now.duration_since(b.at).as_secs_f64() / interval.as_secs_f64();
+        b.tokens = (b.tokens + refill).min(f64::from(self.burst));
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            let wait = (1.0 - b.tokens) * interval.as_secs_f64();
+            Err(NotifyError::RateLimited(Duration::from_secs_f64(wait)))
+        }
+    }
+}
+
+#[async_trait]
+impl<N: IncidentNotifier> IncidentNotifier for RateLimited<N> {
+    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError> {
+        self.take(channel, false)?;
+        self.inner.post_root(channel, msg).await
+    }
+    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError> {
+        self.take(channel, true)?;
+        self.inner.update_root(channel, ts, msg).await
+    }
+    async fn reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        msg: &Message,
+    ) -> Result<String, NotifyError> {
+        self.take(channel, false)?;
+        self.inner.reply(channel, thread_ts, msg).await
+    }
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError> {
+        self.inner.react(channel, ts, emoji).await
+    }
+}
+
+#[async_trait]
+impl<N: IncidentNotifier + ?Sized> IncidentNotifier for Arc<N> {
+    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError> {
+        (**self).post_root(channel, msg).await
+    }
+    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError> {
+        (**self).update_root(channel, ts, msg).await
+    }
+    async fn reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        msg: &Message,
+    ) -> Result<String, NotifyError> {
+        (**self).reply(channel, thread_ts, msg).await
+    }
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError> {
+        (**self).react(channel, ts, emoji).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_refuses_bursts_and_recovers() {
+        let n = RateLimited::slack_like(RecordingNotifier::new());
+        let m = Message::text("x");
+        for _ in 0..3 {
+            n.post_root("C1", &m).await.unwrap();
+        }
+        let e = n.post_root("C1", &m).await.unwrap_err();
+        assert!(matches!(e, NotifyError::RateLimited(d) if d <= Duration::from_secs(1)));
+        // Another channel has its own budget.
+        n.post_root("C2", &m).await.unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        n.post_root("C1", &m).await.unwrap();
+        assert_eq!(n.inner.roots().len(), 5);
+        assert_eq!(n.throttled.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn recording_keeps_current_text_and_injected_failures() {
+        let n = RecordingNotifier::new();
+        n.fail_next(vec![NotifyError::Transient("boom".into())]);
+        assert!(n.post_root("C", &Message::text("a")).await.is_err());
+        let ts = n.post_root("C", &Message::text("a")).await.unwrap();
+        n.update_root("C", &ts, &Message::text("b")).await.unwrap();
+        assert_eq!(n.current(&ts).unwrap().text, "b");
+        assert_eq!(n.roots().len(), 1);
+    }
+}
+
+/// Prints every call on stdout as a person would read it in Slack (for `serve-webhooks
+/// --console` and the demo), recording like `RecordingNotifier`.
+#[derive(Default)]
+pub struct ConsoleNotifier {
+    pub recording: RecordingNotifier,
+}
+
+impl ConsoleNotifier {
+    fn print(&self, what: &str, channel: &str, ts: &str, msg: &Message) {
+        println!("── {what} #{channel} ts={ts}");
+        for line in msg.text.lines() {
+            println!("   {line}");
+        }
+    }
+}
+
+#[async_trait]
+impl IncidentNotifier for ConsoleNotifier {
+    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError> {
+        let ts = self.recording.post_root(channel, msg).await?;
+        self.print("new message in", channel, &ts, msg);
+        Ok(ts)
+    }
+    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError> {
+        self.recording.update_root(channel, ts, msg).await?;
+        self.print("message edited in", channel, ts, msg);
+        Ok(())
+    }
+    async fn reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        msg: &Message,
+    ) -> Result<String, NotifyError> {
+        let ts = self.recording.reply(channel, thread_ts, msg).await?;
+        self.print(
+            &format!("thread reply (thread {thread_ts}) in"),
+            channel,
+            &ts,
+            msg,
+        );
+        Ok(ts)
+    }
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError> {
+        self.recording.react(channel, ts, emoji).await?;
+        println!("── reaction :{emoji}: on #{channel} ts={ts}");
+        Ok(())
+    }
+}

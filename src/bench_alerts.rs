@@ -1,0 +1,558 @@
+//! `sentinel bench intake` and `sentinel bench storm`: the alert pipeline driven over real
+//! HTTP on 127.0.0.1 by a local load generator, on a scratch database.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use futures::StreamExt;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::alerts::notify::{RateLimited, RecordingNotifier};
+use crate::bench::{peak_rss_mb, percentile};
+use crate::cli::App;
+use crate::http::{router, AppState, SourceAuth, WebhookAuth};
+use crate::incidents::intake::{AlertWriter, WriterConfig};
+use crate::incidents::{Engine, EngineConfig, Routes, StormConfig};
+
+const TOKEN: &str = "bench-token";
+
+#[derive(Debug, Args)]
+pub struct IntakeArgs {
+    /// Unique alerts to send.
+    #[arg(long, default_value_t = 100_000)]
+    pub alerts: usize,
+    /// Alerts per webhook request (one Alertmanager group notification).
+    #[arg(long, default_value_t = 50)]
+    pub per_request: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Share of requests delivered twice (Alertmanager redeliveries), de-duplicated on store.
+    #[arg(long, default_value_t = 0.1)]
+    pub duplicate_ratio: f64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IntakeReport {
+    pub requests: usize,
+    pub alerts_sent: usize,
+    pub alerts_unique: usize,
+    pub alerts_stored: i64,
+    pub seconds: f64,
+    /// Alerts received and acknowledged per second (duplicates included).
+    pub alerts_per_s: f64,
+    /// New rows committed per second.
+    pub stored_per_s: f64,
+    pub request_p50_ms: f64,
+    pub request_p99_ms: f64,
+    pub errors: usize,
+    pub cores: usize,
+    pub rss_mb: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StormArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pub alerts: usize,
+    #[arg(long, default_value_t = 500)]
+    pub groups: usize,
+    /// Seconds over which the notifications are spread.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Notifications per group; each resends the group's alerts so far plus new ones,
+    /// as Alertmanager does.
+    #[arg(long, default_value_t = 4)]
+    pub notifications_per_group: usize,
+    #[arg(long, default_value_t = 5)]
+    pub threshold: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StormReport {
+    pub alerts_unique: usize,
+    pub alert_deliveries: usize,
+    pub groups: usize,
+    pub alerts_in_incidents: i64,
+    pub lost: i64,
+    pub incidents: i64,
+    pub incident_roots_posted: usize,
+    pub digests_posted: usize,
+    pub incidents_in_digests: i64,
+    pub max_roots_per_incident: i64,
+    pub groups_shown_in_slack: usize,
+    pub slack_429s_answered: u64,
+    pub slack_errors: i64,
+    pub send_seconds: f64,
+    pub all_shown_seconds: f64,
+    pub shown_after_last_send_seconds: f64,
+}
+
+fn am_payload(group: usize, alerts: std::ops::Range<usize>, name: &str) -> String {
+    let items: Vec<serde_json::Value> = alerts
+        .map(|i| {
+            json!({
+                "status": "firing",
+                "labels": {"alertname": name, "group": format!("g{group}"), "instance": format!("i{i}"),
+                           "severity": "critical", "namespace": "bench"},
+                "annotations": {"summary": format!("{name} on g{group}"),
+                                "runbook_url": "https://runbooks.example/bench"},
+                "startsAt": "2026-11-21T00:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph",
+                "fingerprint": format!("{group:06x}{i:010x}")
+            })
+        })
+        .collect();
+    json!({
+        "version": "4", "status": "firing", "receiver": "sentinel",
+        "groupKey": format!("{{}}:{{alertname=\"{name}\", group=\"g{group}\"}}"),
+        "groupLabels": {"alertname": name, "group": format!("g{group}")},
+        "commonLabels": {"alertname": name}, "commonAnnotations": null,
+        "externalURL": "http://alertmanager:9093", "truncatedAlerts": 0, "alerts": items
+    })
+    .to_string()
+}
+
+async fn scratch(app: &App, name: &str) -> anyhow::Result<PgPool> {
+    let url = app.config.require_database_url()?;
+    let (small, scratch) = crate::bench::scratch_pool(url, name).await?;
+    small.close().await;
+    let pool = crate::db::connect(&scratch, 24).await?;
+    sqlx::query("TRUNCATE alerts, incident_events, incident_alerts, incidents, storm_digests RESTART IDENTITY CASCADE")
+        .execute(&pool)
+        .await
+        .context("Failed to empty the scratch tables")?;
+    Ok(pool)
+}
+
+async fn start_server(
+    pool: &PgPool,
+    wake: Option<Arc<tokio::sync::Notify>>,
+) -> anyhow::Result<SocketAddr> {
+    let writer = AlertWriter::spawn(pool.clone(), wake, WriterConfig::default());
+    let state = AppState {
+        pool: pool.clone(),
+        writer,
+        auth: Arc::new(WebhookAuth {
+            alertmanager: SourceAuth {
+                bearer: Some(SecretString::from(TOKEN)),
+                hmac_secret: None,
+            },
+            ..WebhookAuth::default()
+        }),
+        max_body_bytes: 8 << 20,
+        slack_connected: None,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(state)).await {
+            tracing::warn!(error = %e, "bench server stopped");
+        }
+    });
+    Ok(addr)
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: String) -> (bool, f64) {
+    let t = Instant::now();
+    let ok = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    (ok, t.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn print<T: Serialize + std::fmt::Debug>(r: &T, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        println!("{r:#?}");
+    }
+    Ok(())
+}
+
+pub async fn intake(app: &App, a: IntakeArgs) -> anyhow::Result<i32> {
+    let pool = scratch(app, "sentinel_bench_alerts").await?;
+    let addr = start_server(&pool, None).await?;
+    let url = format!("http://{addr}/hooks/alertmanager");
+    let per = a.per_request.max(1);
+    let groups = a.alerts.div_ceil(per);
+    let mut bodies = Vec::with_capacity(groups + groups / 5);
+    for g in 0..groups {
+        let end = ((g + 1) * per).min(a.alerts);
+        bodies.push((end - g * per, am_payload(g, g * per..end, "BenchAlert")));
+    }
+    let dup_every = if a.duplicate_ratio > 0.0 {
+        (1.0 / a.duplicate_ratio).round().max(1.0) as usize
+    } else {
+        usize::MAX
+    };
+    let dups: Vec<(usize, String)> = bodies.iter().step_by(dup_every).cloned().collect();
+    bodies.extend(dups);
+    let requests = bodies.len();
+    let alerts_sent: usize = bodies.iter().map(|b| b.0).sum();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
+    let t = Instant::now();
+    let results: Vec<(bool, f64)> = futures::stream::iter(bodies)
+        .map(|(_, body)| post(&client, &url, body))
+        .buffer_unordered(a.concurrency.max(1))
+        .collect()
+        .await;
+    let secs = t.elapsed().as_secs_f64();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts")
+        .fetch_one(&pool)
+        .await?;
+    let mut lat: Vec<f64> = results.iter().map(|r| r.1).collect();
+    lat.sort_by(f64::total_cmp);
+    let report = IntakeReport {
+        requests,
+        alerts_sent,
+        alerts_unique: a.alerts,
+        alerts_stored: stored,
+        seconds: round2(secs),
+        alerts_per_s: round2(alerts_sent as f64 / secs),
+        stored_per_s: round2(stored as f64 / secs),
+        request_p50_ms: round2(percentile(&lat, 50.0)),
+        request_p99_ms: round2(percentile(&lat, 99.0)),
+        errors: results.iter().filter(|r| !r.0).count(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        rss_mb: peak_rss_mb(),
+    };
+    print(&report, a.json)?;
+    Ok(if report.errors == 0 && stored as usize == a.alerts {
+        0
+    } else {
+        1
+    })
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+const NAMES: [&str; 8] = [
+    "KubePodCrashLooping",
+    "KubeNodeNotReady",
+    "TargetDown",
+    "NodeFilesystemSpaceFillingUp",
+    "KubeDeploymentReplicasMismatch",
+    "CPUThrottlingHigh",
+    "KubeJobFailed",
+    "PrometheusRuleFailures",
+];
+
+pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
+    let pool = scratch(app, "sentinel_bench_storm").await?;
+    let slack = RecordingNotifier::new();
+    let limited = Arc::new(RateLimited::slack_like(slack.clone()));
+    let mut cfg = EngineConfig::new(Routes::single("C0STORM"));
+    cfg.storm = StormConfig {
+        threshold: a.threshold,
+        window: Duration::from_secs(60),
+    };
+    let engine = Arc::new(Engine::new(pool.clone(), limited.clone(), None, cfg));
+    let addr = start_server(&pool, Some(engine.wake.clone())).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(engine.clone().run(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let url = format!("http://{addr}/hooks/alertmanager");
+    let per_group = a.alerts / a.groups.max(1);
+    let rounds = a.notifications_per_group.max(1);
+    let step = per_group.div_ceil(rounds);
+    // Round r of every group, then round r+1: each notification carries all alerts so far.
+    let mut sends = Vec::new();
+    for r in 0..rounds {
+        for g in 0..a.groups {
+            let end = ((r + 1) * step).min(per_group);
+            sends.push((end, am_payload(g, 0..end, NAMES[g % NAMES.len()])));
+        }
+    }
+    let deliveries: usize = sends.iter().map(|s| s.0).sum();
+    let gap = Duration::from_secs_f64(a.seconds as f64 / sends.len().max(1) as f64);
+    let client = reqwest::Client::new();
+    let t = Instant::now();
+    let results: Vec<(bool, f64)> = futures::stream::iter(sends.into_iter().enumerate())
+        .map(|(i, (_, body))| {
+            let client = &client;
+            let url = &url;
+            async move {
+                tokio::time::sleep_until((t + gap * i as u32).into()).await;
+                post(client, url, body).await
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let send_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(results.iter().all(|r| r.0), "some webhook requests failed");
+    // Wait until Slack shows everything: nothing pending, nothing dirty.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM alerts WHERE processed_at IS NULL)
+                  + (SELECT count(*) FROM incidents WHERE shown_version < version)
+                  + (SELECT count(*) FROM storm_digests WHERE shown_version < version)",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if busy == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "Slack did not catch up within 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let shown = t.elapsed().as_secs_f64();
+    let _ = stop_tx.send(());
+    let _ = runner.await;
+
+    let q = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
+    };
+    let in_incidents = q("SELECT count(*) FROM incident_alerts").await?;
+    let incidents = q("SELECT count(*) FROM incidents").await?;
+    let digested = q("SELECT count(*) FROM incidents WHERE digest_id IS NOT NULL").await?;
+    let slack_errors = q("SELECT count(*) FROM incident_events WHERE kind = 'slack_error'").await?;
+    let max_roots = q("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM incident_events WHERE kind = 'posted' GROUP BY incident_id) t").await?;
+    let roots = slack.roots();
+    let digests: Vec<String> = roots
+        .iter()
+        .filter(|r| r.2.text.starts_with("🌩️"))
+        .map(|r| r.1.clone())
+        .collect();
+    let mut shown_groups = roots.len() - digests.len();
+    for ts in &digests {
+        let text = slack.current(ts).map(|m| m.text).unwrap_or_default();
+        // "🌩️ Alert storm: N incidents (...)"
+        let n = text
+            .split("Alert storm: ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        shown_groups += n;
+    }
+    let report = StormReport {
+        alerts_unique: per_group * a.groups,
+        alert_deliveries: deliveries,
+        groups: a.groups,
+        alerts_in_incidents: in_incidents,
+        lost: (per_group * a.groups) as i64 - in_incidents,
+        incidents,
+        incident_roots_posted: roots.len() - digests.len(),
+        digests_posted: digests.len(),
+        incidents_in_digests: digested,
+        max_roots_per_incident: max_roots,
+        groups_shown_in_slack: shown_groups,
+        slack_429s_answered: limited.throttled.load(Ordering::Relaxed),
+        slack_errors,
+        send_seconds: round2(send_secs),
+        all_shown_seconds: round2(shown),
+        shown_after_last_send_seconds: round2(shown - send_secs),
+    };
+    print(&report, a.json)?;
+    Ok(
+        if report.lost == 0 && shown_groups == a.groups && slack_errors == 0 {
+            0
+        } else {
+            1
+        },
+    )
+}
+
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    /// Chunks in the knowledge base (the `bench search` scratch database of that size is
+    /// reused or built).
+    #[arg(long, default_value_t = 100_000)]
+    pub chunks: usize,
+    #[arg(long, default_value = "tests/data/runbooks")]
+    pub runbooks: std::path::PathBuf,
+    /// Alerts (JSONL with `alert`, `summary`, `runbook_url`), sent one at a time.
+    #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
+    pub alerts: std::path::PathBuf,
+    #[arg(long, default_value_t = 100)]
+    pub ef_search: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LatencyReport {
+    pub chunks: usize,
+    pub alerts: usize,
+    /// From sending the webhook to the runbook reply reaching the (emulated) Slack.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Counts runbook replies and wakes the load generator on each.
+#[derive(Default)]
+struct ReplyWatch {
+    inner: RecordingNotifier,
+    replies: std::sync::atomic::AtomicUsize,
+    notify: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl crate::alerts::notify::IncidentNotifier for ReplyWatch {
+    async fn post_root(
+        &self,
+        channel: &str,
+        msg: &crate::alerts::notify::Message,
+    ) -> Result<String, crate::alerts::notify::NotifyError> {
+        self.inner.post_root(channel, msg).await
+    }
+    async fn update_root(
+        &self,
+        channel: &str,
+        ts: &str,
+        msg: &crate::alerts::notify::Message,
+    ) -> Result<(), crate::alerts::notify::NotifyError> {
+        self.inner.update_root(channel, ts, msg).await
+    }
+    async fn reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        msg: &crate::alerts::notify::Message,
+    ) -> Result<String, crate::alerts::notify::NotifyError> {
+        let ts = self.inner.reply(channel, thread_ts, msg).await?;
+        self.replies.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
+        Ok(ts)
+    }
+    async fn react(
+        &self,
+        channel: &str,
+        ts: &str,
+        emoji: &str,
+    ) -> Result<(), crate::alerts::notify::NotifyError> {
+        self.inner.react(channel, ts, emoji).await
+    }
+}
+
+/// Webhook received → runbook reply posted, one alert at a time, on a knowledge base of
+/// `--chunks` chunks.
+pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
+    let url = app.config.require_database_url()?;
+    let embedder = app.embedder().await?;
+    let name = format!("sentinel_bench_{}", a.chunks);
+    let (pool, _) = crate::bench::scratch_pool(url, &name).await?;
+    let kb = crate::knowledge::KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
+    let search_args = crate::bench::SearchArgs {
+        chunks: a.chunks,
+        runbooks: a.runbooks.clone(),
+        queries: a.alerts.clone(),
+        ef_search: a.ef_search,
+        json: true,
+    };
+    crate::bench::fill(&kb, &search_args).await?;
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET hnsw.ef_search = {}",
+        a.ef_search
+    ))
+    .execute(&pool)
+    .await?;
+    pool.close().await;
+    let (_, scratch) = crate::bench::scratch_pool(url, &name).await?;
+    let pool = crate::db::connect(&scratch, 16).await?;
+    sqlx::query("TRUNCATE alerts, incident_events, incident_alerts, incidents, storm_digests RESTART IDENTITY CASCADE")
+        .execute(&pool)
+        .await?;
+    let kb = crate::knowledge::KnowledgeBase {
+        pool: pool.clone(),
+        ..kb
+    };
+
+    let watch = Arc::new(ReplyWatch::default());
+    let mut cfg = EngineConfig::new(Routes::single("C0LATENCY"));
+    cfg.storm.threshold = u32::MAX;
+    let engine = Arc::new(Engine::new(
+        pool.clone(),
+        watch.clone(),
+        Some(Arc::new(kb.clone())),
+        cfg,
+    ));
+    let addr = start_server(&pool, Some(engine.wake.clone())).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(engine.clone().run(async move {
+        let _ = stop_rx.await;
+    }));
+    let hook = format!("http://{addr}/hooks/alertmanager");
+    let client = reqwest::Client::new();
+    let queries = crate::eval::load_queries(&a.alerts)?;
+    // Warm-up: model caches and index pages.
+    for q in queries.iter().take(5) {
+        kb.search(&crate::knowledge::SearchRequest {
+            text: q.query.clone(),
+            alert: q.alert.clone(),
+            runbook_url: q.runbook_url.clone(),
+            k: 3,
+        })
+        .await?;
+    }
+    let mut lat = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        let alert = q.alert.clone().unwrap_or_else(|| format!("Alert{i}"));
+        let body = json!({
+            "version": "4", "status": "firing", "receiver": "sentinel",
+            "groupKey": format!("{{}}:{{alertname=\"{alert}\", i=\"{i}\"}}"),
+            "commonAnnotations": null, "externalURL": "http://alertmanager:9093",
+            "alerts": [{
+                "status": "firing",
+                "labels": {"alertname": alert, "severity": "critical", "i": i.to_string()},
+                "annotations": {"summary": q.query, "runbook_url": q.runbook_url},
+                "startsAt": "2026-11-21T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z"
+            }]
+        })
+        .to_string();
+        let before = watch.replies.load(Ordering::SeqCst);
+        let t = Instant::now();
+        let (ok, _) = post(&client, &hook, body).await;
+        anyhow::ensure!(ok, "webhook refused alert {i}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while watch.replies.load(Ordering::SeqCst) == before {
+            anyhow::ensure!(Instant::now() < deadline, "no runbook reply within 30 s");
+            let _ = tokio::time::timeout(Duration::from_millis(50), watch.notify.notified()).await;
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = stop_tx.send(());
+    let _ = runner.await;
+    lat.sort_by(f64::total_cmp);
+    let report = LatencyReport {
+        chunks: a.chunks,
+        alerts: lat.len(),
+        p50_ms: round2(percentile(&lat, 50.0)),
+        p99_ms: round2(percentile(&lat, 99.0)),
+        max_ms: round2(lat.last().copied().unwrap_or(0.0)),
+    };
+    print(&report, a.json)?;
+    Ok(0)
+}

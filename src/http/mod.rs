@@ -1,0 +1,217 @@
+//! The webhook server: `POST /hooks/{alertmanager,grafana,generic}`, `GET /healthz`,
+//! `GET /readyz`. Alerts are stored in Postgres before the sender gets its 2xx; every
+//! refusal is a JSON body saying what is wrong.
+
+pub mod auth;
+mod error;
+mod serve;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+pub use auth::SourceAuth;
+pub use error::ApiError;
+pub use serve::serve;
+
+use crate::alerts::model::Source;
+use crate::alerts::{parse, Alert, ParseError};
+use crate::incidents::intake::AlertWriter;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub writer: AlertWriter,
+    pub auth: Arc<WebhookAuth>,
+    pub max_body_bytes: usize,
+    /// Set by the Slack connection when it is up; `None` when Slack is not part of this
+    /// process (readiness then ignores it).
+    pub slack_connected: Option<Arc<AtomicBool>>,
+}
+
+/// Credentials per source.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookAuth {
+    pub alertmanager: SourceAuth,
+    pub grafana: SourceAuth,
+    pub generic: SourceAuth,
+    /// Accept sources with no credentials configured (local testing only).
+    pub allow_unauthenticated: bool,
+}
+
+impl WebhookAuth {
+    fn for_source(&self, s: Source) -> &SourceAuth {
+        match s {
+            Source::Alertmanager => &self.alertmanager,
+            Source::Grafana => &self.grafana,
+            _ => &self.generic,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/hooks/alertmanager", post(alertmanager))
+        .route("/hooks/grafana", post(grafana))
+        .route("/hooks/generic", post(generic))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; webhooks are POST /hooks/alertmanager, /hooks/grafana, /hooks/generic") })
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "webhook server listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+async fn alertmanager(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    intake(&s, Source::Alertmanager, &headers, body, |b| {
+        parse::alertmanager(b)
+    })
+    .await
+}
+
+async fn grafana(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    intake(&s, Source::Grafana, &headers, body, |b| parse::grafana(b)).await
+}
+
+async fn generic(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    intake(&s, Source::Generic, &headers, body, |b| {
+        parse::generic(b, chrono::Utc::now())
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(source = source.as_str()))]
+async fn intake(
+    s: &AppState,
+    source: Source,
+    headers: &HeaderMap,
+    body: Body,
+    parse: impl Fn(&[u8]) -> Result<Vec<Alert>, ParseError>,
+) -> Response {
+    match intake_inner(s, source, headers, body, parse).await {
+        Ok(n) => (
+            StatusCode::OK,
+            Json(json!({"status": "stored", "alerts": n})),
+        )
+            .into_response(),
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::warn!(code = e.code, "webhook refused");
+            } else {
+                tracing::info!(code = e.code, status = e.status.as_u16(), "webhook refused");
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn intake_inner(
+    s: &AppState,
+    source: Source,
+    headers: &HeaderMap,
+    body: Body,
+    parse: impl Fn(&[u8]) -> Result<Vec<Alert>, ParseError>,
+) -> Result<usize, ApiError> {
+    let limit = s.max_body_bytes;
+    let too_big = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than the limit of {limit} bytes"),
+        )
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(too_big());
+        }
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_big())?;
+    s.auth
+        .for_source(source)
+        .verify(headers, &bytes, s.auth.allow_unauthenticated)
+        .map_err(ApiError::from)?;
+    check_content_type(headers)?;
+    let alerts = parse(&bytes).map_err(ApiError::from)?;
+    let n = alerts.len();
+    s.writer.store(alerts).await.map_err(ApiError::from)?;
+    Ok(n)
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_content_type",
+            if ct.is_empty() {
+                "missing Content-Type; send `Content-Type: application/json`".to_string()
+            } else {
+                format!("Content-Type `{ct}` is not JSON; send `Content-Type: application/json`")
+            },
+        ))
+    }
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let db = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&s.pool),
+    )
+    .await;
+    let db_ok = matches!(db, Ok(Ok(1)));
+    let slack = s
+        .slack_connected
+        .as_ref()
+        .map(|c| c.load(Ordering::Relaxed));
+    let ready = db_ok && slack.unwrap_or(true);
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": if db_ok { "ok" } else { "unreachable" },
+        "slack": match slack { None => "not_configured", Some(true) => "connected", Some(false) => "disconnected" },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,19 @@
+//! Incidents: alerts grouped by group key, routed to a channel, kept in Postgres, and
+//! shown in Slack as one thread each (or one storm digest), updated in place.
+//!
+//! `store` writes the intake log; `apply` turns it into incident state (serialised across
+//! replicas by an advisory lock); `sync` brings Slack up to date with that state (leases,
+//! so exactly one replica posts a root); `engine` runs both; `commands` answers
+//! `/sentinel incidents` and `/sentinel incident ID`.
+
+mod apply;
+pub mod commands;
+pub mod engine;
+pub mod intake;
+pub mod route;
+pub mod store;
+mod sync;
+pub mod view;
+
+pub use engine::{Engine, EngineConfig, RunbookSearch, StormConfig};
+pub use route::Routes;

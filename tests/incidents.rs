@@ -1,0 +1,406 @@
+//! The incident engine on real Postgres with a recording notifier: one thread per incident,
+//! updates in place, resolution, reopening, out-of-order and duplicate deliveries, storm
+//! digests, two replicas, Slack errors, slash commands.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{Duration, TimeZone, Utc};
+use sentinel::alerts::notify::{Call, NotifyError, RecordingNotifier};
+use sentinel::alerts::{parse, Alert, Severity, Source, Status};
+use sentinel::incidents::commands;
+use sentinel::incidents::store::insert_alerts;
+use sentinel::incidents::{Engine, EngineConfig, Routes, RunbookSearch, StormConfig};
+use sentinel::knowledge::{Hit, MatchKind, SearchRequest};
+use sqlx::PgPool;
+
+const AM_FIRING: &str = include_str!("data/alerts/alertmanager-v4-firing.json");
+const AM_RESOLVED: &str = include_str!("data/alerts/alertmanager-v4-resolved.json");
+const SLACK_MSG: &str = include_str!("data/alerts/slack-alertmanager-message.json");
+
+#[derive(Default)]
+struct FakeRunbooks {
+    requests: Mutex<Vec<SearchRequest>>,
+}
+
+#[async_trait]
+impl RunbookSearch for FakeRunbooks {
+    async fn search(&self, req: &SearchRequest) -> anyhow::Result<Vec<Hit>> {
+        self.requests.lock().unwrap().push(req.clone());
+        Ok(vec![Hit {
+            rank: 1,
+            chunk_id: "c1".into(),
+            runbook_path: "kubernetes/kubepodcrashlooping.md".into(),
+            runbook_title: "KubePodCrashLooping".into(),
+            heading_path: vec!["KubePodCrashLooping".into(), "Mitigation".into()],
+            anchor: "mitigation".into(),
+            body: "Roll back the last deploy.".into(),
+            score: 1.0,
+            matched_by: MatchKind::AlertName,
+        }])
+    }
+}
+
+struct Setup {
+    engine: Engine,
+    slack: Arc<RecordingNotifier>,
+    runbooks: Arc<FakeRunbooks>,
+}
+
+fn setup(pool: &PgPool, threshold: u32) -> Setup {
+    let slack = RecordingNotifier::new();
+    let runbooks = Arc::new(FakeRunbooks::default());
+    let routes = Routes::parse("namespace=payments -> C0PAY", "C0ALERTS").unwrap();
+    let mut cfg = EngineConfig::new(routes);
+    cfg.storm = StormConfig {
+        threshold,
+        window: std::time::Duration::from_secs(60),
+    };
+    cfg.runbook_base_url = Some("https://git.example/runbooks".into());
+    let engine = Engine::new(pool.clone(), slack.clone(), Some(runbooks.clone()), cfg);
+    Setup {
+        engine,
+        slack,
+        runbooks,
+    }
+}
+
+async fn deliver(pool: &PgPool, alerts: &[Alert]) {
+    let refs: Vec<&Alert> = alerts.iter().collect();
+    insert_alerts(pool, &refs).await.unwrap();
+}
+
+fn am(body: &str) -> Vec<Alert> {
+    parse::alertmanager(body.as_bytes()).unwrap()
+}
+
+fn alert(group: &str, pod: &str, status: Status, minute: i64) -> Alert {
+    let labels: BTreeMap<String, String> = [
+        ("alertname", group),
+        ("pod", pod),
+        ("namespace", "checkout"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Alert {
+        source: Source::Generic,
+        fingerprint: format!("{group}-{pod}"),
+        status,
+        labels,
+        annotations: [("summary".to_string(), format!("{group} is unhappy"))].into(),
+        severity: Severity::Critical,
+        starts_at: Utc.with_ymd_and_hms(2026, 11, 20, 21, 0, 0).unwrap()
+            + Duration::minutes(minute),
+        ends_at: None,
+        links: vec![],
+        group_key: format!("generic:{group}"),
+        origin: None,
+    }
+}
+
+fn text_of(s: &Setup, ts: &str) -> String {
+    let m = s.slack.current(ts).unwrap();
+    format!(
+        "{}\n{}",
+        m.text,
+        m.blocks.map(|b| b.to_string()).unwrap_or_default()
+    )
+}
+
+#[sqlx::test]
+async fn new_incident_gets_one_root_and_a_runbook_reply(pool: PgPool) {
+    let s = setup(&pool, 5);
+    deliver(&pool, &am(AM_FIRING)).await;
+    s.engine.run_once().await.unwrap();
+    let roots = s.slack.roots();
+    assert_eq!(roots.len(), 1);
+    let (channel, ts, _) = &roots[0];
+    assert_eq!(channel, "C0ALERTS");
+    let t = text_of(&s, ts);
+    assert!(t.contains("[FIRING] KubePodCrashLooping"), "{t}");
+    assert!(t.contains("2 of 2 alerts firing"));
+    assert!(
+        t.contains("checkout-api-7d9f8b6c5-x2k4q") && t.contains("checkout-api-7d9f8b6c5-9mlzt")
+    );
+    let replies = s.slack.replies(ts);
+    assert_eq!(replies.len(), 1);
+    let reply = replies[0].blocks.as_ref().unwrap().to_string();
+    assert!(
+        reply.contains("https://git.example/runbooks/kubernetes/kubepodcrashlooping.md#mitigation")
+    );
+    // The search used the alert name and runbook_url (exact matches first).
+    let req = s.runbooks.requests.lock().unwrap()[0].clone();
+    assert_eq!(req.alert.as_deref(), Some("KubePodCrashLooping"));
+    assert!(req.runbook_url.unwrap().ends_with("/kubepodcrashlooping"));
+    assert!(req.text.contains("Pod is crash looping."));
+
+    // Redelivery changes nothing in Slack.
+    let before = s.slack.calls().len();
+    deliver(&pool, &am(AM_FIRING)).await;
+    s.engine.run_once().await.unwrap();
+    assert_eq!(s.slack.calls().len(), before);
+}
+
+#[sqlx::test]
+async fn group_grows_and_shrinks_in_place_then_resolves_once(pool: PgPool) {
+    let s = setup(&pool, 5);
+    deliver(&pool, &[alert("Api5xx", "a", Status::Firing, 0)]).await;
+    s.engine.run_once().await.unwrap();
+    let ts = s.slack.roots()[0].1.clone();
+
+    // Grows: one new line, same root.
+    deliver(&pool, &[alert("Api5xx", "b", Status::Firing, 1)]).await;
+    s.engine.run_once().await.unwrap();
+    assert_eq!(s.slack.roots().len(), 1);
+    let t = text_of(&s, &ts);
+    assert!(
+        t.contains("2 of 2 alerts firing") && t.contains("pod=`b`"),
+        "{t}"
+    );
+
+    // Shrinks: one alert resolves, the incident stays open.
+    let mut r = alert("Api5xx", "a", Status::Resolved, 0);
+    r.ends_at = Some(r.starts_at + Duration::minutes(5));
+    deliver(&pool, &[r]).await;
+    s.engine.run_once().await.unwrap();
+    let t = text_of(&s, &ts);
+    assert!(
+        t.contains("1 of 2 alerts firing") && t.contains("✅ pod=`a` · resolved 21:05 UTC"),
+        "{t}"
+    );
+    assert!(s.slack.reactions(&ts).is_empty());
+
+    // All resolved: root edited, one reaction, one short reply.
+    deliver(&pool, &[alert("Api5xx", "b", Status::Resolved, 1)]).await;
+    s.engine.run_once().await.unwrap();
+    assert!(text_of(&s, &ts).contains("[RESOLVED] Api5xx"));
+    assert_eq!(s.slack.reactions(&ts), vec!["white_check_mark"]);
+    let replies: Vec<String> = s.slack.replies(&ts).into_iter().map(|m| m.text).collect();
+    assert_eq!(replies.len(), 2, "runbook reply + resolution: {replies:?}");
+    assert!(replies[1].starts_with("✅ Resolved: all 2 alert(s)"));
+
+    // A repeated resolution says nothing more.
+    deliver(&pool, &[alert("Api5xx", "b", Status::Resolved, 1)]).await;
+    s.engine.run_once().await.unwrap();
+    assert_eq!(s.slack.replies(&ts).len(), 2);
+    assert_eq!(s.slack.roots().len(), 1);
+}
+
+#[sqlx::test]
+async fn out_of_order_firing_cannot_undo_a_resolution_but_a_new_firing_reopens(pool: PgPool) {
+    let s = setup(&pool, 5);
+    // The resolved notification overtakes the firing one.
+    deliver(&pool, &am(AM_RESOLVED)).await;
+    s.engine.run_once().await.unwrap();
+    deliver(&pool, &am(AM_FIRING)).await;
+    s.engine.run_once().await.unwrap();
+    let ts = s.slack.roots()[0].1.clone();
+    assert!(
+        text_of(&s, &ts).contains("[RESOLVED]"),
+        "{}",
+        text_of(&s, &ts)
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM incidents")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "resolved");
+
+    // The same pod crashes again later: a new startsAt fires the incident again.
+    let mut again = am(AM_FIRING);
+    again.truncate(1);
+    again[0].starts_at += Duration::hours(1);
+    deliver(&pool, &again).await;
+    s.engine.run_once().await.unwrap();
+    assert_eq!(s.slack.roots().len(), 1, "reopened in the same thread");
+    assert!(text_of(&s, &ts).contains("[FIRING AGAIN]"));
+    let replies: Vec<String> = s.slack.replies(&ts).into_iter().map(|m| m.text).collect();
+    assert!(
+        replies
+            .last()
+            .unwrap()
+            .starts_with("🔥 Firing again: 1 alert(s)"),
+        "{replies:?}"
+    );
+    let events: Vec<String> = sqlx::query_scalar("SELECT kind FROM incident_events ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(events.contains(&"reopened".to_string()), "{events:?}");
+}
+
+#[sqlx::test]
+async fn storm_becomes_one_digest_updated_in_place(pool: PgPool) {
+    let s = setup(&pool, 3);
+    let mut alerts = Vec::new();
+    for g in 0..12 {
+        let name = if g % 2 == 0 { "NodeDown" } else { "DiskFull" };
+        alerts.push(alert(&format!("{name}{g}"), "p", Status::Firing, 0));
+    }
+    // Rename so the digest groups by alert name but each incident has its own group key.
+    for (i, a) in alerts.iter_mut().enumerate() {
+        let name = if i % 2 == 0 { "NodeDown" } else { "DiskFull" };
+        a.labels.insert("alertname".into(), name.into());
+    }
+    deliver(&pool, &alerts[..8]).await;
+    s.engine.run_once().await.unwrap();
+    deliver(&pool, &alerts[8..]).await;
+    s.engine.run_once().await.unwrap();
+    let roots = s.slack.roots();
+    assert_eq!(roots.len(), 4, "3 incident roots + 1 digest");
+    let digest = roots
+        .iter()
+        .find(|(_, _, m)| m.text.contains("Alert storm"))
+        .expect("a storm digest");
+    let t = text_of(&s, &digest.1);
+    assert!(
+        t.contains("Alert storm: 9 incidents (9 firing, 9 alerts)"),
+        "{t}"
+    );
+    assert!(t.contains("NodeDown") && t.contains("DiskFull"));
+    let digested: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM incidents WHERE digest_id IS NOT NULL AND root_ts IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(digested, 9);
+    // The digest's later additions were edits, not posts.
+    assert!(s
+        .slack
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Update { ts, .. } if *ts == digest.1)));
+}
+
+#[sqlx::test]
+async fn two_replicas_post_exactly_one_root_per_incident(pool: PgPool) {
+    let slack = RecordingNotifier::new();
+    let mk = || {
+        let mut cfg = EngineConfig::new(Routes::single("C0ALERTS"));
+        cfg.storm.threshold = 1000;
+        Engine::new(pool.clone(), slack.clone(), None, cfg)
+    };
+    let (a, b) = (mk(), mk());
+    // Both replicas receive the same alerts (the webhook is load-balanced and retried).
+    let alerts: Vec<Alert> = (0..20)
+        .map(|g| alert(&format!("G{g}"), "p", Status::Firing, 0))
+        .collect();
+    tokio::join!(deliver(&pool, &alerts), deliver(&pool, &alerts));
+    let (x, y) = tokio::join!(a.run_once(), b.run_once());
+    x.unwrap();
+    y.unwrap();
+    let (x, y) = tokio::join!(a.run_once(), b.run_once());
+    x.unwrap();
+    y.unwrap();
+    assert_eq!(slack.roots().len(), 20);
+    let mut channels_ts: Vec<String> = slack.roots().into_iter().map(|r| r.2.text).collect();
+    channels_ts.sort();
+    channels_ts.dedup();
+    assert_eq!(channels_ts.len(), 20, "one root per incident");
+}
+
+#[sqlx::test]
+async fn routes_by_labels(pool: PgPool) {
+    let s = setup(&pool, 5);
+    let mut a = alert("PayFail", "p", Status::Firing, 0);
+    a.labels.insert("namespace".into(), "payments".into());
+    deliver(&pool, &[a, alert("Other", "p", Status::Firing, 0)]).await;
+    s.engine.run_once().await.unwrap();
+    let mut chans: Vec<String> = s.slack.roots().into_iter().map(|r| r.0).collect();
+    chans.sort();
+    assert_eq!(chans, vec!["C0ALERTS", "C0PAY"]);
+}
+
+#[sqlx::test]
+async fn channel_messages_are_answered_in_their_own_thread(pool: PgPool) {
+    let s = setup(&pool, 5);
+    let mut event: serde_json::Value = serde_json::from_str(SLACK_MSG).unwrap();
+    deliver(&pool, &parse::slack_message(&event).unwrap()).await;
+    s.engine.run_once().await.unwrap();
+    assert!(s.slack.roots().is_empty(), "the alert message is the root");
+    let replies = s.slack.replies("1763672652.331900");
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].text.contains("Runbook sections"));
+    event["attachments"][0]["title"] =
+        "[RESOLVED] KubePodCrashLooping checkout (prod-eu-1 kube-state-metrics warning)".into();
+    event["ts"] = "1763673000.000100".into();
+    deliver(&pool, &parse::slack_message(&event).unwrap()).await;
+    s.engine.run_once().await.unwrap();
+    assert_eq!(
+        s.slack.reactions("1763672652.331900"),
+        vec!["white_check_mark"]
+    );
+    assert_eq!(s.slack.replies("1763672652.331900").len(), 2);
+    assert!(
+        s.slack
+            .calls()
+            .iter()
+            .all(|c| !matches!(c, Call::Update { .. })),
+        "never edits others' messages"
+    );
+}
+
+#[sqlx::test]
+async fn slack_429s_and_errors_lose_nothing(pool: PgPool) {
+    let s = setup(&pool, 5);
+    s.slack.fail_next(vec![
+        NotifyError::RateLimited(std::time::Duration::from_millis(5)),
+        NotifyError::RateLimited(std::time::Duration::from_millis(5)),
+        NotifyError::Transient("connection reset".into()),
+    ]);
+    deliver(&pool, &[alert("A", "p", Status::Firing, 0)]).await;
+    s.engine.run_once().await.unwrap();
+    assert_eq!(s.slack.roots().len(), 1);
+
+    // A fatal error is recorded on the incident and does not loop forever.
+    s.slack
+        .fail_next(vec![NotifyError::Fatal("channel_not_found".into())]);
+    deliver(&pool, &[alert("B", "p", Status::Firing, 0)]).await;
+    s.engine.run_once().await.unwrap();
+    let errors: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM incident_events WHERE kind = 'slack_error'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(errors, vec!["channel_not_found"]);
+}
+
+#[sqlx::test]
+async fn slash_commands_list_and_show(pool: PgPool) {
+    let s = setup(&pool, 5);
+    deliver(&pool, &am(AM_FIRING)).await;
+    s.engine.run_once().await.unwrap();
+    deliver(&pool, &[alert("Later", "p", Status::Firing, 0)]).await;
+    s.engine.run_once().await.unwrap();
+    let list = commands::list(&pool, Utc::now()).await.unwrap().text;
+    let later = list.find("Later").unwrap();
+    let crash = list.find("KubePodCrashLooping").unwrap();
+    assert!(later < crash, "newest first: {list}");
+    assert!(list.contains("2 firing") && list.contains("https://slack.com/archives/C0ALERTS/p"));
+
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM incidents WHERE alertname = 'KubePodCrashLooping'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let shown = commands::show(&pool, id).await.unwrap().unwrap().text;
+    assert!(shown.contains("*Alerts* (2 firing of 2)"), "{shown}");
+    assert!(
+        shown.contains("opened") && shown.contains("posted"),
+        "timeline: {shown}"
+    );
+    assert!(shown.contains("Open the thread"));
+    let missing = commands::show(&pool, 999).await.unwrap().unwrap_err();
+    assert!(missing.0.contains("no incident #999"));
+
+    deliver(&pool, &am(AM_RESOLVED)).await;
+    s.engine.run_once().await.unwrap();
+    let list = commands::list(&pool, Utc::now()).await.unwrap().text;
+    assert!(
+        !list.contains("KubePodCrashLooping"),
+        "resolved incidents are not open: {list}"
+    );
+}
