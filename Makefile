@@ -39,7 +39,8 @@ eval: model build
 bench: model build
 	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
 	  ./target/release/sentinel bench embed --texts tests/data/bench/chunks.jsonl --queries tests/data/bench/queries.jsonl --json && \
-	  ./target/release/sentinel bench search --chunks 100000 --json
+	  ./target/release/sentinel bench search --chunks 100000 --json && \
+	  ./target/release/sentinel bench slack-ack --json
 
 fmt:
 	$(CARGO) fmt

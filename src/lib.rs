@@ -4,6 +4,7 @@
 //! their own modules.
 
 pub mod bench;
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -13,5 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod knowledge;
 pub mod retry;
+pub mod serve;
+pub mod slack;
 pub mod telemetry;
 pub mod text;
