@@ -256,12 +256,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve => {
             let slack = app.config.require_slack()?.clone();
             let kb = app.knowledge().await?;
-            let running = crate::serve::start(
-                &slack,
-                kb,
-                crate::serve::listener_options(&slack),
-            )
-            .await?;
+            let running =
+                crate::serve::start(&slack, kb, crate::serve::listener_options(&slack)).await?;
             eprintln!("Sentinel is connected to Slack; Ctrl-C to stop");
             tokio::signal::ctrl_c().await?;
             running.listener.shutdown().await;

@@ -140,8 +140,16 @@ fn slack_from_env(env: &dyn Env) -> Result<Option<SlackConfig>, UserError> {
     let (app_token, bot_token) = match (app, bot) {
         (None, None) => return Ok(None),
         (Some(a), Some(b)) => (a, b),
-        (None, Some(_)) => return Err(UserError::new("SLACK_APP_TOKEN is not set (the xapp- app-level token with connections:write)")),
-        (Some(_), None) => return Err(UserError::new("SLACK_BOT_TOKEN is not set (the xoxb- bot token)")),
+        (None, Some(_)) => {
+            return Err(UserError::new(
+                "SLACK_APP_TOKEN is not set (the xapp- app-level token with connections:write)",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(UserError::new(
+                "SLACK_BOT_TOKEN is not set (the xoxb- bot token)",
+            ))
+        }
     };
     let connections: u32 = parse_or(env, "SENTINEL_SLACK_CONNECTIONS", 2)?;
     if !(1..=10).contains(&connections) {

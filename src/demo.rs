@@ -111,7 +111,9 @@ async fn slack_session(kb: KnowledgeBase) -> anyhow::Result<()> {
     let ts = emu.user_says(
         "C0GENERAL",
         "U0ALICE",
-        &format!("<@{BOT_USER_ID}> checkout-api pods keep crash looping after the deploy, what do I do?"),
+        &format!(
+            "<@{BOT_USER_ID}> checkout-api pods keep crash looping after the deploy, what do I do?"
+        ),
         None,
     );
     emu.wait_for(wait, |s| {
@@ -126,7 +128,11 @@ async fn slack_session(kb: KnowledgeBase) -> anyhow::Result<()> {
     for text in ["help", "search node disk pressure"] {
         let before = emu.state().ephemerals.len();
         emu.slash_command("C0GENERAL", "U0BOB", "/sentinel", text);
-        let want = if text == "help" { before + 1 } else { before + 2 };
+        let want = if text == "help" {
+            before + 1
+        } else {
+            before + 2
+        };
         emu.wait_for(wait, |s| (s.ephemerals.len() >= want).then_some(()))
             .await
             .ok_or_else(|| anyhow::anyhow!("the bot did not answer `/sentinel {text}`"))?;

@@ -23,7 +23,12 @@ pub fn link(hit: &Hit, base: Option<&str>) -> String {
 }
 
 /// (fallback text, blocks) answering `question` with `hits`.
-pub fn runbook_answer(question: &str, hits: &[Hit], base: Option<&str>, buttons: bool) -> (String, Vec<Value>) {
+pub fn runbook_answer(
+    question: &str,
+    hits: &[Hit],
+    base: Option<&str>,
+    buttons: bool,
+) -> (String, Vec<Value>) {
     if hits.is_empty() {
         let text = format!(
             "I found no runbook section for “{}”. Is anything ingested? (`sentinel ingest runbooks`)",
@@ -45,7 +50,10 @@ pub fn runbook_answer(question: &str, hits: &[Hit], base: Option<&str>, buttons:
             excerpt(&h.body, 400),
             link(h, base)
         )));
-        text.push_str(&format!("• {} — {} ({}#{})\n", h.runbook_title, heading, h.runbook_path, h.anchor));
+        text.push_str(&format!(
+            "• {} — {} ({}#{})\n",
+            h.runbook_title, heading, h.runbook_path, h.anchor
+        ));
     }
     if buttons {
         out.push(blocks::actions(
@@ -65,7 +73,12 @@ pub fn search_modal(initial: &str, metadata: &str) -> Value {
         VIEW_SEARCH,
         "Search runbooks",
         "Search",
-        vec![blocks::text_input("query", "query", "What is going on?", initial)],
+        vec![blocks::text_input(
+            "query",
+            "query",
+            "What is going on?",
+            initial,
+        )],
         metadata,
     )
 }
@@ -108,14 +121,22 @@ mod tests {
 
     #[test]
     fn strips_mentions() {
-        assert_eq!(strip_mentions("<@U0SENTINEL>  why is <@U1|bob> sad?"), "why is sad?");
+        assert_eq!(
+            strip_mentions("<@U0SENTINEL>  why is <@U1|bob> sad?"),
+            "why is sad?"
+        );
         assert_eq!(strip_mentions("<@U0 broken"), "");
         assert_eq!(strip_mentions("plain"), "plain");
     }
 
     #[test]
     fn answer_has_title_heading_excerpt_link_and_buttons() {
-        let (text, b) = runbook_answer("pod restarting", &[hit("Crash loop", &"restart it. ".repeat(100))], Some("https://rb.example/"), true);
+        let (text, b) = runbook_answer(
+            "pod restarting",
+            &[hit("Crash loop", &"restart it. ".repeat(100))],
+            Some("https://rb.example/"),
+            true,
+        );
         assert!(text.contains("Crash loop — Crash loop > Mitigation"));
         let s = b[1]["text"]["text"].as_str().unwrap();
         assert!(s.starts_with("*Crash loop* — Crash loop > Mitigation\nrestart it."));

@@ -16,9 +16,15 @@ pub enum Command {
 /// One line per subcommand, shown by `help` and on a parse error.
 pub const SUBCOMMANDS: &[(&str, &str)] = &[
     ("help", "list these commands"),
-    ("search <question>", "show the runbook sections that best answer <question>"),
+    (
+        "search <question>",
+        "show the runbook sections that best answer <question>",
+    ),
     ("find", "open a form to search the runbooks"),
-    ("status", "show whether Sentinel is running, and its version"),
+    (
+        "status",
+        "show whether Sentinel is running, and its version",
+    ),
 ];
 
 /// A user mistake, answered with a sentence and the help.

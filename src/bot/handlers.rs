@@ -33,7 +33,10 @@ pub fn command_ack(cmd: &SlashCommand) -> Option<String> {
             "Sentinel {} is running and connected to Slack.",
             env!("CARGO_PKG_VERSION")
         )),
-        Ok(Command::Search { query }) => Some(format!("Searching the runbooks for “{}”…", crate::text::excerpt(&query, 200))),
+        Ok(Command::Search { query }) => Some(format!(
+            "Searching the runbooks for “{}”…",
+            crate::text::excerpt(&query, 200)
+        )),
         Ok(Command::Find) => None,
         Err(e) => Some(format!("{}\n\n{}", e.0, command::help_text(&cmd.command))),
     }
@@ -63,16 +66,29 @@ async fn on_mention(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
     post_answer(ctx, &m.channel, thread, &question).await
 }
 
-async fn post_answer(ctx: &Context, channel: &str, thread: Option<&str>, question: &str) -> anyhow::Result<()> {
+async fn post_answer(
+    ctx: &Context,
+    channel: &str,
+    thread: Option<&str>,
+    question: &str,
+) -> anyhow::Result<()> {
     let hits = ctx
         .kb
-        .search(&SearchRequest { text: question.to_string(), alert: None, runbook_url: None, k: ANSWER_SECTIONS })
+        .search(&SearchRequest {
+            text: question.to_string(),
+            alert: None,
+            runbook_url: None,
+            k: ANSWER_SECTIONS,
+        })
         .await;
     let (text, blocks) = match hits {
-        Ok(h) => answer::runbook_answer(question, &h, ctx.settings.runbook_base_url.as_deref(), true),
+        Ok(h) => {
+            answer::runbook_answer(question, &h, ctx.settings.runbook_base_url.as_deref(), true)
+        }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "runbook search failed");
-            let t = "Sorry, I cannot search the runbooks right now. Try again in a minute.".to_string();
+            let t =
+                "Sorry, I cannot search the runbooks right now. Try again in a minute.".to_string();
             (t, Vec::new())
         }
     };
@@ -98,14 +114,28 @@ async fn on_command(ctx: &Context, c: &SlashCommand) -> anyhow::Result<()> {
         Ok(Command::Search { query }) => {
             let hits = ctx
                 .kb
-                .search(&SearchRequest { text: query.clone(), alert: None, runbook_url: None, k: ANSWER_SECTIONS })
+                .search(&SearchRequest {
+                    text: query.clone(),
+                    alert: None,
+                    runbook_url: None,
+                    k: ANSWER_SECTIONS,
+                })
                 .await?;
-            let (text, blocks) = answer::runbook_answer(&query, &hits, ctx.settings.runbook_base_url.as_deref(), false);
-            ctx.slack.respond(&c.response_url, &text, Some(blocks), false).await?;
+            let (text, blocks) = answer::runbook_answer(
+                &query,
+                &hits,
+                ctx.settings.runbook_base_url.as_deref(),
+                false,
+            );
+            ctx.slack
+                .respond(&c.response_url, &text, Some(blocks), false)
+                .await?;
         }
         Ok(Command::Find) => {
             let meta = json!({"channel": c.channel_id}).to_string();
-            ctx.slack.open_view(&c.trigger_id, answer::search_modal("", &meta)).await?;
+            ctx.slack
+                .open_view(&c.trigger_id, answer::search_modal("", &meta))
+                .await?;
         }
         // Answered in the ack.
         Ok(Command::Help | Command::Status) | Err(_) => {}
@@ -121,7 +151,12 @@ async fn on_block_action(ctx: &Context, a: &BlockAction) -> anyhow::Result<()> {
             };
             let thread = a.thread_ts.as_deref().unwrap_or(ts);
             ctx.slack
-                .post_message(channel, Some(thread), &format!("<@{}> found this answer helpful. Thanks!", a.user_id), None)
+                .post_message(
+                    channel,
+                    Some(thread),
+                    &format!("<@{}> found this answer helpful. Thanks!", a.user_id),
+                    None,
+                )
                 .await?;
         }
         ACTION_SEARCH_AGAIN => {
@@ -131,7 +166,9 @@ async fn on_block_action(ctx: &Context, a: &BlockAction) -> anyhow::Result<()> {
             })
             .to_string();
             let initial = a.value.clone().unwrap_or_default();
-            ctx.slack.open_view(&a.trigger_id, answer::search_modal(&initial, &meta)).await?;
+            ctx.slack
+                .open_view(&a.trigger_id, answer::search_modal(&initial, &meta))
+                .await?;
         }
         other => tracing::info!(action_id = other, "no handler for this button"),
     }

@@ -42,18 +42,33 @@ impl Dispatch for SlowWork {
 }
 
 /// Sends `n` mentions at once and measures every ack.
-pub async fn measure(n: usize, work: Duration, connections: u32, concurrency: usize) -> anyhow::Result<AckReport> {
+pub async fn measure(
+    n: usize,
+    work: Duration,
+    connections: u32,
+    concurrency: usize,
+) -> anyhow::Result<AckReport> {
     let emu = Emulator::start(EmulatorConfig::default()).await?;
     let done = Arc::new(AtomicUsize::new(0));
     let listener = SocketListener::start(
         &emu.api_url(),
         &SecretString::from(emu.shared.cfg.app_token.clone()),
-        Arc::new(SlowWork { work, done: done.clone() }),
-        ListenerOptions { connections, reconnect_secs: 1, ping_secs: 15, stagger_secs: 0, concurrency },
+        Arc::new(SlowWork {
+            work,
+            done: done.clone(),
+        }),
+        ListenerOptions {
+            connections,
+            reconnect_secs: 1,
+            ping_secs: 15,
+            stagger_secs: 0,
+            concurrency,
+        },
     )
     .await?;
     anyhow::ensure!(
-        emu.wait_connected(connections as usize, Duration::from_secs(10)).await,
+        emu.wait_connected(connections as usize, Duration::from_secs(10))
+            .await,
         "the listener did not connect to the emulator"
     );
     for i in 0..n {
@@ -63,7 +78,9 @@ pub async fn measure(n: usize, work: Duration, connections: u32, concurrency: us
         }));
     }
     let acked = emu
-        .wait_for(Duration::from_secs(60), |s| (s.acks.len() >= n).then_some(()))
+        .wait_for(Duration::from_secs(60), |s| {
+            (s.acks.len() >= n).then_some(())
+        })
         .await
         .is_some();
     // Let the slow work finish so the measurement covers acks *during* it.
@@ -74,7 +91,10 @@ pub async fn measure(n: usize, work: Duration, connections: u32, concurrency: us
     listener.shutdown().await;
     let acks = emu.acks();
     anyhow::ensure!(acked, "only {} of {n} envelopes were acked", acks.len());
-    let mut ms: Vec<f64> = acks.iter().map(|a| a.latency.as_secs_f64() * 1000.0).collect();
+    let mut ms: Vec<f64> = acks
+        .iter()
+        .map(|a| a.latency.as_secs_f64() * 1000.0)
+        .collect();
     ms.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
     Ok(AckReport {

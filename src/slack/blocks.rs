@@ -187,7 +187,12 @@ mod tests {
         let b = button(&"x".repeat(200), "act", &"v".repeat(5000));
         assert_eq!(b["text"]["text"].as_str().unwrap().chars().count(), 75);
         assert_eq!(b["value"].as_str().unwrap().chars().count(), 2000);
-        let a = actions("blk", (0..40).map(|i| button("b", &format!("a{i}"), "v")).collect());
+        let a = actions(
+            "blk",
+            (0..40)
+                .map(|i| button("b", &format!("a{i}"), "v"))
+                .collect(),
+        );
         assert_eq!(a["elements"].as_array().unwrap().len(), 25);
         let c = context(&(0..20).map(|i| i.to_string()).collect::<Vec<_>>());
         assert_eq!(c["elements"].as_array().unwrap().len(), 10);

@@ -145,7 +145,10 @@ impl SlackClient {
         body: &Value,
         pace_key: Option<&str>,
     ) -> Result<Value, SlackError> {
-        let idempotent = !matches!(method, "chat.postMessage" | "chat.postEphemeral" | "respond");
+        let idempotent = !matches!(
+            method,
+            "chat.postMessage" | "chat.postEphemeral" | "respond"
+        );
         let mut limited = 0;
         loop {
             if let Some(k) = pace_key {
@@ -169,7 +172,11 @@ impl SlackClient {
                     if limited < self.inner.opts.max_rate_limited_retries =>
                 {
                     limited += 1;
-                    tracing::warn!(slack.method = method, retry_after_ms = retry_after.as_millis() as u64, "rate limited by Slack, waiting");
+                    tracing::warn!(
+                        slack.method = method,
+                        retry_after_ms = retry_after.as_millis() as u64,
+                        "rate limited by Slack, waiting"
+                    );
                     if let Some(k) = pace_key {
                         self.inner.pacer.penalize(k, retry_after);
                     } else {
@@ -197,7 +204,10 @@ impl SlackClient {
             if let Some(obj) = body.as_object() {
                 let mut q = u.query_pairs_mut();
                 for (k, v) in obj {
-                    let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                    let v = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
                     q.append_pair(k, &v);
                 }
             }
@@ -207,7 +217,10 @@ impl SlackClient {
         };
         let req = req.bearer_auth(token.expose_secret());
         let fut = async {
-            let resp = req.send().await.map_err(|e| classify_reqwest(method, timeout, e))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| classify_reqwest(method, timeout, e))?;
             let status = resp.status();
             if status.as_u16() == 429 {
                 let secs = resp
@@ -227,7 +240,10 @@ impl SlackClient {
                     status: status.as_u16(),
                 });
             }
-            let v: Value = resp.json().await.map_err(|e| classify_reqwest(method, timeout, e))?;
+            let v: Value = resp
+                .json()
+                .await
+                .map_err(|e| classify_reqwest(method, timeout, e))?;
             if v["ok"].as_bool() == Some(true) {
                 Ok(v)
             } else {
@@ -315,7 +331,8 @@ impl SlackClient {
         text: &str,
         blocks: Option<Vec<Value>>,
     ) -> Result<(), SlackError> {
-        let mut body = json!({"channel": channel, "user": user, "text": blocks::message_text(text)});
+        let mut body =
+            json!({"channel": channel, "user": user, "text": blocks::message_text(text)});
         if let Some(b) = &blocks {
             body["blocks"] = json!(b);
         }
@@ -331,9 +348,17 @@ impl SlackClient {
         }
     }
 
-    pub async fn add_reaction(&self, channel: &str, ts: &str, name: &str) -> Result<(), SlackError> {
+    pub async fn add_reaction(
+        &self,
+        channel: &str,
+        ts: &str,
+        name: &str,
+    ) -> Result<(), SlackError> {
         match self
-            .call("reactions.add", json!({"channel": channel, "timestamp": ts, "name": name}))
+            .call(
+                "reactions.add",
+                json!({"channel": channel, "timestamp": ts, "name": name}),
+            )
             .await
         {
             Err(e) if e.code() == Some("already_reacted") => Ok(()),
@@ -343,7 +368,10 @@ impl SlackClient {
 
     pub async fn get_permalink(&self, channel: &str, ts: &str) -> Result<String, SlackError> {
         let v = self
-            .call("chat.getPermalink", json!({"channel": channel, "message_ts": ts}))
+            .call(
+                "chat.getPermalink",
+                json!({"channel": channel, "message_ts": ts}),
+            )
             .await?;
         Ok(v["permalink"].as_str().unwrap_or_default().to_string())
     }
@@ -402,7 +430,10 @@ impl SlackClient {
     /// Opens a modal; `trigger_id` comes from the interaction and lives about 3 s.
     pub async fn open_view(&self, trigger_id: &str, view: Value) -> Result<String, SlackError> {
         let v = self
-            .call("views.open", json!({"trigger_id": trigger_id, "view": view}))
+            .call(
+                "views.open",
+                json!({"trigger_id": trigger_id, "view": view}),
+            )
             .await?;
         Ok(v["view"]["id"].as_str().unwrap_or_default().to_string())
     }

@@ -14,7 +14,9 @@ pub enum Inbound {
     BlockAction(BlockAction),
     ViewSubmission(ViewSubmission),
     /// Parsed but not for us (unknown type, missing fields, a subtype we skip).
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
 }
 
 /// An `app_mention` or `message` event.
@@ -198,7 +200,9 @@ pub fn parse_slash_command(p: &Value) -> Inbound {
                 trigger_id,
             })
         }
-        _ => ignored("slash command missing command, user_id, channel_id, response_url or trigger_id"),
+        _ => ignored(
+            "slash command missing command, user_id, channel_id, response_url or trigger_id",
+        ),
     }
 }
 

@@ -63,10 +63,7 @@ mod tests {
     async fn burst_then_one_per_interval_per_key() {
         let p = Pacer::new(Duration::from_secs(1), 3);
         let waits: Vec<_> = (0..5).map(|_| p.reserve("C1")).collect();
-        assert_eq!(
-            waits,
-            [0, 0, 0, 1, 2].map(Duration::from_secs).to_vec()
-        );
+        assert_eq!(waits, [0, 0, 0, 1, 2].map(Duration::from_secs).to_vec());
         // Another channel is not held up.
         assert_eq!(p.reserve("C2"), Duration::ZERO);
     }

@@ -117,7 +117,11 @@ impl SocketListener {
 
 /// Runs queued jobs, at most `concurrency` at once. The queue is unbounded so the ack path
 /// never waits; memory per job is one parsed payload.
-async fn run_worker(mut rx: mpsc::UnboundedReceiver<Inbound>, dispatch: Arc<dyn Dispatch>, concurrency: usize) {
+async fn run_worker(
+    mut rx: mpsc::UnboundedReceiver<Inbound>,
+    dispatch: Arc<dyn Dispatch>,
+    concurrency: usize,
+) {
     let permits = Arc::new(Semaphore::new(concurrency));
     while let Some(job) = rx.recv().await {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -131,7 +135,10 @@ async fn run_worker(mut rx: mpsc::UnboundedReceiver<Inbound>, dispatch: Arc<dyn 
     }
 }
 
-async fn with_state<T>(states: &SlackClientEventsUserState, f: impl FnOnce(&ListenerState) -> T) -> Option<T> {
+async fn with_state<T>(
+    states: &SlackClientEventsUserState,
+    f: impl FnOnce(&ListenerState) -> T,
+) -> Option<T> {
     let guard = states.read().await;
     guard.get_user_state::<ListenerState>().map(f)
 }
@@ -153,7 +160,9 @@ async fn on_push(
 ) -> UserCallbackResult<()> {
     let inbound = match serde_json::to_value(&ev) {
         Ok(v) => events::parse_events_api(&v),
-        Err(e) => Inbound::Ignored { reason: format!("unserializable event: {e}") },
+        Err(e) => Inbound::Ignored {
+            reason: format!("unserializable event: {e}"),
+        },
     };
     with_state(&states, |s| enqueue(s, inbound)).await;
     Ok(())
@@ -166,7 +175,9 @@ async fn on_command(
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let inbound = match serde_json::to_value(&ev) {
         Ok(v) => events::parse_slash_command(&v),
-        Err(e) => Inbound::Ignored { reason: format!("unserializable command: {e}") },
+        Err(e) => Inbound::Ignored {
+            reason: format!("unserializable command: {e}"),
+        },
     };
     let reply = with_state(&states, |s| {
         let reply = match &inbound {
@@ -191,7 +202,9 @@ async fn on_interaction(
 ) -> UserCallbackResult<()> {
     let inbound = match serde_json::to_value(&ev) {
         Ok(v) => events::parse_interactive(&v),
-        Err(e) => Inbound::Ignored { reason: format!("unserializable interaction: {e}") },
+        Err(e) => Inbound::Ignored {
+            reason: format!("unserializable interaction: {e}"),
+        },
     };
     with_state(&states, |s| enqueue(s, inbound)).await;
     Ok(())

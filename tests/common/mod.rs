@@ -42,8 +42,14 @@ impl Embedder for HashEmbedder {
             .iter()
             .map(|t| {
                 let mut v = vec![0f32; 384];
-                for w in t.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-                    let h = w.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211));
+                for w in t
+                    .to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                {
+                    let h = w.bytes().fold(1469598103934665603u64, |h, b| {
+                        (h ^ b as u64).wrapping_mul(1099511628211)
+                    });
                     v[(h % 384) as usize] += 1.0;
                 }
                 l2_normalize(&mut v);
@@ -56,7 +62,9 @@ impl Embedder for HashEmbedder {
 pub async fn knowledge(pool: PgPool) -> KnowledgeBase {
     let embedder: Arc<dyn Embedder> = Arc::new(HashEmbedder);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runbooks");
-    ingest::ingest(&pool, embedder.as_ref(), &[root], false).await.unwrap();
+    ingest::ingest(&pool, embedder.as_ref(), &[root], false)
+        .await
+        .unwrap();
     KnowledgeBase::open(pool, embedder).await.unwrap()
 }
 
@@ -74,7 +82,13 @@ pub fn slack_config(emu: &Emulator, connections: u32, watch: &[&str]) -> SlackCo
 }
 
 pub fn test_listener(connections: u32) -> ListenerOptions {
-    ListenerOptions { connections, reconnect_secs: 1, ping_secs: 5, stagger_secs: 0, concurrency: 64 }
+    ListenerOptions {
+        connections,
+        reconnect_secs: 1,
+        ping_secs: 5,
+        stagger_secs: 0,
+        concurrency: 64,
+    }
 }
 
 pub async fn emulator() -> Emulator {
@@ -86,11 +100,16 @@ pub async fn emulator() -> Emulator {
 pub async fn bot(emu: &Emulator, pool: PgPool, connections: u32, watch: &[&str]) -> Running {
     let kb = knowledge(pool).await;
     let before = emu.state().connections.len();
-    let running = serve::start(&slack_config(emu, connections, watch), kb, test_listener(connections))
-        .await
-        .unwrap();
+    let running = serve::start(
+        &slack_config(emu, connections, watch),
+        kb,
+        test_listener(connections),
+    )
+    .await
+    .unwrap();
     assert!(
-        emu.wait_connected(before + connections as usize, WAIT).await,
+        emu.wait_connected(before + connections as usize, WAIT)
+            .await,
         "bot did not connect"
     );
     running

@@ -19,7 +19,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use state::{Ack, Edit, Ephemeral, Message, Reaction, State, View, BOT_ID, BOT_USER_ID, TEAM_ID, APP_ID};
+pub use state::{
+    Ack, Edit, Ephemeral, Message, Reaction, State, View, APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID,
+};
 use state::{Pending, ResponseTarget};
 
 #[derive(Debug, Clone)]
@@ -97,7 +99,10 @@ impl Emulator {
             }
         });
         let redeliver = tokio::spawn(socket::redelivery_loop(shared.clone()));
-        Ok(Self { shared, tasks: vec![server, redeliver] })
+        Ok(Self {
+            shared,
+            tasks: vec![server, redeliver],
+        })
     }
 
     /// The Web API base to give the bot (`SLACK_API_URL`), no trailing slash.
@@ -110,7 +115,11 @@ impl Emulator {
     }
 
     /// Polls `cond` on every change until it holds or `timeout` passes.
-    pub async fn wait_for<T>(&self, timeout: Duration, mut cond: impl FnMut(&State) -> Option<T>) -> Option<T> {
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&State) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         loop {
             let notified = self.shared.changed.notified();
@@ -128,19 +137,33 @@ impl Emulator {
 
     /// Waits until `n` Socket Mode connections are up.
     pub async fn wait_connected(&self, n: usize, timeout: Duration) -> bool {
-        self.wait_for(timeout, |s| (s.connections.len() >= n).then_some(())).await.is_some()
+        self.wait_for(timeout, |s| (s.connections.len() >= n).then_some(()))
+            .await
+            .is_some()
     }
 
     /// A user posts `text` in `channel` (in `thread_ts` if given): stored as a message, then a
     /// `message` event and, if the text mentions the bot, an `app_mention` event.
     /// Returns the message ts.
-    pub fn user_says(&self, channel: &str, user: &str, text: &str, thread_ts: Option<&str>) -> String {
+    pub fn user_says(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        thread_ts: Option<&str>,
+    ) -> String {
         let ts = {
             let mut st = self.shared.lock();
             let ts = st.next_ts();
             st.messages.push(Message {
-                channel: channel.into(), ts: ts.clone(), thread_ts: thread_ts.map(str::to_string),
-                user: Some(user.into()), bot_id: None, text: text.into(), blocks: None, edits: 0,
+                channel: channel.into(),
+                ts: ts.clone(),
+                thread_ts: thread_ts.map(str::to_string),
+                user: Some(user.into()),
+                bot_id: None,
+                text: text.into(),
+                blocks: None,
+                edits: 0,
             });
             ts
         };
@@ -155,8 +178,8 @@ impl Emulator {
         if text.contains(&format!("<@{BOT_USER_ID}>")) {
             event["type"] = json!("app_mention");
             if let Some(o) = event.as_object_mut() {
-                    o.remove("channel_type");
-                }
+                o.remove("channel_type");
+            }
             self.send_event(event);
         }
         ts
@@ -170,9 +193,14 @@ impl Emulator {
             let mut st = self.shared.lock();
             let ts = st.next_ts();
             st.messages.push(Message {
-                channel: channel.clone(), ts: ts.clone(), thread_ts: None, user: None,
+                channel: channel.clone(),
+                ts: ts.clone(),
+                thread_ts: None,
+                user: None,
                 bot_id: event["bot_id"].as_str().map(str::to_string),
-                text: event["text"].as_str().unwrap_or_default().into(), blocks: None, edits: 0,
+                text: event["text"].as_str().unwrap_or_default().into(),
+                blocks: None,
+                edits: 0,
             });
             ts
         };
@@ -205,23 +233,47 @@ impl Emulator {
     /// `/command text` typed by `user` in `channel`. Returns the envelope id.
     pub fn slash_command(&self, channel: &str, user: &str, command: &str, text: &str) -> String {
         let (trigger, response_url) = self.interaction_ids(channel, user, None);
-        let channel_name = self.shared.lock().channels.get(channel).map(|c| c.name.clone()).unwrap_or_default();
+        let channel_name = self
+            .shared
+            .lock()
+            .channels
+            .get(channel)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
         let payload = json!({
             "token": "verification-token-unused", "team_id": TEAM_ID, "team_domain": "sentinel-test",
             "channel_id": channel, "channel_name": channel_name, "user_id": user, "user_name": user.to_lowercase(),
             "command": command, "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
             "response_url": response_url, "trigger_id": trigger,
         });
-        self.send_envelope("slash_commands", payload, true, Some((channel.into(), user.into())))
+        self.send_envelope(
+            "slash_commands",
+            payload,
+            true,
+            Some((channel.into(), user.into())),
+        )
     }
 
     /// `user` clicks the button `action_id` on message `message_ts`. Returns the envelope id.
-    pub fn click_button(&self, channel: &str, message_ts: &str, user: &str, action_id: &str) -> Option<String> {
+    pub fn click_button(
+        &self,
+        channel: &str,
+        message_ts: &str,
+        user: &str,
+        action_id: &str,
+    ) -> Option<String> {
         let (message, button, block_id) = {
             let st = self.shared.lock();
-            let m = st.messages.iter().find(|m| m.channel == channel && m.ts == message_ts)?;
+            let m = st
+                .messages
+                .iter()
+                .find(|m| m.channel == channel && m.ts == message_ts)?;
             let (button, block_id) = m.blocks.as_ref()?.as_array()?.iter().find_map(|b| {
-                b["elements"].as_array()?.iter().find(|e| e["action_id"] == action_id).map(|e| (e.clone(), b["block_id"].clone()))
+                b["elements"]
+                    .as_array()?
+                    .iter()
+                    .find(|e| e["action_id"] == action_id)
+                    .map(|e| (e.clone(), b["block_id"].clone()))
             })?;
             (web::message_json(m), button, block_id)
         };
@@ -246,7 +298,13 @@ impl Emulator {
 
     /// `user` submits the open modal `view_id` with `values` (block_id -> action_id -> value).
     pub fn submit_view(&self, view_id: &str, user: &str, values: Value) -> Option<String> {
-        let view = self.shared.lock().views.iter().find(|v| v.id == view_id).cloned()?;
+        let view = self
+            .shared
+            .lock()
+            .views
+            .iter()
+            .find(|v| v.id == view_id)
+            .cloned()?;
         let trigger = {
             let mut st = self.shared.lock();
             let t = format!("{}.{}", st.next_id(""), "trigger");
@@ -258,7 +316,10 @@ impl Emulator {
             for (block, actions) in obj {
                 let mut a = serde_json::Map::new();
                 for (action, value) in actions.as_object().into_iter().flatten() {
-                    a.insert(action.clone(), json!({"type": "plain_text_input", "value": value}));
+                    a.insert(
+                        action.clone(),
+                        json!({"type": "plain_text_input", "value": value}),
+                    );
                 }
                 state.insert(block.clone(), Value::Object(a));
             }
@@ -280,12 +341,26 @@ impl Emulator {
     }
 
     /// Sends any envelope; returns its id.
-    pub fn send_envelope(&self, kind: &str, payload: Value, accepts: bool, reply_to: Option<(String, String)>) -> String {
+    pub fn send_envelope(
+        &self,
+        kind: &str,
+        payload: Value,
+        accepts: bool,
+        reply_to: Option<(String, String)>,
+    ) -> String {
         let envelope_id = uuid::Uuid::new_v4().to_string();
-        socket::enqueue(&self.shared, Pending {
-            envelope_id: envelope_id.clone(), envelope_type: kind.into(), payload,
-            accepts_response_payload: accepts, deliveries: 0, last_sent: None, reply_to,
-        });
+        socket::enqueue(
+            &self.shared,
+            Pending {
+                envelope_id: envelope_id.clone(),
+                envelope_type: kind.into(),
+                payload,
+                accepts_response_payload: accepts,
+                deliveries: 0,
+                last_sent: None,
+                reply_to,
+            },
+        );
         envelope_id
     }
 
@@ -293,7 +368,12 @@ impl Emulator {
     /// delivery, as after a lost ack). Returns the new envelope id.
     pub fn resend(&self, envelope_id: &str) -> Option<String> {
         let p = self.shared.lock().sent.get(envelope_id).cloned()?;
-        Some(self.send_envelope(&p.envelope_type, p.payload, p.accepts_response_payload, p.reply_to))
+        Some(self.send_envelope(
+            &p.envelope_type,
+            p.payload,
+            p.accepts_response_payload,
+            p.reply_to,
+        ))
     }
 
     /// Sends a raw text frame to one connection (malformed input); if it carries an
@@ -302,25 +382,42 @@ impl Emulator {
         let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         let mut st = self.shared.lock();
         if let Some(id) = v["envelope_id"].as_str() {
-            st.pending.insert(id.into(), Pending {
-                envelope_id: id.into(), envelope_type: v["type"].as_str().unwrap_or("?").into(),
-                payload: v["payload"].clone(), accepts_response_payload: false,
-                deliveries: 1, last_sent: Some(Instant::now()), reply_to: None,
-            });
+            st.pending.insert(
+                id.into(),
+                Pending {
+                    envelope_id: id.into(),
+                    envelope_type: v["type"].as_str().unwrap_or("?").into(),
+                    payload: v["payload"].clone(),
+                    accepts_response_payload: false,
+                    deliveries: 1,
+                    last_sent: Some(Instant::now()),
+                    reply_to: None,
+                },
+            );
         }
         if let Some(c) = st.pick_connection() {
             let _ = c.tx.send(state::Outgoing::Text(text.to_string()));
         }
     }
 
-    fn interaction_ids(&self, channel: &str, user: &str, message_ts: Option<&str>) -> (String, String) {
+    fn interaction_ids(
+        &self,
+        channel: &str,
+        user: &str,
+        message_ts: Option<&str>,
+    ) -> (String, String) {
         let mut st = self.shared.lock();
         let trigger = format!("{}.{}.emulator", st.next_id(""), st.next_id(""));
         st.triggers.insert(trigger.clone(), Instant::now());
         let rid = st.next_id("R");
-        st.responses.insert(rid.clone(), ResponseTarget {
-            channel: channel.into(), user: user.into(), message_ts: message_ts.map(str::to_string),
-        });
+        st.responses.insert(
+            rid.clone(),
+            ResponseTarget {
+                channel: channel.into(),
+                user: user.into(),
+                message_ts: message_ts.map(str::to_string),
+            },
+        );
         (trigger, format!("{}/respond/{rid}", self.shared.base_url))
     }
 
@@ -342,24 +439,42 @@ impl Emulator {
 
     /// The next `count` calls of `method` answer HTTP `status`.
     pub fn fail_next(&self, method: &str, count: u32, status: u16) {
-        self.shared.lock().faults.http_errors.insert(method.into(), (count, status));
+        self.shared
+            .lock()
+            .faults
+            .http_errors
+            .insert(method.into(), (count, status));
     }
 
     /// The next `count` calls of `method` answer 429 with `Retry-After: secs`.
     pub fn ratelimit_next(&self, method: &str, count: u32, secs: u64) {
-        self.shared.lock().faults.rate_limits.insert(method.into(), (count, secs));
+        self.shared
+            .lock()
+            .faults
+            .rate_limits
+            .insert(method.into(), (count, secs));
     }
 
     /// Messages of `channel`, top level and replies, in order.
     pub fn messages(&self, channel: &str) -> Vec<Message> {
-        self.shared.lock().messages.iter().filter(|m| m.channel == channel).cloned().collect()
+        self.shared
+            .lock()
+            .messages
+            .iter()
+            .filter(|m| m.channel == channel)
+            .cloned()
+            .collect()
     }
 
     /// Replies in the thread under `ts` (not the parent).
     pub fn thread(&self, channel: &str, ts: &str) -> Vec<Message> {
-        self.shared.lock().messages.iter()
+        self.shared
+            .lock()
+            .messages
+            .iter()
             .filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(ts) && m.ts != ts)
-            .cloned().collect()
+            .cloned()
+            .collect()
     }
 
     pub fn acks(&self) -> Vec<Ack> {

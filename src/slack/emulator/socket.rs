@@ -29,7 +29,11 @@ pub async fn link(
 ) -> Response {
     {
         let mut st = sh.lock();
-        let valid = q.ticket.as_ref().and_then(|t| st.tickets.remove(t)).is_some();
+        let valid = q
+            .ticket
+            .as_ref()
+            .and_then(|t| st.tickets.remove(t))
+            .is_some();
         if !valid || st.faults.offline {
             return (StatusCode::UNAUTHORIZED, "invalid ticket").into_response();
         }
@@ -93,15 +97,31 @@ fn on_frame(sh: &Shared, text: &str) {
     let payload = v.get("payload").cloned().filter(|p| !p.is_null());
     // A slash command's ack payload is the immediate (ephemeral by default) answer.
     if let (Some(pl), Some((channel, user))) = (&payload, &p.reply_to) {
-        if p.envelope_type == "slash_commands" && (pl["text"].is_string() || pl["blocks"].is_array()) {
+        if p.envelope_type == "slash_commands"
+            && (pl["text"].is_string() || pl["blocks"].is_array())
+        {
             let text = pl["text"].as_str().unwrap_or_default().to_string();
             let blocks = pl.get("blocks").cloned();
             if pl["response_type"] == "in_channel" {
                 let ts = st.next_ts();
-                st.messages.push(Message { channel: channel.clone(), ts, thread_ts: None,
-                    user: Some(BOT_USER_ID.into()), bot_id: Some(BOT_ID.into()), text, blocks, edits: 0 });
+                st.messages.push(Message {
+                    channel: channel.clone(),
+                    ts,
+                    thread_ts: None,
+                    user: Some(BOT_USER_ID.into()),
+                    bot_id: Some(BOT_ID.into()),
+                    text,
+                    blocks,
+                    edits: 0,
+                });
             } else {
-                st.ephemerals.push(Ephemeral { channel: channel.clone(), user: user.clone(), text, blocks, via: "command_ack".into() });
+                st.ephemerals.push(Ephemeral {
+                    channel: channel.clone(),
+                    user: user.clone(),
+                    text,
+                    blocks,
+                    via: "command_ack".into(),
+                });
             }
         }
     }
@@ -186,7 +206,10 @@ pub async fn redelivery_loop(sh: Shared) {
         let overdue: Vec<(String, u32)> = st
             .pending
             .values()
-            .filter(|p| p.last_sent.is_some_and(|t| t.elapsed() >= sh.cfg.ack_timeout))
+            .filter(|p| {
+                p.last_sent
+                    .is_some_and(|t| t.elapsed() >= sh.cfg.ack_timeout)
+            })
             .filter(|p| !st.undelivered.contains(&p.envelope_id))
             .map(|p| (p.envelope_id.clone(), p.deliveries))
             .collect();
@@ -206,7 +229,9 @@ pub async fn redelivery_loop(sh: Shared) {
 /// Sends `disconnect` to every connection; the client reconnects.
 pub fn disconnect_all(sh: &Shared, reason: &str) {
     let st = sh.lock();
-    let frame = json!({"type": "disconnect", "reason": reason, "debug_info": {"host": "emulator-1"}}).to_string();
+    let frame =
+        json!({"type": "disconnect", "reason": reason, "debug_info": {"host": "emulator-1"}})
+            .to_string();
     for c in &st.connections {
         let _ = c.tx.send(Outgoing::Text(frame.clone()));
     }

@@ -184,7 +184,11 @@ impl State {
             self.ts_clock = 1_700_000_000_000_000;
         }
         self.ts_clock += 100;
-        format!("{}.{:06}", self.ts_clock / 1_000_000, self.ts_clock % 1_000_000)
+        format!(
+            "{}.{:06}",
+            self.ts_clock / 1_000_000,
+            self.ts_clock % 1_000_000
+        )
     }
 
     /// The next connection to deliver to (round robin), if any.

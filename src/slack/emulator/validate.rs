@@ -10,7 +10,9 @@ pub fn blocks(blocks: &Value, max_blocks: usize) -> Result<(), Vec<String>> {
         return Err(vec!["blocks must be an array".into()]);
     };
     if list.len() > max_blocks {
-        errs.push(format!("no more than {max_blocks} items allowed [json-pointer:/blocks]"));
+        errs.push(format!(
+            "no more than {max_blocks} items allowed [json-pointer:/blocks]"
+        ));
     }
     for (i, b) in list.iter().enumerate() {
         let at = format!("/blocks/{i}");
@@ -29,7 +31,9 @@ pub fn blocks(blocks: &Value, max_blocks: usize) -> Result<(), Vec<String>> {
                 }
                 if let Some(f) = fields {
                     if f.len() > 10 {
-                        errs.push(format!("no more than 10 items allowed [json-pointer:{at}/fields]"));
+                        errs.push(format!(
+                            "no more than 10 items allowed [json-pointer:{at}/fields]"
+                        ));
                     }
                     for (j, t) in f.iter().enumerate() {
                         text_obj(&mut errs, t, 2000, &format!("{at}/fields/{j}"));
@@ -53,7 +57,9 @@ pub fn blocks(blocks: &Value, max_blocks: usize) -> Result<(), Vec<String>> {
                         }
                     }
                 }
-                _ => errs.push(format!("1 to 10 elements required [json-pointer:{at}/elements]")),
+                _ => errs.push(format!(
+                    "1 to 10 elements required [json-pointer:{at}/elements]"
+                )),
             },
             "actions" => match b["elements"].as_array() {
                 Some(e) if !e.is_empty() && e.len() <= 25 => {
@@ -61,7 +67,9 @@ pub fn blocks(blocks: &Value, max_blocks: usize) -> Result<(), Vec<String>> {
                         element(&mut errs, el, &format!("{at}/elements/{j}"));
                     }
                 }
-                _ => errs.push(format!("1 to 25 elements required [json-pointer:{at}/elements]")),
+                _ => errs.push(format!(
+                    "1 to 25 elements required [json-pointer:{at}/elements]"
+                )),
             },
             "input" => {
                 text_obj(&mut errs, &b["label"], 2000, &format!("{at}/label"));
@@ -71,10 +79,17 @@ pub fn blocks(blocks: &Value, max_blocks: usize) -> Result<(), Vec<String>> {
             }
             "divider" => {}
             "image" => {
-                max_len(&mut errs, b["image_url"].as_str().unwrap_or_default(), 3000, &format!("{at}/image_url"));
+                max_len(
+                    &mut errs,
+                    b["image_url"].as_str().unwrap_or_default(),
+                    3000,
+                    &format!("{at}/image_url"),
+                );
             }
             "rich_text" => {}
-            other => errs.push(format!("unsupported block type `{other}` [json-pointer:{at}/type]")),
+            other => errs.push(format!(
+                "unsupported block type `{other}` [json-pointer:{at}/type]"
+            )),
         }
     }
     if errs.is_empty() {
@@ -133,7 +148,9 @@ fn text_obj(errs: &mut Vec<String>, t: &Value, max: usize, at: &str) {
     match (t["type"].as_str(), t["text"].as_str()) {
         (Some("plain_text" | "mrkdwn"), Some(s)) => {
             if s.is_empty() {
-                errs.push(format!("must be more than 0 characters [json-pointer:{at}/text]"));
+                errs.push(format!(
+                    "must be more than 0 characters [json-pointer:{at}/text]"
+                ));
             }
             max_len(errs, s, max, &format!("{at}/text"));
         }
@@ -143,7 +160,10 @@ fn text_obj(errs: &mut Vec<String>, t: &Value, max: usize, at: &str) {
 
 fn max_len(errs: &mut Vec<String>, s: &str, max: usize, at: &str) {
     if s.chars().count() > max {
-        errs.push(format!("must be less than {} characters [json-pointer:{at}]", max + 1));
+        errs.push(format!(
+            "must be less than {} characters [json-pointer:{at}]",
+            max + 1
+        ));
     }
 }
 
@@ -160,11 +180,22 @@ mod tests {
             b::section(&"s".repeat(9000)),
             b::fields(&vec!["f".repeat(3000); 15]),
             b::context(&vec!["c".to_string(); 20]),
-            b::actions("a", (0..30).map(|i| b::button(&"t".repeat(100), &format!("x{i}"), &"v".repeat(3000))).collect()),
+            b::actions(
+                "a",
+                (0..30)
+                    .map(|i| b::button(&"t".repeat(100), &format!("x{i}"), &"v".repeat(3000)))
+                    .collect()
+            ),
             b::divider(),
         ]);
         assert_eq!(super::blocks(&blocks, 50), Ok(()));
-        let m = b::modal("cb", &"T".repeat(40), "Go", vec![b::text_input("q", "q", "Query", "")], &"m".repeat(4000));
+        let m = b::modal(
+            "cb",
+            &"T".repeat(40),
+            "Go",
+            vec![b::text_input("q", "q", "Query", "")],
+            &"m".repeat(4000),
+        );
         assert_eq!(view(&m), Ok(()));
     }
 
@@ -178,7 +209,9 @@ mod tests {
             json!([{"type": "section", "text": {"type": "mrkdwn", "text": ""}}]),
             json!([{"type": "carousel"}]),
             json!({"not": "an array"}),
-            json!((0..51).map(|_| json!({"type": "divider"})).collect::<Vec<_>>()),
+            json!((0..51)
+                .map(|_| json!({"type": "divider"}))
+                .collect::<Vec<_>>()),
         ];
         for c in cases {
             assert!(blocks(&c, 50).is_err(), "{c}");

@@ -96,7 +96,11 @@ pub async fn api(
         if *n > 0 {
             *n -= 1;
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (status, Json(json!({"ok": false, "error": "internal_error"}))).into_response();
+            return (
+                status,
+                Json(json!({"ok": false, "error": "internal_error"})),
+            )
+                .into_response();
         }
     }
     if let Some((n, secs)) = st.faults.rate_limits.get_mut(&method) {
@@ -113,7 +117,11 @@ pub async fn api(
         })),
         "apps.connections.open" => {
             if st.faults.offline {
-                return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ok": false, "error": "service_unavailable"}))).into_response();
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"ok": false, "error": "service_unavailable"})),
+                )
+                    .into_response();
             }
             let ticket = st.next_id("ticket-");
             st.tickets.insert(ticket.clone(), Instant::now());
@@ -148,26 +156,44 @@ pub async fn api(
             if !st.channels.contains_key(&channel) {
                 return err("channel_not_found");
             }
-            if !st.messages.iter().any(|m| m.channel == channel && m.ts == ts) {
+            if !st
+                .messages
+                .iter()
+                .any(|m| m.channel == channel && m.ts == ts)
+            {
                 return err("message_not_found");
             }
             reply(json!({"ok": true, "channel": channel,
                 "permalink": format!("{}/archives/{channel}/p{}", sh.base_url, ts.replace('.', ""))}))
         }
         "reactions.add" => {
-            let (Some(channel), Some(ts), Some(name)) = (s("channel"), s("timestamp"), s("name")) else {
+            let (Some(channel), Some(ts), Some(name)) = (s("channel"), s("timestamp"), s("name"))
+            else {
                 return err("invalid_arguments");
             };
             if let Some(e) = channel_check(&st, &channel) {
                 return err(e);
             }
-            if !st.messages.iter().any(|m| m.channel == channel && m.ts == ts) {
+            if !st
+                .messages
+                .iter()
+                .any(|m| m.channel == channel && m.ts == ts)
+            {
                 return err("message_not_found");
             }
-            if st.reactions.iter().any(|r| r.channel == channel && r.ts == ts && r.name == name) {
+            if st
+                .reactions
+                .iter()
+                .any(|r| r.channel == channel && r.ts == ts && r.name == name)
+            {
                 return err("already_reacted");
             }
-            st.reactions.push(Reaction { channel, ts, name, user: BOT_USER_ID.into() });
+            st.reactions.push(Reaction {
+                channel,
+                ts,
+                name,
+                user: BOT_USER_ID.into(),
+            });
             reply(json!({"ok": true}))
         }
         "views.open" => {
@@ -176,23 +202,35 @@ pub async fn api(
             };
             match st.triggers.get(&trigger) {
                 None => return err("invalid_trigger_id"),
-                Some(t) if t.elapsed() > Duration::from_secs(3) => return err("expired_trigger_id"),
+                Some(t) if t.elapsed() > Duration::from_secs(3) => {
+                    return err("expired_trigger_id")
+                }
                 Some(_) => {}
             }
             let view = p.get("view").cloned().unwrap_or(Value::Null);
             if let Err(e) = validate::view(&view) {
-                return reply(json!({"ok": false, "error": "invalid_arguments", "response_metadata": {"messages": e}}));
+                return reply(
+                    json!({"ok": false, "error": "invalid_arguments", "response_metadata": {"messages": e}}),
+                );
             }
             let id = st.next_id("V0");
             let hash = format!("{}.{}", st.next_ts(), id.to_lowercase());
             let user = "U0ALICE".to_string();
-            st.views.push(View { id: id.clone(), hash: hash.clone(), user, view: view.clone(), updates: 0 });
+            st.views.push(View {
+                id: id.clone(),
+                hash: hash.clone(),
+                user,
+                view: view.clone(),
+                updates: 0,
+            });
             reply(json!({"ok": true, "view": view_json(&id, &hash, &view)}))
         }
         "views.update" => {
             let view = p.get("view").cloned().unwrap_or(Value::Null);
             if let Err(e) = validate::view(&view) {
-                return reply(json!({"ok": false, "error": "invalid_arguments", "response_metadata": {"messages": e}}));
+                return reply(
+                    json!({"ok": false, "error": "invalid_arguments", "response_metadata": {"messages": e}}),
+                );
             }
             let id = s("view_id").unwrap_or_default();
             let Some(v) = st.views.iter_mut().find(|v| v.id == id) else {
@@ -217,10 +255,12 @@ pub async fn api(
             }})),
             None => err("user_not_found"),
         },
-        "usergroups.users.list" => match s("usergroup").and_then(|g| st.usergroups.get(&g).cloned()) {
-            Some(users) => reply(json!({"ok": true, "users": users})),
-            None => err("no_such_subteam"),
-        },
+        "usergroups.users.list" => {
+            match s("usergroup").and_then(|g| st.usergroups.get(&g).cloned()) {
+                Some(users) => reply(json!({"ok": true, "users": users})),
+                None => err("no_such_subteam"),
+            }
+        }
         "conversations.info" => match s("channel").and_then(|c| st.channels.get(&c).cloned()) {
             Some(c) => reply(json!({"ok": true, "channel": {
                 "id": c.id, "name": c.name, "is_channel": true, "is_private": false, "created": c.created,
@@ -238,7 +278,9 @@ pub async fn api(
             let msgs: Vec<Value> = st
                 .messages
                 .iter()
-                .filter(|m| m.channel == channel && (m.ts == ts || m.thread_ts.as_deref() == Some(&ts)))
+                .filter(|m| {
+                    m.channel == channel && (m.ts == ts || m.thread_ts.as_deref() == Some(&ts))
+                })
                 .map(message_json)
                 .collect();
             if msgs.is_empty() {
@@ -254,8 +296,15 @@ pub async fn api(
 }
 
 fn ratelimited(secs: u64) -> Response {
-    let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(json!({"ok": false, "error": "ratelimited"}))).into_response();
-    r.headers_mut().insert("retry-after", secs.to_string().parse().expect("digits are a valid header"));
+    let mut r = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({"ok": false, "error": "ratelimited"})),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        "retry-after",
+        secs.to_string().parse().expect("digits are a valid header"),
+    );
     r
 }
 
@@ -270,10 +319,18 @@ fn view_json(id: &str, hash: &str, view: &Value) -> Value {
 
 pub fn message_json(m: &Message) -> Value {
     let mut v = json!({"type": "message", "ts": m.ts, "text": m.text});
-    if let Some(u) = &m.user { v["user"] = json!(u); }
-    if let Some(b) = &m.bot_id { v["bot_id"] = json!(b); }
-    if let Some(t) = &m.thread_ts { v["thread_ts"] = json!(t); }
-    if let Some(b) = &m.blocks { v["blocks"] = b.clone(); }
+    if let Some(u) = &m.user {
+        v["user"] = json!(u);
+    }
+    if let Some(b) = &m.bot_id {
+        v["bot_id"] = json!(b);
+    }
+    if let Some(t) = &m.thread_ts {
+        v["thread_ts"] = json!(t);
+    }
+    if let Some(b) = &m.blocks {
+        v["blocks"] = b.clone();
+    }
     v
 }
 
@@ -298,15 +355,21 @@ fn content_check(p: &Map<String, Value>) -> Result<(), Response> {
     }
     if let Some(b) = blocks {
         if let Err(e) = validate::blocks(b, 50) {
-            return Err(reply(json!({"ok": false, "error": "invalid_blocks", "errors": e,
-                "response_metadata": {"messages": e}})));
+            return Err(reply(
+                json!({"ok": false, "error": "invalid_blocks", "errors": e,
+                "response_metadata": {"messages": e}}),
+            ));
         }
     }
     Ok(())
 }
 
 fn post_message(sh: &Shared, st: &mut State, p: &Map<String, Value>) -> Response {
-    let Some(channel) = p.get("channel").and_then(|v| v.as_str()).map(str::to_string) else {
+    let Some(channel) = p
+        .get("channel")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+    else {
         return err("channel_not_found");
     };
     if let Some(e) = channel_check(st, &channel) {
@@ -324,9 +387,16 @@ fn post_message(sh: &Shared, st: &mut State, p: &Map<String, Value>) -> Response
     if let Err(r) = content_check(p) {
         return r;
     }
-    let thread_ts = p.get("thread_ts").and_then(|v| v.as_str()).map(str::to_string);
+    let thread_ts = p
+        .get("thread_ts")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     if let Some(t) = &thread_ts {
-        if !st.messages.iter().any(|m| m.channel == channel && &m.ts == t) {
+        if !st
+            .messages
+            .iter()
+            .any(|m| m.channel == channel && &m.ts == t)
+        {
             return err("thread_not_found");
         }
     }
@@ -337,7 +407,11 @@ fn post_message(sh: &Shared, st: &mut State, p: &Map<String, Value>) -> Response
         thread_ts,
         user: Some(BOT_USER_ID.into()),
         bot_id: Some(BOT_ID.into()),
-        text: p.get("text").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+        text: p
+            .get("text")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
         blocks: p.get("blocks").cloned().filter(|b| !b.is_null()),
         edits: 0,
     };
@@ -358,7 +432,10 @@ fn update(st: &mut State, p: &Map<String, Value>) -> Response {
         return r;
     }
     let text = s("text").unwrap_or_default();
-    let blocks = p.get("blocks").cloned().filter(|b| !b.is_null() && b.as_array().is_none_or(|a| !a.is_empty()));
+    let blocks = p
+        .get("blocks")
+        .cloned()
+        .filter(|b| !b.is_null() && b.as_array().is_none_or(|a| !a.is_empty()));
     let Some(m) = st.message_mut(&channel, &ts) else {
         return err("message_not_found");
     };
@@ -369,12 +446,21 @@ fn update(st: &mut State, p: &Map<String, Value>) -> Response {
     m.blocks = blocks.clone();
     m.edits += 1;
     let msg = message_json(m);
-    st.edits.push(Edit { channel: channel.clone(), ts: ts.clone(), text: text.clone(), blocks });
+    st.edits.push(Edit {
+        channel: channel.clone(),
+        ts: ts.clone(),
+        text: text.clone(),
+        blocks,
+    });
     reply(json!({"ok": true, "channel": channel, "ts": ts, "text": text, "message": msg}))
 }
 
 /// `POST /respond/<id>`: a slash command's or button's `response_url`.
-pub async fn respond(AxState(sh): AxState<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn respond(
+    AxState(sh): AxState<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
     };
@@ -392,11 +478,23 @@ pub async fn respond(AxState(sh): AxState<Shared>, Path(id): Path<String>, body:
     if v["response_type"] == "in_channel" {
         let ts = st.next_ts();
         st.messages.push(Message {
-            channel: target.channel, ts, thread_ts: None, user: Some(BOT_USER_ID.into()),
-            bot_id: Some(BOT_ID.into()), text, blocks, edits: 0,
+            channel: target.channel,
+            ts,
+            thread_ts: None,
+            user: Some(BOT_USER_ID.into()),
+            bot_id: Some(BOT_ID.into()),
+            text,
+            blocks,
+            edits: 0,
         });
     } else {
-        st.ephemerals.push(Ephemeral { channel: target.channel, user: target.user, text, blocks, via: "response_url".into() });
+        st.ephemerals.push(Ephemeral {
+            channel: target.channel,
+            user: target.user,
+            text,
+            blocks,
+            via: "response_url".into(),
+        });
     }
     drop(st);
     sh.changed.notify_waiters();

@@ -11,8 +11,9 @@ fn envelope(raw: &str) -> Inbound {
 
 #[test]
 fn app_mention_is_a_mention_replied_in_a_new_thread() {
-    let Inbound::Mention(m) = envelope(include_str!("../../../tests/data/slack/app-mention-envelope.json"))
-    else {
+    let Inbound::Mention(m) = envelope(include_str!(
+        "../../../tests/data/slack/app-mention-envelope.json"
+    )) else {
         panic!("expected a mention")
     };
     assert_eq!(m.channel, "C0GENERAL");
@@ -38,7 +39,9 @@ fn mention_inside_a_thread_replies_in_that_thread() {
 #[test]
 fn edits_are_ignored() {
     assert!(matches!(
-        envelope(include_str!("../../../tests/data/slack/message-edited-envelope.json")),
+        envelope(include_str!(
+            "../../../tests/data/slack/message-edited-envelope.json"
+        )),
         Inbound::Ignored { .. }
     ));
 }
@@ -59,8 +62,9 @@ fn alertmanager_bot_message_is_a_message_with_its_attachments() {
 
 #[test]
 fn slash_command_fields() {
-    let Inbound::Command(c) = envelope(include_str!("../../../tests/data/slack/slash-command-envelope.json"))
-    else {
+    let Inbound::Command(c) = envelope(include_str!(
+        "../../../tests/data/slack/slash-command-envelope.json"
+    )) else {
         panic!("expected a command")
     };
     assert_eq!(c.command, "/sentinel");
@@ -73,8 +77,9 @@ fn slash_command_fields() {
 
 #[test]
 fn block_action_is_keyed_on_the_click() {
-    let Inbound::BlockAction(a) = envelope(include_str!("../../../tests/data/slack/block-actions-envelope.json"))
-    else {
+    let Inbound::BlockAction(a) = envelope(include_str!(
+        "../../../tests/data/slack/block-actions-envelope.json"
+    )) else {
         panic!("expected a block action")
     };
     assert_eq!(a.action_id, "kb_helpful");
@@ -95,7 +100,10 @@ fn view_submission_values() {
         panic!("expected a view submission")
     };
     assert_eq!(v.callback_id, "kb_search");
-    assert_eq!(v.text_value("query", "query").as_deref(), Some("etcd no leader"));
+    assert_eq!(
+        v.text_value("query", "query").as_deref(),
+        Some("etcd no leader")
+    );
     assert_eq!(v.text_value("query", "missing"), None);
 }
 
@@ -103,10 +111,19 @@ fn view_submission_values() {
 fn missing_fields_are_ignored_not_panics() {
     for (kind, p) in [
         ("events_api", json!({})),
-        ("events_api", json!({"event_id": "E", "event": {"type": "app_mention"}})),
-        ("events_api", json!({"event_id": "E", "event": {"type": "reaction_added"}})),
+        (
+            "events_api",
+            json!({"event_id": "E", "event": {"type": "app_mention"}}),
+        ),
+        (
+            "events_api",
+            json!({"event_id": "E", "event": {"type": "reaction_added"}}),
+        ),
         ("slash_commands", json!({"command": "/sentinel"})),
-        ("interactive", json!({"type": "block_actions", "actions": []})),
+        (
+            "interactive",
+            json!({"type": "block_actions", "actions": []}),
+        ),
         ("interactive", json!({"type": "shortcut"})),
         ("hello", json!(null)),
     ] {
