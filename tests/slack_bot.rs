@@ -251,7 +251,7 @@ async fn buttons_and_the_search_modal(pool: PgPool) {
 async fn redelivered_event_is_answered_once(pool: PgPool) {
     let emu = emulator().await;
     let bot = bot(&emu, pool, 1, &[]).await;
-    let ts = "1700000000.000100";
+    let ts = "1600000000.000100";
     emu.state()
         .messages
         .push(sentinel::slack::emulator::Message {
