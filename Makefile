@@ -42,7 +42,8 @@ bench: model build
 	  ./target/release/sentinel bench search --chunks 100000 --json && \
 	  ./target/release/sentinel bench intake --json && \
 	  ./target/release/sentinel bench storm --json && \
-	  ./target/release/sentinel bench alert-latency --chunks 100000 --json
+	  ./target/release/sentinel bench alert-latency --chunks 100000 --json && \
+	  ./target/release/sentinel bench slack-ack --json
 
 fmt:
 	$(CARGO) fmt

@@ -42,10 +42,13 @@ pub enum Command {
     /// Measure speed.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Ingest the bundled runbooks and answer a sample alert.
+    /// Ingest the bundled runbooks and answer a sample alert, then play a short Slack
+    /// session against the built-in Slack emulator and print the channel.
     Demo(DemoArgs),
     /// Receive alert webhooks (Alertmanager, Grafana, generic) and store them.
     ServeWebhooks(ServeWebhooksArgs),
+    /// Run the Slack bot (Socket Mode) until Ctrl-C.
+    Serve,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +119,24 @@ pub enum BenchCommand {
     Storm(bench_alerts::StormArgs),
     /// Webhook received to runbook reply posted (emulated Slack), p50 and p99.
     AlertLatency(bench_alerts::LatencyArgs),
+    /// Socket Mode ack latency under a burst of envelopes whose work is slow.
+    SlackAck(SlackAckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SlackAckArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub envelopes: usize,
+    /// How long each handler's work takes, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub work_ms: u64,
+    #[arg(long, default_value_t = 2)]
+    pub connections: u32,
+    /// Background jobs at once.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +258,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::AlertLatency(a)) => bench_alerts::latency(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
+        Command::Bench(BenchCommand::SlackAck(a)) => {
+            let r = crate::slack::ack_bench::measure(
+                a.envelopes,
+                std::time::Duration::from_millis(a.work_ms),
+                a.connections,
+                a.concurrency,
+            )
+            .await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} envelopes, work {} ms each: ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} redelivered, {} handled",
+                    r.envelopes, a.work_ms, r.ack_p50_ms, r.ack_p99_ms, r.max_ms, r.redeliveries, r.handled
+                );
+            }
+            Ok(if r.max_ms < 3000.0 { 0 } else { 1 })
+        }
+        Command::Serve => {
+            let slack = app.config.require_slack()?.clone();
+            let kb = app.knowledge().await?;
+            let running =
+                crate::serve::start(&slack, kb, crate::serve::listener_options(&slack)).await?;
+            eprintln!("Sentinel is connected to Slack; Ctrl-C to stop");
+            tokio::signal::ctrl_c().await?;
+            running.listener.shutdown().await;
+            Ok(0)
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Config {
     pub database_url: Option<SecretString>,
     pub embedder: EmbedderConfig,
     pub alerts: AlertsConfig,
+    /// Slack connection and bot settings; `None` when no Slack token is set.
+    pub slack: Option<SlackConfig>,
 }
 
 /// Alerts in: the webhook server, alert channels and storm control.
@@ -122,6 +124,30 @@ impl AlertsConfig {
     }
 }
 
+/// Default Slack Web API base (no trailing slash).
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+
+/// How the bot talks to Slack: tokens, API base, Socket Mode connections, watched channels.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// App-level token (`xapp-`), opens Socket Mode connections.
+    pub app_token: SecretString,
+    /// Bot token (`xoxb-`), for every Web API call.
+    pub bot_token: SecretString,
+    /// Web API base without trailing slash (the emulator's in tests).
+    pub api_url: String,
+    /// Socket Mode connections kept open (Slack allows up to 10).
+    pub connections: u32,
+    /// Channel ids whose plain messages the bot reads (alert channels).
+    pub watch_channels: Vec<String>,
+    /// Background jobs run at once; the rest wait in the queue (acks never wait).
+    pub handler_concurrency: usize,
+    /// Timeout of every Web API call.
+    pub timeout_secs: u64,
+    /// Base URL runbook links point to (`<base>/<path>#<anchor>`); plain paths if unset.
+    pub runbook_base_url: Option<String>,
+}
+
 /// Which embedder turns text into vectors.
 #[derive(Debug, Clone)]
 pub enum EmbedderConfig {
@@ -168,6 +194,17 @@ impl Config {
             database_url,
             embedder,
             alerts: AlertsConfig::from_env(env)?,
+            slack: slack_from_env(env)?,
+        })
+    }
+
+    /// The Slack settings, or a sentence naming the missing variable.
+    pub fn require_slack(&self) -> Result<&SlackConfig, UserError> {
+        self.slack.as_ref().ok_or_else(|| {
+            UserError::new(
+                "SLACK_APP_TOKEN and SLACK_BOT_TOKEN are not set: create a Socket Mode app \
+                 (see .env.example) and export both tokens.",
+            )
         })
     }
 
@@ -180,6 +217,52 @@ impl Config {
             )
         })
     }
+}
+
+fn slack_from_env(env: &dyn Env) -> Result<Option<SlackConfig>, UserError> {
+    let (app, bot) = (env.get("SLACK_APP_TOKEN"), env.get("SLACK_BOT_TOKEN"));
+    let (app_token, bot_token) = match (app, bot) {
+        (None, None) => return Ok(None),
+        (Some(a), Some(b)) => (a, b),
+        (None, Some(_)) => {
+            return Err(UserError::new(
+                "SLACK_APP_TOKEN is not set (the xapp- app-level token with connections:write)",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(UserError::new(
+                "SLACK_BOT_TOKEN is not set (the xoxb- bot token)",
+            ))
+        }
+    };
+    let connections: u32 = parse_or(env, "SENTINEL_SLACK_CONNECTIONS", 2)?;
+    if !(1..=10).contains(&connections) {
+        return Err(UserError::new(format!(
+            "SENTINEL_SLACK_CONNECTIONS must be between 1 and 10 (Slack's limit), not {connections}"
+        )));
+    }
+    Ok(Some(SlackConfig {
+        app_token: SecretString::from(app_token),
+        bot_token: SecretString::from(bot_token),
+        api_url: env
+            .get("SLACK_API_URL")
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| DEFAULT_SLACK_API_URL.to_string()),
+        connections,
+        watch_channels: env
+            .get("SENTINEL_WATCH_CHANNELS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        handler_concurrency: parse_or(env, "SENTINEL_HANDLER_CONCURRENCY", 64usize)?.max(1),
+        timeout_secs: parse_or(env, "SENTINEL_SLACK_TIMEOUT_SECS", 10u64)?.max(1),
+        runbook_base_url: env.get("SENTINEL_RUNBOOK_BASE_URL"),
+    }))
 }
 
 pub(crate) fn parse_or<T: std::str::FromStr>(
@@ -271,5 +354,30 @@ mod tests {
         assert!(e.0.contains("word2vec"));
         let e = Config::from_env(&env(&[("SENTINEL_EMBED_THREADS", "many")])).unwrap_err();
         assert!(e.0.contains("SENTINEL_EMBED_THREADS"));
+    }
+
+    #[test]
+    fn slack_needs_both_tokens_and_defaults_the_rest() {
+        assert!(Config::from_env(&env(&[])).unwrap().slack.is_none());
+        let e = Config::from_env(&env(&[("SLACK_BOT_TOKEN", "xoxb-1")])).unwrap_err();
+        assert!(e.0.contains("SLACK_APP_TOKEN"));
+        let c = Config::from_env(&env(&[
+            ("SLACK_BOT_TOKEN", "xoxb-1"),
+            ("SLACK_APP_TOKEN", "xapp-1"),
+            ("SLACK_API_URL", "http://127.0.0.1:9/api/"),
+            ("SENTINEL_WATCH_CHANNELS", "C1, C2,"),
+        ]))
+        .unwrap();
+        let s = c.require_slack().unwrap();
+        assert_eq!(s.api_url, "http://127.0.0.1:9/api");
+        assert_eq!(s.watch_channels, vec!["C1", "C2"]);
+        assert_eq!(s.connections, 2);
+        let e = Config::from_env(&env(&[
+            ("SLACK_BOT_TOKEN", "xoxb-1"),
+            ("SLACK_APP_TOKEN", "xapp-1"),
+            ("SENTINEL_SLACK_CONNECTIONS", "11"),
+        ]))
+        .unwrap_err();
+        assert!(e.0.contains("between 1 and 10"));
     }
 }

@@ -1,10 +1,19 @@
 //! `sentinel demo`: the main job as far as it exists, on bundled data.
 //!
 //! Ingests `runbooks/`, then answers the sample Alertmanager alert with the best runbook
-//! sections, printed as the on-call engineer would read them.
+//! sections, printed as the on-call engineer would read them. Then starts the Slack
+//! emulator and the bot in this process (the bot connected through the real Socket Mode
+//! client), plays a mention and slash commands, and prints the channel as a transcript.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
 
 use crate::cli::{App, DemoArgs};
-use crate::knowledge::{ingest, SearchRequest};
+use crate::config::SlackConfig;
+use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
+use crate::slack::emulator::{transcript, Emulator, EmulatorConfig, BOT_USER_ID};
+use crate::slack::socket::ListenerOptions;
 
 /// The sample alert shipped with the repository (Alertmanager webhook v4).
 const SAMPLE_ALERT: &str = include_str!("../tests/data/alerts/alertmanager-v4-firing.json");
@@ -69,5 +78,74 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         println!();
     }
     crate::demo_alert::run(&kb).await?;
+    slack_session(kb).await?;
     Ok(0)
+}
+
+/// The scripted Slack session against the emulator.
+async fn slack_session(kb: KnowledgeBase) -> anyhow::Result<()> {
+    let emu = Emulator::start(EmulatorConfig::default()).await?;
+    let cfg = SlackConfig {
+        app_token: SecretString::from(emu.shared.cfg.app_token.clone()),
+        bot_token: SecretString::from(emu.shared.cfg.bot_token.clone()),
+        api_url: emu.api_url(),
+        connections: 1,
+        watch_channels: vec![],
+        handler_concurrency: 8,
+        timeout_secs: 5,
+        runbook_base_url: None,
+    };
+    let opts = ListenerOptions {
+        connections: 1,
+        reconnect_secs: 1,
+        stagger_secs: 0,
+        ..ListenerOptions::default()
+    };
+    let running = crate::serve::start(&cfg, kb, opts).await?;
+    let wait = Duration::from_secs(30);
+    anyhow::ensure!(
+        emu.wait_connected(1, wait).await,
+        "the bot did not connect to the Slack emulator"
+    );
+    println!("── Slack (emulated), bot connected over Socket Mode ──");
+
+    let ts = emu.user_says(
+        "C0GENERAL",
+        "U0ALICE",
+        &format!(
+            "<@{BOT_USER_ID}> checkout-api pods keep crash looping after the deploy, what do I do?"
+        ),
+        None,
+    );
+    emu.wait_for(wait, |s| {
+        s.messages
+            .iter()
+            .any(|m| m.thread_ts.as_deref() == Some(ts.as_str()))
+            .then_some(())
+    })
+    .await
+    .ok_or_else(|| anyhow::anyhow!("the bot did not answer the mention"))?;
+
+    for text in ["help", "search node disk pressure"] {
+        let before = emu.state().ephemerals.len();
+        emu.slash_command("C0GENERAL", "U0BOB", "/sentinel", text);
+        let want = if text == "help" {
+            before + 1
+        } else {
+            before + 2
+        };
+        emu.wait_for(wait, |s| (s.ephemerals.len() >= want).then_some(()))
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the bot did not answer `/sentinel {text}`"))?;
+    }
+    println!("{}", transcript::render(&emu.state(), "C0GENERAL"));
+    let acks = emu.acks();
+    let max = acks.iter().map(|a| a.latency).max().unwrap_or_default();
+    println!(
+        "{} envelopes acked, slowest ack {:.1} ms (Slack's deadline: 3000 ms)",
+        acks.len(),
+        max.as_secs_f64() * 1000.0
+    );
+    running.listener.shutdown().await;
+    Ok(())
 }

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod bench;
 pub mod bench_alerts;
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -18,5 +19,7 @@ pub mod http;
 pub mod incidents;
 pub mod knowledge;
 pub mod retry;
+pub mod serve;
+pub mod slack;
 pub mod telemetry;
 pub mod text;

@@ -1,0 +1,192 @@
+//! Handlers: one function per kind of inbound traffic, all taking the shared `Context`.
+//! Until later work replaces them, mentions and `/sentinel search` answer with runbook
+//! sections, and messages in watched channels get an :eyes: reaction.
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::answer::{self, ACTION_HELPFUL, ACTION_SEARCH_AGAIN, VIEW_SEARCH};
+use super::command::{self, Command};
+use super::{BotSettings, Context};
+use crate::knowledge::SearchRequest;
+use crate::slack::events::{BlockAction, Inbound, MessageEvent, SlashCommand, ViewSubmission};
+
+/// Sections shown per answer.
+const ANSWER_SECTIONS: usize = 3;
+
+/// Messages the bot itself sent (by bot id or user id) are never handled.
+pub fn is_own(s: &BotSettings, inbound: &Inbound) -> bool {
+    match inbound {
+        Inbound::Mention(m) | Inbound::Message(m) => {
+            (!s.bot_id.is_empty() && m.bot_id.as_deref() == Some(s.bot_id.as_str()))
+                || (!s.bot_user_id.is_empty() && m.user.as_deref() == Some(s.bot_user_id.as_str()))
+        }
+        _ => false,
+    }
+}
+
+/// The immediate, ephemeral answer carried in a slash command's ack (no I/O).
+pub fn command_ack(cmd: &SlashCommand) -> Option<String> {
+    match command::parse(&cmd.text) {
+        Ok(Command::Help) => Some(command::help_text(&cmd.command)),
+        Ok(Command::Status) => Some(format!(
+            "Sentinel {} is running and connected to Slack.",
+            env!("CARGO_PKG_VERSION")
+        )),
+        Ok(Command::Search { query }) => Some(format!(
+            "Searching the runbooks for “{}”…",
+            crate::text::excerpt(&query, 200)
+        )),
+        Ok(Command::Find) => None,
+        Err(e) => Some(format!("{}\n\n{}", e.0, command::help_text(&cmd.command))),
+    }
+}
+
+pub async fn route(ctx: &Context, inbound: Inbound) -> anyhow::Result<()> {
+    match inbound {
+        Inbound::Mention(m) => on_mention(ctx, &m).await,
+        Inbound::Message(m) => on_message(ctx, &m).await,
+        Inbound::Command(c) => on_command(ctx, &c).await,
+        Inbound::BlockAction(a) => on_block_action(ctx, &a).await,
+        Inbound::ViewSubmission(v) => on_view_submission(ctx, &v).await,
+        Inbound::Ignored { .. } => Ok(()),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(slack.channel = %m.channel, slack.ts = %m.ts))]
+async fn on_mention(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
+    let question = answer::strip_mentions(&m.text);
+    let thread = Some(m.reply_thread());
+    if question.is_empty() {
+        ctx.slack
+            .post_message(&m.channel, thread, "Ask me a question after the mention, e.g. “@Sentinel why is checkout crash looping?”", None)
+            .await?;
+        return Ok(());
+    }
+    post_answer(ctx, &m.channel, thread, &question).await
+}
+
+async fn post_answer(
+    ctx: &Context,
+    channel: &str,
+    thread: Option<&str>,
+    question: &str,
+) -> anyhow::Result<()> {
+    let hits = ctx
+        .kb
+        .search(&SearchRequest {
+            text: question.to_string(),
+            alert: None,
+            runbook_url: None,
+            k: ANSWER_SECTIONS,
+        })
+        .await;
+    let (text, blocks) = match hits {
+        Ok(h) => {
+            answer::runbook_answer(question, &h, ctx.settings.runbook_base_url.as_deref(), true)
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "runbook search failed");
+            let t =
+                "Sorry, I cannot search the runbooks right now. Try again in a minute.".to_string();
+            (t, Vec::new())
+        }
+    };
+    let blocks = (!blocks.is_empty()).then_some(blocks);
+    ctx.slack
+        .post_message(channel, thread, &text, blocks)
+        .await
+        .context("Failed to post runbook answer")?;
+    Ok(())
+}
+
+async fn on_message(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
+    if !ctx.settings.watch_channels.iter().any(|c| c == &m.channel) {
+        return Ok(());
+    }
+    // Seen: alert handling (incidents) builds on this later.
+    ctx.slack.add_reaction(&m.channel, &m.ts, "eyes").await?;
+    Ok(())
+}
+
+async fn on_command(ctx: &Context, c: &SlashCommand) -> anyhow::Result<()> {
+    match command::parse(&c.text) {
+        Ok(Command::Search { query }) => {
+            let hits = ctx
+                .kb
+                .search(&SearchRequest {
+                    text: query.clone(),
+                    alert: None,
+                    runbook_url: None,
+                    k: ANSWER_SECTIONS,
+                })
+                .await?;
+            let (text, blocks) = answer::runbook_answer(
+                &query,
+                &hits,
+                ctx.settings.runbook_base_url.as_deref(),
+                false,
+            );
+            ctx.slack
+                .respond(&c.response_url, &text, Some(blocks), false)
+                .await?;
+        }
+        Ok(Command::Find) => {
+            let meta = json!({"channel": c.channel_id}).to_string();
+            ctx.slack
+                .open_view(&c.trigger_id, answer::search_modal("", &meta))
+                .await?;
+        }
+        // Answered in the ack.
+        Ok(Command::Help | Command::Status) | Err(_) => {}
+    }
+    Ok(())
+}
+
+async fn on_block_action(ctx: &Context, a: &BlockAction) -> anyhow::Result<()> {
+    match a.action_id.as_str() {
+        ACTION_HELPFUL => {
+            let (Some(channel), Some(ts)) = (&a.channel_id, &a.message_ts) else {
+                return Ok(());
+            };
+            let thread = a.thread_ts.as_deref().unwrap_or(ts);
+            ctx.slack
+                .post_message(
+                    channel,
+                    Some(thread),
+                    &format!("<@{}> found this answer helpful. Thanks!", a.user_id),
+                    None,
+                )
+                .await?;
+        }
+        ACTION_SEARCH_AGAIN => {
+            let meta = json!({
+                "channel": a.channel_id,
+                "thread_ts": a.thread_ts.as_ref().or(a.message_ts.as_ref()),
+            })
+            .to_string();
+            let initial = a.value.clone().unwrap_or_default();
+            ctx.slack
+                .open_view(&a.trigger_id, answer::search_modal(&initial, &meta))
+                .await?;
+        }
+        other => tracing::info!(action_id = other, "no handler for this button"),
+    }
+    Ok(())
+}
+
+async fn on_view_submission(ctx: &Context, v: &ViewSubmission) -> anyhow::Result<()> {
+    if v.callback_id != VIEW_SEARCH {
+        tracing::info!(callback_id = %v.callback_id, "no handler for this view");
+        return Ok(());
+    }
+    let query = v.text_value("query", "query").unwrap_or_default();
+    let meta: serde_json::Value = serde_json::from_str(&v.private_metadata).unwrap_or_default();
+    let Some(channel) = meta["channel"].as_str() else {
+        return Ok(());
+    };
+    if query.trim().is_empty() {
+        return Ok(());
+    }
+    post_answer(ctx, channel, meta["thread_ts"].as_str(), query.trim()).await
+}

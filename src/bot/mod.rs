@@ -1,0 +1,77 @@
+//! The bot: one `Context` for every handler, routing of inbound Slack traffic to
+//! handlers after the "never twice" claim, and the `/sentinel` command parser.
+
+pub mod answer;
+pub mod command;
+pub mod dedupe;
+pub mod handlers;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::knowledge::KnowledgeBase;
+use crate::slack::events::{Inbound, SlashCommand};
+use crate::slack::socket::Dispatch;
+use crate::slack::SlackClient;
+
+/// Bot settings the handlers read (from `SlackConfig` and `auth.test`).
+#[derive(Debug, Clone, Default)]
+pub struct BotSettings {
+    /// The bot's own user id and bot id: its messages are never handled.
+    pub bot_user_id: String,
+    pub bot_id: String,
+    /// Channels whose plain messages the bot reads.
+    pub watch_channels: Vec<String>,
+    /// Where runbook links point (`<base>/<path>#<anchor>`); plain paths when unset.
+    pub runbook_base_url: Option<String>,
+}
+
+/// Everything a handler needs; cheap to share (`Arc<Context>`).
+pub struct Context {
+    pub pool: PgPool,
+    pub slack: SlackClient,
+    pub kb: KnowledgeBase,
+    pub settings: BotSettings,
+}
+
+/// Routes inbound Slack traffic; implements the listener's `Dispatch`.
+#[derive(Clone)]
+pub struct Bot {
+    pub ctx: Arc<Context>,
+}
+
+#[async_trait]
+impl Dispatch for Bot {
+    fn command_ack(&self, cmd: &SlashCommand) -> Option<Value> {
+        handlers::command_ack(cmd).map(|text| json!({"text": text, "response_type": "ephemeral"}))
+    }
+
+    async fn handle(&self, inbound: Inbound) {
+        let Some(key) = inbound.dedupe_key() else {
+            return;
+        };
+        if handlers::is_own(&self.ctx.settings, &inbound) {
+            return;
+        }
+        match dedupe::claim(&self.ctx.pool, &key, inbound.kind()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(key = %key, "already handled");
+                return;
+            }
+            Err(e) => {
+                // Without the claim we cannot promise "never twice": skip, Slack will not
+                // redeliver an acked envelope, so this one is lost and logged.
+                tracing::error!(key = %key, error = %format!("{e:#}"), "cannot record Slack event; skipped");
+                return;
+            }
+        }
+        let kind = inbound.kind();
+        if let Err(e) = handlers::route(&self.ctx, inbound).await {
+            tracing::error!(kind, key = %key, error = %format!("{e:#}"), "handler failed");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Block Kit builder that stays within Slack's limits: long text is cut on a character
+//! boundary with a visible marker, lists are capped, and every message has plain-text
+//! fallback. Pure (JSON values in, JSON values out).
+
+use serde_json::{json, Value};
+
+use crate::text::truncate_chars;
+
+/// Blocks in one message (modals allow 100).
+pub const MAX_MESSAGE_BLOCKS: usize = 50;
+pub const MAX_MODAL_BLOCKS: usize = 100;
+pub const MAX_SECTION_TEXT: usize = 3000;
+pub const MAX_SECTION_FIELDS: usize = 10;
+pub const MAX_FIELD_TEXT: usize = 2000;
+pub const MAX_HEADER_TEXT: usize = 150;
+pub const MAX_CONTEXT_ELEMENTS: usize = 10;
+pub const MAX_ACTIONS_ELEMENTS: usize = 25;
+pub const MAX_BUTTON_TEXT: usize = 75;
+pub const MAX_BUTTON_VALUE: usize = 2000;
+pub const MAX_URL: usize = 3000;
+pub const MAX_ID: usize = 255;
+pub const MAX_MODAL_TITLE: usize = 24;
+pub const MAX_PRIVATE_METADATA: usize = 3000;
+/// Slack truncates message text past 40,000 characters and recommends about 4,000.
+pub const MAX_MESSAGE_TEXT: usize = 4000;
+
+/// Cuts `s` to `max` characters; the cut is marked with `…` (never mid-character).
+pub fn cut(s: &str, max: usize) -> String {
+    truncate_chars(s, max)
+}
+
+/// A `mrkdwn` section, text cut to 3000 characters.
+pub fn section(text: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": non_empty(cut(text, MAX_SECTION_TEXT))}})
+}
+
+/// A section made of up to 10 two-column fields.
+pub fn fields(items: &[String]) -> Value {
+    let fields: Vec<Value> = items
+        .iter()
+        .take(MAX_SECTION_FIELDS)
+        .map(|t| json!({"type": "mrkdwn", "text": non_empty(cut(t, MAX_FIELD_TEXT))}))
+        .collect();
+    json!({"type": "section", "fields": fields})
+}
+
+pub fn header(text: &str) -> Value {
+    json!({"type": "header", "text": {"type": "plain_text", "text": non_empty(cut(text, MAX_HEADER_TEXT)), "emoji": true}})
+}
+
+pub fn divider() -> Value {
+    json!({"type": "divider"})
+}
+
+/// A context block of `mrkdwn` elements (at most 10, each cut like a section).
+pub fn context(items: &[String]) -> Value {
+    let elements: Vec<Value> = items
+        .iter()
+        .take(MAX_CONTEXT_ELEMENTS)
+        .map(|t| json!({"type": "mrkdwn", "text": non_empty(cut(t, MAX_SECTION_TEXT))}))
+        .collect();
+    json!({"type": "context", "elements": elements})
+}
+
+/// A button; `value` longer than 2000 characters is cut (keep values short ids).
+pub fn button(text: &str, action_id: &str, value: &str) -> Value {
+    json!({
+        "type": "button",
+        "text": {"type": "plain_text", "text": non_empty(cut(text, MAX_BUTTON_TEXT)), "emoji": true},
+        "action_id": cut(action_id, MAX_ID),
+        "value": cut(value, MAX_BUTTON_VALUE),
+    })
+}
+
+/// An actions block of at most 25 elements.
+pub fn actions(block_id: &str, elements: Vec<Value>) -> Value {
+    let elements: Vec<Value> = elements.into_iter().take(MAX_ACTIONS_ELEMENTS).collect();
+    json!({"type": "actions", "block_id": cut(block_id, MAX_ID), "elements": elements})
+}
+
+/// Caps a message at 50 blocks; the last kept block says how many were left out.
+pub fn cap_message(mut blocks: Vec<Value>) -> Vec<Value> {
+    cap(&mut blocks, MAX_MESSAGE_BLOCKS);
+    blocks
+}
+
+fn cap(blocks: &mut Vec<Value>, max: usize) {
+    if blocks.len() > max {
+        let dropped = blocks.len() - (max - 1);
+        blocks.truncate(max - 1);
+        blocks.push(context(&[format!("_{dropped} more blocks not shown_")]));
+    }
+}
+
+/// A modal view: title/submit/close cut to 24, private metadata to 3000, blocks to 100.
+pub fn modal(
+    callback_id: &str,
+    title: &str,
+    submit: &str,
+    mut blocks: Vec<Value>,
+    private_metadata: &str,
+) -> Value {
+    cap(&mut blocks, MAX_MODAL_BLOCKS);
+    json!({
+        "type": "modal",
+        "callback_id": cut(callback_id, MAX_ID),
+        "title": {"type": "plain_text", "text": non_empty(cut(title, MAX_MODAL_TITLE))},
+        "submit": {"type": "plain_text", "text": non_empty(cut(submit, MAX_MODAL_TITLE))},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": cut(private_metadata, MAX_PRIVATE_METADATA),
+        "blocks": blocks,
+    })
+}
+
+/// A single-line plain-text input block.
+pub fn text_input(block_id: &str, action_id: &str, label: &str, initial: &str) -> Value {
+    json!({
+        "type": "input",
+        "block_id": cut(block_id, MAX_ID),
+        "label": {"type": "plain_text", "text": non_empty(cut(label, 2000))},
+        "element": {"type": "plain_text_input", "action_id": cut(action_id, MAX_ID), "initial_value": cut(initial, 3000)},
+    })
+}
+
+/// Message text (the notification and fallback), cut to the recommended 4000 characters.
+pub fn message_text(text: &str) -> String {
+    cut(text, MAX_MESSAGE_TEXT)
+}
+
+/// The readable text of blocks, for the plain-text fallback when Slack rejects them.
+pub fn plain_text(blocks: &[Value]) -> String {
+    let mut lines = Vec::new();
+    for b in blocks {
+        if let Some(t) = b["text"]["text"].as_str() {
+            lines.push(t.to_string());
+        }
+        for key in ["fields", "elements"] {
+            if let Some(items) = b[key].as_array() {
+                let parts: Vec<&str> = items
+                    .iter()
+                    .filter_map(|e| e["text"].as_str().or(e["text"]["text"].as_str()))
+                    .collect();
+                if !parts.is_empty() && b["type"] != "actions" {
+                    lines.push(parts.join("  "));
+                }
+            }
+        }
+    }
+    message_text(&lines.join("\n"))
+}
+
+/// Slack rejects empty text objects; a single space keeps the block valid.
+fn non_empty(s: String) -> String {
+    if s.trim().is_empty() {
+        " ".to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_section_is_cut_on_a_char_boundary_with_a_marker() {
+        let long = "é".repeat(5000);
+        let b = section(&long);
+        let t = b["text"]["text"].as_str().unwrap();
+        assert_eq!(t.chars().count(), MAX_SECTION_TEXT);
+        assert!(t.ends_with('…'));
+        let emoji = "🔥".repeat(100);
+        let h = header(&emoji);
+        let t = h["text"]["text"].as_str().unwrap();
+        assert_eq!(t.chars().count(), MAX_HEADER_TEXT);
+        assert!(t.starts_with("🔥🔥"));
+    }
+
+    #[test]
+    fn short_text_is_untouched() {
+        assert_eq!(section("hello")["text"]["text"], "hello");
+        assert_eq!(section("")["text"]["text"], " ");
+    }
+
+    #[test]
+    fn button_and_lists_respect_limits() {
+        let b = button(&"x".repeat(200), "act", &"v".repeat(5000));
+        assert_eq!(b["text"]["text"].as_str().unwrap().chars().count(), 75);
+        assert_eq!(b["value"].as_str().unwrap().chars().count(), 2000);
+        let a = actions(
+            "blk",
+            (0..40)
+                .map(|i| button("b", &format!("a{i}"), "v"))
+                .collect(),
+        );
+        assert_eq!(a["elements"].as_array().unwrap().len(), 25);
+        let c = context(&(0..20).map(|i| i.to_string()).collect::<Vec<_>>());
+        assert_eq!(c["elements"].as_array().unwrap().len(), 10);
+        let f = fields(&vec!["f".to_string(); 12]);
+        assert_eq!(f["fields"].as_array().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn message_is_capped_at_50_blocks_with_a_note() {
+        let blocks = cap_message((0..70).map(|i| section(&format!("s{i}"))).collect());
+        assert_eq!(blocks.len(), 50);
+        assert_eq!(blocks[48]["text"]["text"], "s48");
+        assert_eq!(
+            blocks[49]["elements"][0]["text"],
+            "_21 more blocks not shown_"
+        );
+        assert_eq!(cap_message(vec![divider()]).len(), 1);
+    }
+
+    #[test]
+    fn modal_fields_are_cut() {
+        let m = modal(
+            "cb",
+            "A very long modal title that Slack rejects",
+            "Search",
+            vec![],
+            &"m".repeat(4000),
+        );
+        assert_eq!(m["title"]["text"].as_str().unwrap().chars().count(), 24);
+        assert_eq!(
+            m["private_metadata"].as_str().unwrap().chars().count(),
+            3000
+        );
+    }
+
+    #[test]
+    fn plain_text_reads_sections_headers_and_context() {
+        let blocks = vec![
+            header("Title"),
+            section("body *bold*"),
+            context(&["a".into(), "b".into()]),
+            actions("x", vec![button("Click", "c", "v")]),
+        ];
+        assert_eq!(plain_text(&blocks), "Title\nbody *bold*\na  b");
+    }
+}

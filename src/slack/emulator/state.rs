@@ -1,0 +1,247 @@
+//! The emulator's workspace and its records: channels, users, messages, edits, reactions,
+//! ephemerals, modals, responses, acks.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub const TEAM_ID: &str = "T0SENTINEL";
+pub const APP_ID: &str = "A0SENTINEL";
+pub const BOT_USER_ID: &str = "U0SENTINEL";
+pub const BOT_ID: &str = "B0SENTINEL";
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: String,
+    pub name: String,
+    pub bot_is_member: bool,
+    pub archived: bool,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub real_name: String,
+    pub is_bot: bool,
+}
+
+/// A message in a channel, as the emulator stores it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub channel: String,
+    pub ts: String,
+    pub thread_ts: Option<String>,
+    pub user: Option<String>,
+    pub bot_id: Option<String>,
+    pub text: String,
+    pub blocks: Option<Value>,
+    /// How many times chat.update changed it.
+    pub edits: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Edit {
+    pub channel: String,
+    pub ts: String,
+    pub text: String,
+    pub blocks: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reaction {
+    pub channel: String,
+    pub ts: String,
+    pub name: String,
+    pub user: String,
+}
+
+/// Seen by one user only: chat.postEphemeral, a command ack payload, an ephemeral response.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ephemeral {
+    pub channel: String,
+    pub user: String,
+    pub text: String,
+    pub blocks: Option<Value>,
+    /// `chat.postEphemeral`, `command_ack` or `response_url`.
+    pub via: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    pub id: String,
+    pub hash: String,
+    pub user: String,
+    pub view: Value,
+    /// Set by views.update.
+    pub updates: u32,
+}
+
+/// One acknowledgement received over Socket Mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ack {
+    pub envelope_id: String,
+    pub envelope_type: String,
+    /// Which delivery this ack answered (0 = first).
+    pub retry_attempt: u32,
+    pub latency: Duration,
+    pub payload: Option<Value>,
+}
+
+/// Where a `response_url` posts.
+#[derive(Debug, Clone)]
+pub struct ResponseTarget {
+    pub channel: String,
+    pub user: String,
+    /// The message a button was on (for `replace_original`).
+    pub message_ts: Option<String>,
+}
+
+/// An envelope not yet acked.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub envelope_id: String,
+    pub envelope_type: String,
+    pub payload: Value,
+    pub accepts_response_payload: bool,
+    /// Deliveries made so far (0 = never delivered: no connection was up).
+    pub deliveries: u32,
+    pub last_sent: Option<Instant>,
+    /// Slack context for command ack payloads: (channel, user).
+    pub reply_to: Option<(String, String)>,
+}
+
+/// A live Socket Mode connection: frames to send go through `tx`.
+pub struct Connection {
+    pub id: u64,
+    pub tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+pub enum Outgoing {
+    Text(String),
+    Close,
+}
+
+/// Faults the tests switch on.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// method -> (remaining count, HTTP status) answered instead of working.
+    pub http_errors: HashMap<String, (u32, u16)>,
+    /// method -> (remaining count, Retry-After seconds): forced 429s.
+    pub rate_limits: HashMap<String, (u32, u64)>,
+    /// When false, connections are closed and apps.connections.open fails.
+    pub offline: bool,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub channels: HashMap<String, Channel>,
+    pub users: HashMap<String, User>,
+    pub usergroups: HashMap<String, Vec<String>>,
+    pub messages: Vec<Message>,
+    pub edits: Vec<Edit>,
+    pub reactions: Vec<Reaction>,
+    pub ephemerals: Vec<Ephemeral>,
+    pub views: Vec<View>,
+    pub acks: Vec<Ack>,
+    /// Raw frames the clients sent that were not acks of a pending envelope.
+    pub stray_frames: Vec<String>,
+    /// Envelopes dropped after Slack's retries ran out.
+    pub expired: Vec<String>,
+    pub pending: HashMap<String, Pending>,
+    /// Every envelope ever queued, for `Emulator::resend`.
+    pub sent: HashMap<String, Pending>,
+    /// Envelopes waiting for a connection, in order.
+    pub undelivered: VecDeque<String>,
+    pub connections: Vec<Connection>,
+    pub connections_opened: u64,
+    pub tickets: HashMap<String, Instant>,
+    pub triggers: HashMap<String, Instant>,
+    pub responses: HashMap<String, ResponseTarget>,
+    /// Per channel: theoretical arrival time of the next allowed post (GCRA).
+    pub post_tat: HashMap<String, Instant>,
+    pub faults: Faults,
+    pub web_calls: Vec<String>,
+    seq: u64,
+    ts_clock: i64,
+    round_robin: usize,
+}
+
+impl State {
+    pub fn next_id(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        format!("{prefix}{:08}", self.seq)
+    }
+
+    /// A fresh, increasing message ts like `1700000000.000100`.
+    pub fn next_ts(&mut self) -> String {
+        if self.ts_clock == 0 {
+            self.ts_clock = 1_700_000_000_000_000;
+        }
+        self.ts_clock += 100;
+        format!(
+            "{}.{:06}",
+            self.ts_clock / 1_000_000,
+            self.ts_clock % 1_000_000
+        )
+    }
+
+    /// The next connection to deliver to (round robin), if any.
+    pub fn pick_connection(&mut self) -> Option<&Connection> {
+        if self.connections.is_empty() {
+            return None;
+        }
+        self.round_robin = (self.round_robin + 1) % self.connections.len();
+        self.connections.get(self.round_robin)
+    }
+
+    pub fn message_mut(&mut self, channel: &str, ts: &str) -> Option<&mut Message> {
+        self.messages
+            .iter_mut()
+            .find(|m| m.channel == channel && m.ts == ts)
+    }
+
+    pub fn seed() -> Self {
+        let mut s = State::default();
+        for (id, name, member) in [
+            ("C0GENERAL", "general", true),
+            ("C0ALERTS", "alerts", true),
+            ("C0OPS", "ops", true),
+            ("C0RANDOM", "random", false),
+        ] {
+            s.channels.insert(
+                id.into(),
+                Channel {
+                    id: id.into(),
+                    name: name.into(),
+                    bot_is_member: member,
+                    archived: false,
+                    created: 1_600_000_000,
+                },
+            );
+        }
+        for (id, name, real, bot) in [
+            ("U0ALICE", "alice", "Alice Oncall", false),
+            ("U0BOB", "bob", "Bob Builder", false),
+            (BOT_USER_ID, "sentinel", "Sentinel", true),
+        ] {
+            s.users.insert(
+                id.into(),
+                User {
+                    id: id.into(),
+                    name: name.into(),
+                    real_name: real.into(),
+                    is_bot: bot,
+                },
+            );
+        }
+        s.usergroups
+            .insert("S0ONCALL".into(), vec!["U0ALICE".into(), "U0BOB".into()]);
+        s
+    }
+}

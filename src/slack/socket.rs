@@ -1,0 +1,224 @@
+//! The Socket Mode listener (slack-morphism): every envelope is parsed, queued and acked at
+//! once; the work runs later on a bounded pool of background tasks. Malformed envelopes
+//! are logged and acked, never retried into a crash loop.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use slack_morphism::prelude::*;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::slack::events::{self, Inbound, SlashCommand};
+
+/// What the bot does with inbound Slack traffic.
+#[async_trait]
+pub trait Dispatch: Send + Sync + 'static {
+    /// The immediate answer carried in a slash command's ack (e.g. help). Must be fast
+    /// and without I/O: the ack waits for it.
+    fn command_ack(&self, _cmd: &SlashCommand) -> Option<Value> {
+        None
+    }
+    /// The work, run in the background after the ack.
+    async fn handle(&self, inbound: Inbound);
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerOptions {
+    /// Socket Mode connections (1..=10); each envelope arrives on one of them.
+    pub connections: u32,
+    /// Seconds between reconnect attempts while Slack is unreachable (at least 1).
+    pub reconnect_secs: u64,
+    /// Seconds between pings; a dead socket is noticed after a few missed pongs.
+    pub ping_secs: u64,
+    /// Seconds between opening the connections (slack-morphism staggers them).
+    pub stagger_secs: u64,
+    /// Background jobs at once.
+    pub concurrency: usize,
+}
+
+impl Default for ListenerOptions {
+    fn default() -> Self {
+        Self {
+            connections: 2,
+            reconnect_secs: 5,
+            ping_secs: 15,
+            stagger_secs: 2,
+            concurrency: 64,
+        }
+    }
+}
+
+struct ListenerState {
+    queue: mpsc::UnboundedSender<Inbound>,
+    dispatch: Arc<dyn Dispatch>,
+}
+
+/// A running listener: connections plus the worker pool. `shutdown` stops both.
+pub struct SocketListener {
+    listener: SlackClientSocketModeListener<SlackClientHyperHttpsConnector>,
+    worker: JoinHandle<()>,
+}
+
+/// slack-morphism's HTTP connector pointed at `api_url`, plain http allowed (emulator).
+pub fn connector(api_url: &str) -> SlackClientHyperHttpsConnector {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_all_versions()
+        .build();
+    SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url)
+}
+
+impl SocketListener {
+    pub async fn start(
+        api_url: &str,
+        app_token: &SecretString,
+        dispatch: Arc<dyn Dispatch>,
+        opts: ListenerOptions,
+    ) -> anyhow::Result<Self> {
+        let client = Arc::new(SlackClient::new(connector(api_url)));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let env = Arc::new(
+            SlackClientEventsListenerEnvironment::new(client)
+                .with_error_handler(on_error)
+                .with_user_state(ListenerState {
+                    queue: tx,
+                    dispatch: dispatch.clone(),
+                }),
+        );
+        let callbacks = SlackSocketModeListenerCallbacks::new()
+            .with_push_events(on_push)
+            .with_command_events(on_command)
+            .with_interaction_events(on_interaction);
+        let cfg = SlackClientSocketModeConfig::new()
+            .with_max_connections_count(opts.connections.clamp(1, 10))
+            .with_reconnect_timeout_in_seconds(opts.reconnect_secs.max(1))
+            .with_ping_interval_in_seconds(opts.ping_secs.max(1))
+            .with_initial_backoff_in_seconds(opts.stagger_secs);
+        let listener = SlackClientSocketModeListener::new(&cfg, env, callbacks);
+        let token = SlackApiToken::new(SlackApiTokenValue(app_token.expose_secret().to_string()));
+        listener
+            .listen_for(&token)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot register the Socket Mode token: {e}"))?;
+        listener.start().await;
+        let worker = tokio::spawn(run_worker(rx, dispatch, opts.concurrency.max(1)));
+        Ok(Self { listener, worker })
+    }
+
+    pub async fn shutdown(self) {
+        self.listener.shutdown().await;
+        self.worker.abort();
+    }
+}
+
+/// Runs queued jobs, at most `concurrency` at once. The queue is unbounded so the ack path
+/// never waits; memory per job is one parsed payload.
+async fn run_worker(
+    mut rx: mpsc::UnboundedReceiver<Inbound>,
+    dispatch: Arc<dyn Dispatch>,
+    concurrency: usize,
+) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    while let Some(job) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let d = dispatch.clone();
+        tokio::spawn(async move {
+            d.handle(job).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn with_state<T>(
+    states: &SlackClientEventsUserState,
+    f: impl FnOnce(&ListenerState) -> T,
+) -> Option<T> {
+    let guard = states.read().await;
+    guard.get_user_state::<ListenerState>().map(f)
+}
+
+fn enqueue(state: &ListenerState, inbound: Inbound) {
+    if let Inbound::Ignored { reason } = &inbound {
+        tracing::debug!(reason = %reason, "ignored Slack payload");
+        return;
+    }
+    if state.queue.send(inbound).is_err() {
+        tracing::error!("worker queue closed; dropping a Slack event");
+    }
+}
+
+async fn on_push(
+    ev: SlackPushEventCallback,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let inbound = match serde_json::to_value(&ev) {
+        Ok(v) => events::parse_events_api(&v),
+        Err(e) => Inbound::Ignored {
+            reason: format!("unserializable event: {e}"),
+        },
+    };
+    with_state(&states, |s| enqueue(s, inbound)).await;
+    Ok(())
+}
+
+async fn on_command(
+    ev: SlackCommandEvent,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let inbound = match serde_json::to_value(&ev) {
+        Ok(v) => events::parse_slash_command(&v),
+        Err(e) => Inbound::Ignored {
+            reason: format!("unserializable command: {e}"),
+        },
+    };
+    let reply = with_state(&states, |s| {
+        let reply = match &inbound {
+            Inbound::Command(c) => s.dispatch.command_ack(c),
+            _ => None,
+        };
+        enqueue(s, inbound);
+        reply
+    })
+    .await
+    .flatten();
+    let response = reply
+        .and_then(|v| serde_json::from_value::<SlackCommandEventResponse>(v).ok())
+        .unwrap_or_else(|| SlackCommandEventResponse::new(SlackMessageContent::new()));
+    Ok(response)
+}
+
+async fn on_interaction(
+    ev: SlackInteractionEvent,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let inbound = match serde_json::to_value(&ev) {
+        Ok(v) => events::parse_interactive(&v),
+        Err(e) => Inbound::Ignored {
+            reason: format!("unserializable interaction: {e}"),
+        },
+    };
+    with_state(&states, |s| enqueue(s, inbound)).await;
+    Ok(())
+}
+
+/// Every error is logged and the envelope acked (200): a payload that failed once fails
+/// again on redelivery, and de-duplication makes acking safe.
+fn on_error(
+    err: Box<dyn std::error::Error + Send + Sync>,
+    _client: Arc<SlackHyperClient>,
+    _states: SlackClientEventsUserState,
+) -> HttpStatusCode {
+    // slack-morphism's protocol errors may include the raw body; log the kind only.
+    let msg = err.to_string();
+    tracing::warn!(error = %crate::text::truncate_chars(&msg, 200), "Slack Socket Mode error (acked)");
+    HttpStatusCode::OK
+}
