@@ -115,7 +115,7 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -150,7 +150,7 @@ pub async fn embed(app: &App, a: EmbedArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn print_report<T: Serialize + std::fmt::Debug>(r: &T, json: bool) -> anyhow::Result<()> {
+pub(crate) fn print_report<T: Serialize + std::fmt::Debug>(r: &T, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(r)?);
     } else {
@@ -160,7 +160,7 @@ fn print_report<T: Serialize + std::fmt::Debug>(r: &T, json: bool) -> anyhow::Re
 }
 
 /// A database beside the configured one, named for the bench size, created if missing.
-async fn scratch_pool(url: &SecretString, name: &str) -> anyhow::Result<(PgPool, SecretString)> {
+pub(crate) async fn scratch_pool(url: &SecretString, name: &str) -> anyhow::Result<(PgPool, SecretString)> {
     let admin = crate::db::connect(url, 2).await?;
     let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(name)
@@ -240,7 +240,7 @@ fn req(text: &str) -> SearchRequest {
     }
 }
 
-async fn count_chunks(pool: &PgPool) -> anyhow::Result<usize> {
+pub(crate) async fn count_chunks(pool: &PgPool) -> anyhow::Result<usize> {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM chunks")
         .fetch_one(pool)
         .await?;
@@ -250,7 +250,7 @@ async fn count_chunks(pool: &PgPool) -> anyhow::Result<usize> {
 /// Ingests the real runbooks, then adds synthetic chunks until there are `a.chunks`.
 /// Filler text is drawn from the real vocabulary; filler vectors are real chunk vectors
 /// mixed and perturbed, so they sit where real runbook text does, not in empty space.
-async fn fill(kb: &KnowledgeBase, a: &SearchArgs) -> anyhow::Result<()> {
+pub(crate) async fn fill(kb: &KnowledgeBase, a: &SearchArgs) -> anyhow::Result<()> {
     let have = count_chunks(&kb.pool).await?;
     if have >= a.chunks {
         return Ok(());
