@@ -150,7 +150,10 @@ pub async fn embed(app: &App, a: EmbedArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub(crate) fn print_report<T: Serialize + std::fmt::Debug>(r: &T, json: bool) -> anyhow::Result<()> {
+pub(crate) fn print_report<T: Serialize + std::fmt::Debug>(
+    r: &T,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(r)?);
     } else {
@@ -160,7 +163,10 @@ pub(crate) fn print_report<T: Serialize + std::fmt::Debug>(r: &T, json: bool) ->
 }
 
 /// A database beside the configured one, named for the bench size, created if missing.
-pub(crate) async fn scratch_pool(url: &SecretString, name: &str) -> anyhow::Result<(PgPool, SecretString)> {
+pub(crate) async fn scratch_pool(
+    url: &SecretString,
+    name: &str,
+) -> anyhow::Result<(PgPool, SecretString)> {
     let admin = crate::db::connect(url, 2).await?;
     let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(name)

@@ -244,8 +244,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Bench(BenchCommand::Embed(a)) => bench::embed(&app, a).await,
         Command::Bench(BenchCommand::Search(a)) => bench::search(&app, a).await,
-        Command::Bench(BenchCommand::Diagnosis(a)) => crate::diagnosis::measure::bench(&app, a).await,
-        Command::Eval(EvalCommand::Fallback(a)) => crate::diagnosis::measure::eval_fallback(&app, a).await,
+        Command::Bench(BenchCommand::Diagnosis(a)) => {
+            crate::diagnosis::measure::bench(&app, a).await
+        }
+        Command::Eval(EvalCommand::Fallback(a)) => {
+            crate::diagnosis::measure::eval_fallback(&app, a).await
+        }
         Command::Demo(a) => demo::run(&app, a).await,
     }
 }

@@ -123,8 +123,13 @@ fn plain(m: &SlackMessage) -> String {
     let mut out = String::new();
     for b in m.blocks.as_array().into_iter().flatten() {
         match b["type"].as_str() {
-            Some("header") => out.push_str(&format!("\n== {} ==\n", b["text"]["text"].as_str().unwrap_or(""))),
-            Some("section") => out.push_str(&format!("{}\n\n", b["text"]["text"].as_str().unwrap_or(""))),
+            Some("header") => out.push_str(&format!(
+                "\n== {} ==\n",
+                b["text"]["text"].as_str().unwrap_or("")
+            )),
+            Some("section") => {
+                out.push_str(&format!("{}\n\n", b["text"]["text"].as_str().unwrap_or("")))
+            }
             Some("context") => {
                 for e in b["elements"].as_array().into_iter().flatten() {
                     out.push_str(&format!("  ({})\n", e["text"].as_str().unwrap_or("")));
@@ -135,5 +140,7 @@ fn plain(m: &SlackMessage) -> String {
             _ => {}
         }
     }
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }

@@ -52,8 +52,9 @@ static PAIR: Lazy<Regex> = Lazy::new(|| {
 });
 
 /// A bare AWS secret access key: 40 base64 characters mixing cases and digits.
-static AWS_SECRET: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"(?:^|[^A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?:$|[^A-Za-z0-9/+=])").unwrap());
+static AWS_SECRET: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"(?:^|[^A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?:$|[^A-Za-z0-9/+=])").unwrap()
+});
 
 /// Redacts secrets; the set of sensitive label names comes from configuration.
 #[derive(Debug, Clone, Default)]
@@ -133,7 +134,9 @@ pub fn redact_patterns(text: &str) -> String {
     out = URL_PASSWORD
         .replace_all(&out, format!("${{1}}:{MARK}@"))
         .into_owned();
-    out = AUTH.replace_all(&out, format!("${{1}} {MARK}")).into_owned();
+    out = AUTH
+        .replace_all(&out, format!("${{1}} {MARK}"))
+        .into_owned();
     out = PAIR.replace_all(&out, format!("${{1}}{MARK}")).into_owned();
     redact_aws_secrets(&out)
 }
@@ -202,7 +205,8 @@ mod tests {
     fn git_shas_and_plain_words_survive() {
         let sha = "3f786850e387550fdab836ed7e6dc881de23001b";
         assert_eq!(r(sha), sha);
-        let text = "Pod checkout/checkout-api-7d9f8b6c5-x2k4q is crash looping (reason: OOMKilled).";
+        let text =
+            "Pod checkout/checkout-api-7d9f8b6c5-x2k4q is crash looping (reason: OOMKilled).";
         assert_eq!(r(text), text);
     }
 
@@ -276,7 +280,10 @@ mod tests {
     fn configured_labels_are_redacted_everywhere() {
         let mut red = Redactor::new(["customer_email", "Tenant"]);
         let labels = BTreeMap::from([
-            ("customer_email".to_string(), "jane@corp.example".to_string()),
+            (
+                "customer_email".to_string(),
+                "jane@corp.example".to_string(),
+            ),
             ("tenant".to_string(), "acme-secret-tenant".to_string()),
             ("namespace".to_string(), "checkout".to_string()),
         ]);

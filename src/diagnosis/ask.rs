@@ -45,7 +45,9 @@ impl Diagnoser {
         }
         let q = r.redact(question);
         let subject = ctx.map(|c| Self::redact_subject(&r, &c.subject));
-        let diagnosis = ctx.and_then(|c| c.diagnosis.as_deref()).map(|d| r.redact(d));
+        let diagnosis = ctx
+            .and_then(|c| c.diagnosis.as_deref())
+            .map(|d| r.redact(d));
         let text = match &subject {
             Some(s) => format!("{q} {}", s.search_text()),
             None => q.clone(),
@@ -126,10 +128,8 @@ impl Diagnoser {
                 (text, top.iter().map(|s| s.id.clone()).collect(), false)
             }
         };
-        let message = render::redact_message(
-            &r,
-            render::answer(&q, &text, &cited, &got.sources, by_llm),
-        );
+        let message =
+            render::redact_message(&r, render::answer(&q, &text, &cited, &got.sources, by_llm));
         Answer {
             text: r.redact(&text),
             cited,

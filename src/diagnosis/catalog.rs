@@ -44,10 +44,8 @@ impl Catalog {
                 .fetch_all(pool)
                 .await
                 .context("Failed to load the runbooks' action catalog")?;
-        let mut by_path: HashMap<String, (Vec<String>, serde_json::Value)> = rows
-            .into_iter()
-            .map(|(p, u, a)| (p, (u, a)))
-            .collect();
+        let mut by_path: HashMap<String, (Vec<String>, serde_json::Value)> =
+            rows.into_iter().map(|(p, u, a)| (p, (u, a))).collect();
         let mut out = Self::default();
         for path in paths {
             let Some((urls, actions)) = by_path.remove(&path) else {
@@ -147,7 +145,8 @@ mod tests {
         );
         assert_eq!(c.link(None, "b.md", "x"), None);
         assert_eq!(
-            c.link(Some("https://git.example/rb/blob/main"), "b.md", "x").as_deref(),
+            c.link(Some("https://git.example/rb/blob/main"), "b.md", "x")
+                .as_deref(),
             Some("https://git.example/rb/blob/main/b.md#x")
         );
     }

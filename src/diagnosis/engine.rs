@@ -10,8 +10,8 @@ use anyhow::Context;
 use super::catalog::Catalog;
 use super::fallback::{self, Section};
 use super::{prompt, render, validate};
-use super::{Draft, FallbackReason, SlackMessage, Source, Subject};
 use super::{DiagnosisSink, MessageRef, ThreadRef};
+use super::{Draft, FallbackReason, SlackMessage, Source, Subject};
 use crate::knowledge::{Hit, KnowledgeBase, SearchRequest};
 use crate::llm::{JsonRequest, LlmClient, LlmError, Message};
 use crate::redact::Redactor;
@@ -134,14 +134,23 @@ impl Diagnoser {
         let (draft, dropped) = match &self.llm {
             None => (self.fallback(&r, FallbackReason::NoLlm, &got).await, vec![]),
             Some(llm) => {
-                match tokio::time::timeout(self.opts.llm_deadline, self.llm_draft(llm, &r, &s, &got))
-                    .await
+                match tokio::time::timeout(
+                    self.opts.llm_deadline,
+                    self.llm_draft(llm, &r, &s, &got),
+                )
+                .await
                 {
                     Ok(Ok((d, dropped))) => (Draft::Llm(d), dropped),
                     Ok(Err(reason)) => (self.fallback(&r, reason, &got).await, vec![]),
                     Err(_) => {
-                        tracing::warn!(deadline_ms = self.opts.llm_deadline.as_millis() as u64, "LLM diagnosis timed out");
-                        (self.fallback(&r, FallbackReason::Timeout, &got).await, vec![])
+                        tracing::warn!(
+                            deadline_ms = self.opts.llm_deadline.as_millis() as u64,
+                            "LLM diagnosis timed out"
+                        );
+                        (
+                            self.fallback(&r, FallbackReason::Timeout, &got).await,
+                            vec![],
+                        )
                     }
                 }
             }
@@ -149,7 +158,8 @@ impl Diagnoser {
         for d in &dropped {
             tracing::warn!(reason = %r.redact(d), "dropped a proposed action");
         }
-        let message = render::redact_message(&r, render::draft(&s.alert_name, &draft, &got.sources));
+        let message =
+            render::redact_message(&r, render::draft(&s.alert_name, &draft, &got.sources));
         Outcome {
             draft,
             sources: got.sources,
@@ -203,7 +213,9 @@ impl Diagnoser {
                 Ok(v) => return Ok((v.diagnosis, v.dropped)),
                 Err(problems) => {
                     tracing::warn!(?problems, purpose, "LLM diagnosis failed validation");
-                    messages.push(Message::assistant(r.redact(&crate::text::truncate_chars(&content, 4_000))));
+                    messages.push(Message::assistant(
+                        r.redact(&crate::text::truncate_chars(&content, 4_000)),
+                    ));
                     messages.push(Message::user(repair_request(&problems)));
                 }
             }
@@ -267,7 +279,10 @@ pub(crate) fn repair_request(problems: &[String]) -> String {
 }
 
 /// Every chunk of one runbook, in document order.
-pub(crate) async fn runbook_sections(kb: &KnowledgeBase, path: &str) -> anyhow::Result<Vec<Section>> {
+pub(crate) async fn runbook_sections(
+    kb: &KnowledgeBase,
+    path: &str,
+) -> anyhow::Result<Vec<Section>> {
     let rows: Vec<(Vec<String>, String, String)> = sqlx::query_as(
         "SELECT c.heading_path, c.anchor, c.body FROM chunks c JOIN runbooks r ON r.id = c.runbook_id
          WHERE r.path = $1 ORDER BY c.ord",

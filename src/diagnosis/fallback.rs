@@ -24,7 +24,13 @@ pub enum Part {
 pub fn part_of(heading: &str) -> Option<Part> {
     let h = heading.to_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| h.contains(w));
-    if has(&["meaning", "overview", "description", "what it means", "summary"]) {
+    if has(&[
+        "meaning",
+        "overview",
+        "description",
+        "what it means",
+        "summary",
+    ]) {
         Some(Part::Meaning)
     } else if has(&[
         "diagnos",

@@ -115,12 +115,18 @@ pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
         json: a.json,
     };
     bench::fill(&kb, &search_args).await?;
-    sqlx::query(&format!("ALTER DATABASE {name} SET hnsw.ef_search = {}", a.ef_search))
-        .execute(&pool)
-        .await?;
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET hnsw.ef_search = {}",
+        a.ef_search
+    ))
+    .execute(&pool)
+    .await?;
     pool.close().await;
     let pool = bench::scratch_pool(url, &name).await?.0;
-    let kb = KnowledgeBase { pool: pool.clone(), ..kb };
+    let kb = KnowledgeBase {
+        pool: pool.clone(),
+        ..kb
+    };
 
     let answer = json!({
         "summary": {"text": "The alert's runbook explains the condition.", "sources": ["S1", "ALERT"]},
@@ -175,7 +181,13 @@ pub async fn eval_fallback(app: &App, a: EvalArgs) -> anyhow::Result<i32> {
     let queries = load_queries(&a.queries)?;
     let kb = app.knowledge().await?;
     if let Some(dir) = &a.ingest {
-        ingest::ingest(&kb.pool, kb.embedder.as_ref(), std::slice::from_ref(dir), false).await?;
+        ingest::ingest(
+            &kb.pool,
+            kb.embedder.as_ref(),
+            std::slice::from_ref(dir),
+            false,
+        )
+        .await?;
     }
     let d = Diagnoser::new(kb, None, DiagnoserOptions::default());
     let mut hits = 0;
@@ -191,7 +203,10 @@ pub async fn eval_fallback(app: &App, a: EvalArgs) -> anyhow::Result<i32> {
         if cited.as_deref() == Some(q.expected.as_str()) {
             hits += 1;
         } else if a.verbose {
-            eprintln!("miss: {:?} expected {} got {:?}", q.alert, q.expected, cited);
+            eprintln!(
+                "miss: {:?} expected {} got {:?}",
+                q.alert, q.expected, cited
+            );
         }
     }
     lat.sort_by(f64::total_cmp);
@@ -199,7 +214,11 @@ pub async fn eval_fallback(app: &App, a: EvalArgs) -> anyhow::Result<i32> {
     let report = EvalReport {
         n,
         cites_expected: hits,
-        fraction: if n == 0 { 0.0 } else { (hits as f64 / n as f64 * 10_000.0).round() / 10_000.0 },
+        fraction: if n == 0 {
+            0.0
+        } else {
+            (hits as f64 / n as f64 * 10_000.0).round() / 10_000.0
+        },
         p50_ms: round2(percentile(&lat, 50.0)),
         p99_ms: round2(percentile(&lat, 99.0)),
     };

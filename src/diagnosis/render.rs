@@ -71,7 +71,9 @@ fn context(items: &[String]) -> Value {
 fn finish(text: String, mut blocks: Vec<Value>) -> SlackMessage {
     if blocks.len() > MAX_BLOCKS {
         blocks.truncate(MAX_BLOCKS - 1);
-        blocks.push(context(&["_…more was cut to fit Slack's limits_".to_string()]));
+        blocks.push(context(&[
+            "_…more was cut to fit Slack's limits_".to_string()
+        ]));
     }
     SlackMessage {
         text: truncate_chars(&text, MAX_TEXT),
@@ -195,7 +197,11 @@ fn sources_block(sources: &[Source], cited: &[&str]) -> Value {
             let label = format!("{} › {}", s.runbook_title, s.heading);
             let mut line = format!("`{}` {}", s.id, link(s.url.as_deref(), &label));
             if s.url.is_none() {
-                line.push_str(&format!(" (`{}#{}`)", escape(&s.runbook_path), escape(&s.anchor)));
+                line.push_str(&format!(
+                    " (`{}#{}`)",
+                    escape(&s.runbook_path),
+                    escape(&s.anchor)
+                ));
             }
             line
         })
@@ -260,7 +266,13 @@ pub fn fallback(alert_name: &str, f: &Fallback) -> SlackMessage {
 }
 
 /// An answer to a question, with its sources (`/sentinel ask` posts it ephemerally).
-pub fn answer(question: &str, answer: &str, cited: &[String], sources: &[Source], drafted_by_llm: bool) -> SlackMessage {
+pub fn answer(
+    question: &str,
+    answer: &str,
+    cited: &[String],
+    sources: &[Source],
+    drafted_by_llm: bool,
+) -> SlackMessage {
     let mut blocks = vec![
         context(&[format!("❓ {}", escape(&truncate_chars(question, 300)))]),
         section(&markdown(answer)),
@@ -268,7 +280,10 @@ pub fn answer(question: &str, answer: &str, cited: &[String], sources: &[Source]
     if !drafted_by_llm {
         blocks.insert(
             1,
-            context(&["📖 No LLM answer available: these are the most relevant runbook sections.".to_string()]),
+            context(&[
+                "📖 No LLM answer available: these are the most relevant runbook sections."
+                    .to_string(),
+            ]),
         );
     }
     let ids: Vec<&str> = cited.iter().map(String::as_str).collect();
@@ -296,7 +311,10 @@ pub fn search(query: &str, hits: &[Hit], sources: &[Source]) -> SlackMessage {
             escape(&crate::text::excerpt(&h.body, 280))
         )));
     }
-    finish(format!("{} runbook sections for {query}", hits.len()), blocks)
+    finish(
+        format!("{} runbook sections for {query}", hits.len()),
+        blocks,
+    )
 }
 
 /// Redacts every string in a message (the last line of defence before Slack).
@@ -395,7 +413,9 @@ mod tests {
         assert!(t.contains("Hypotheses (unverified)"));
         assert!(t.contains("_bad release_ — *72% likely*"));
         assert!(t.contains("kubectl rollout undo"));
-        assert!(t.contains("<https://wiki.example/crash#diagnosis|Checkout crash › Checkout crash &gt; Diagnosis>"));
+        assert!(t.contains(
+            "<https://wiki.example/crash#diagnosis|Checkout crash › Checkout crash &gt; Diagnosis>"
+        ));
         assert!(!t.contains("`S2`"), "uncited sources are not listed");
         assert!(!t.contains("<!channel>"), "model text cannot ping");
     }
@@ -415,7 +435,11 @@ mod tests {
         assert!(blocks.len() <= MAX_BLOCKS);
         for b in blocks {
             if let Some(t) = b["text"]["text"].as_str() {
-                let max = if b["type"] == "header" { MAX_HEADER } else { MAX_SECTION };
+                let max = if b["type"] == "header" {
+                    MAX_HEADER
+                } else {
+                    MAX_SECTION
+                };
                 assert!(t.chars().count() <= max, "{}", b["type"]);
             }
         }

@@ -26,7 +26,11 @@ pub struct MessageRef {
 #[async_trait]
 pub trait DiagnosisSink: Send + Sync {
     /// Posts the "Investigating…" message in the thread.
-    async fn post_placeholder(&self, thread: &ThreadRef, msg: &SlackMessage) -> anyhow::Result<MessageRef>;
+    async fn post_placeholder(
+        &self,
+        thread: &ThreadRef,
+        msg: &SlackMessage,
+    ) -> anyhow::Result<MessageRef>;
     /// Replaces a posted message's text and blocks (`chat.update`).
     async fn update(&self, msg: &MessageRef, text: &str, blocks: &Value) -> anyhow::Result<()>;
 }
@@ -83,7 +87,11 @@ impl RecordingSink {
 
 #[async_trait]
 impl DiagnosisSink for RecordingSink {
-    async fn post_placeholder(&self, thread: &ThreadRef, msg: &SlackMessage) -> anyhow::Result<MessageRef> {
+    async fn post_placeholder(
+        &self,
+        thread: &ThreadRef,
+        msg: &SlackMessage,
+    ) -> anyhow::Result<MessageRef> {
         let mut ev = self
             .events
             .lock()

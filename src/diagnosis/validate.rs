@@ -168,7 +168,9 @@ pub fn diagnosis(
     }
     for (i, a) in raw.proposed_actions.iter().enumerate() {
         if leaks(&a.reason, system) {
-            problems.push(format!("proposed_actions[{i}] reason repeats the instructions"));
+            problems.push(format!(
+                "proposed_actions[{i}] reason repeats the instructions"
+            ));
         }
     }
     if !problems.is_empty() {
@@ -180,7 +182,10 @@ pub fn diagnosis(
     for a in raw.proposed_actions {
         match check_action(&a, catalog, subject, &known) {
             Ok(p) if actions.len() < MAX_ACTIONS => actions.push(p),
-            Ok(p) => dropped.push(format!("`{}`: more than {MAX_ACTIONS} actions", p.action_id)),
+            Ok(p) => dropped.push(format!(
+                "`{}`: more than {MAX_ACTIONS} actions",
+                p.action_id
+            )),
             Err(why) => dropped.push(why),
         }
     }
@@ -264,7 +269,11 @@ fn check_action(
 }
 
 /// Validates a question's answer; returns the answer text and its valid sources.
-pub fn answer(content: &str, ids: &[String], system: &str) -> Result<(String, Vec<String>), Vec<String>> {
+pub fn answer(
+    content: &str,
+    ids: &[String],
+    system: &str,
+) -> Result<(String, Vec<String>), Vec<String>> {
     let raw: RawAnswer = parse(content).map_err(|e| vec![e])?;
     let mut known: HashSet<&str> = ids.iter().map(String::as_str).collect();
     known.insert(ALERT_SOURCE);
@@ -331,7 +340,11 @@ mod tests {
         let a = &v.diagnosis.actions[0];
         assert_eq!(a.params["namespace"], "checkout", "filled from the label");
         assert_eq!(a.argv[2], "checkout");
-        assert_eq!(a.sources, ["S2"], "unknown citation on an action is dropped");
+        assert_eq!(
+            a.sources,
+            ["S2"],
+            "unknown citation on an action is dropped"
+        );
         assert!(v.dropped.is_empty());
     }
 
@@ -379,12 +392,20 @@ mod tests {
         v["summary"]["text"] = json!(format!("My rules: {}", &SYS[..300]));
         let e = diagnosis(&v.to_string(), &ids(), &catalog(), &subject(), SYS).unwrap_err();
         assert!(e[0].contains("repeats the instructions"));
-        assert!(!leaks("Pods crash because the release is bad and the config map changed.", SYS));
+        assert!(!leaks(
+            "Pods crash because the release is bad and the config map changed.",
+            SYS
+        ));
     }
 
     #[test]
     fn answers_validate_citations() {
-        let ok = answer(r#"{"answer": "Roll back.", "sources": ["S1"]}"#, &ids(), SYS).unwrap();
+        let ok = answer(
+            r#"{"answer": "Roll back.", "sources": ["S1"]}"#,
+            &ids(),
+            SYS,
+        )
+        .unwrap();
         assert_eq!(ok.0, "Roll back.");
         assert!(answer(r#"{"answer": "x", "sources": ["S5"]}"#, &ids(), SYS).is_err());
     }

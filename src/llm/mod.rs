@@ -321,7 +321,9 @@ impl LlmClient {
                         .as_str(),
                     )
                     .into(),
-                    Role::System => ChatCompletionRequestSystemMessage::from(m.content.as_str()).into(),
+                    Role::System => {
+                        ChatCompletionRequestSystemMessage::from(m.content.as_str()).into()
+                    }
                     Role::User => ChatCompletionRequestUserMessage::from(m.content.as_str()).into(),
                     Role::Assistant => {
                         ChatCompletionRequestAssistantMessage::from(m.content.as_str()).into()
@@ -360,12 +362,7 @@ impl LlmClient {
         if self.cfg.stream {
             return self.send_streamed(request).await;
         }
-        let resp = self
-            .client
-            .chat()
-            .create(request)
-            .await
-            .map_err(classify)?;
+        let resp = self.client.chat().create(request).await.map_err(classify)?;
         let usage = resp.usage.unwrap_or_default();
         let content = resp
             .choices

@@ -247,7 +247,8 @@ fn completion(content: &str, prompt_tokens: usize) -> Response {
 
 fn error(code: u16, message: &str, retry_after: Option<u64>) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({"error": {"message": message, "type": "test_error", "param": null, "code": null}});
+    let body =
+        json!({"error": {"message": message, "type": "test_error", "param": null, "code": null}});
     let mut resp = (status, Json(body)).into_response();
     if let Some(s) = retry_after {
         if let Ok(v) = header::HeaderValue::from_str(&s.to_string()) {
@@ -277,23 +278,34 @@ fn chunk(delta: Value, finish: Option<&str>, usage: Option<Value>) -> String {
 fn sse(content: String, pieces: usize, every: Duration, prompt_tokens: usize) -> Response {
     let chars: Vec<char> = content.chars().collect();
     let per = chars.len().div_ceil(pieces.max(1)).max(1);
-    let mut events: Vec<String> = vec![chunk(json!({"role": "assistant", "content": ""}), None, None)];
+    let mut events: Vec<String> = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        None,
+        None,
+    )];
     events.extend(
         chars
             .chunks(per)
             .map(|p| chunk(json!({"content": p.iter().collect::<String>()}), None, None)),
     );
     events.push(chunk(json!({}), Some("stop"), None));
-    events.push(chunk(Value::Null, None, Some(usage(prompt_tokens, &content))));
+    events.push(chunk(
+        Value::Null,
+        None,
+        Some(usage(prompt_tokens, &content)),
+    ));
     events.push("data: [DONE]\n\n".to_string());
-    let stream = futures::stream::unfold((events.into_iter(), 0usize), move |(mut it, i)| async move {
-        let ev = it.next()?;
-        // The first event goes at once; content pieces trickle.
-        if i > 0 && !every.is_zero() {
-            tokio::time::sleep(every).await;
-        }
-        Some((Ok::<_, Infallible>(Bytes::from(ev)), (it, i + 1)))
-    });
+    let stream = futures::stream::unfold(
+        (events.into_iter(), 0usize),
+        move |(mut it, i)| async move {
+            let ev = it.next()?;
+            // The first event goes at once; content pieces trickle.
+            if i > 0 && !every.is_zero() {
+                tokio::time::sleep(every).await;
+            }
+            Some((Ok::<_, Infallible>(Bytes::from(ev)), (it, i + 1)))
+        },
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from_stream(stream))
