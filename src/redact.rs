@@ -46,7 +46,7 @@ static URL_PASSWORD: Lazy<Regex> =
 /// `password=...`, `"client_secret": "..."`, `api-key: ...`: the key stays, the value goes.
 static PAIR: Lazy<Regex> = Lazy::new(|| {
     Regex::new(
-        r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?)[a-z0-9_.-]*["']?\s*[:=]\s*)("[^"\n]*"|'[^'\n]*'|[^\s,;&"'}\]]+)"#,
+        r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?)[a-z0-9_.-]*["']?\s*[:=]\s*)(\[REDACTED\]|"[^"\n]*"|'[^'\n]*'|[^\s,;&"'}\]]+)"#,
     )
     .unwrap()
 });

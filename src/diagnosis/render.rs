@@ -68,6 +68,7 @@ fn context(items: &[String]) -> Value {
     json!({"type": "context", "elements": elements})
 }
 
+/// `text` is shown in notifications and parsed as mrkdwn too: it is escaped here.
 fn finish(text: String, mut blocks: Vec<Value>) -> SlackMessage {
     if blocks.len() > MAX_BLOCKS {
         blocks.truncate(MAX_BLOCKS - 1);
@@ -76,7 +77,7 @@ fn finish(text: String, mut blocks: Vec<Value>) -> SlackMessage {
         ]));
     }
     SlackMessage {
-        text: truncate_chars(&text, MAX_TEXT),
+        text: truncate_chars(&escape(&text), MAX_TEXT),
         blocks: Value::Array(blocks),
     }
 }
@@ -91,11 +92,9 @@ fn cites(ids: &[String]) -> String {
 
 /// The message posted at once, then edited in place.
 pub fn placeholder(alert_name: &str) -> SlackMessage {
-    let t = format!(
-        "⏳ Investigating {}… searching runbooks and drafting a diagnosis.",
-        escape(alert_name)
-    );
-    finish(t.clone(), vec![section(&t)])
+    let t = format!("⏳ Investigating {alert_name}… searching runbooks and drafting a diagnosis.");
+    let b = section(&escape(&t));
+    finish(t, vec![b])
 }
 
 /// The diagnosis message for a draft.
