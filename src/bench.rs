@@ -115,7 +115,7 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -150,7 +150,10 @@ pub async fn embed(app: &App, a: EmbedArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn print_report<T: Serialize + std::fmt::Debug>(r: &T, json: bool) -> anyhow::Result<()> {
+pub(crate) fn print_report<T: Serialize + std::fmt::Debug>(
+    r: &T,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(r)?);
     } else {
@@ -243,7 +246,7 @@ fn req(text: &str) -> SearchRequest {
     }
 }
 
-async fn count_chunks(pool: &PgPool) -> anyhow::Result<usize> {
+pub(crate) async fn count_chunks(pool: &PgPool) -> anyhow::Result<usize> {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM chunks")
         .fetch_one(pool)
         .await?;

@@ -91,6 +91,8 @@ pub struct SearchArgs {
 pub enum EvalCommand {
     /// Recall@1, recall@5 and MRR over a JSONL file of queries with expected runbooks.
     Retrieval(EvalArgs),
+    /// With no LLM: how often the runbook-based diagnosis cites the expected runbook.
+    Fallback(crate::diagnosis::measure::EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +123,8 @@ pub enum BenchCommand {
     AlertLatency(bench_alerts::LatencyArgs),
     /// Socket Mode ack latency under a burst of envelopes whose work is slow.
     SlackAck(SlackAckArgs),
+    /// Subject in -> diagnosis posted, with an instantly answering test LLM, on N chunks.
+    Diagnosis(crate::diagnosis::measure::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +173,33 @@ impl App {
     pub async fn knowledge(&self) -> anyhow::Result<KnowledgeBase> {
         let (pool, embedder) = tokio::try_join!(self.pool(), self.embedder())?;
         KnowledgeBase::open(pool, embedder).await
+    }
+
+    /// The configured LLM client (token usage recorded in `kb`'s database), or `None`.
+    pub fn llm(&self, kb: &KnowledgeBase) -> Option<Arc<crate::llm::LlmClient>> {
+        self.config.llm.clone().map(|cfg| {
+            Arc::new(crate::llm::LlmClient::new(
+                cfg,
+                crate::llm::TokenLedger::postgres(kb.pool.clone()),
+            ))
+        })
+    }
+
+    /// The diagnosis pipeline over `kb`, with the configured LLM (if any).
+    pub fn diagnoser(&self, kb: KnowledgeBase) -> crate::diagnosis::Diagnoser {
+        let llm = self.llm(&kb);
+        let opts = crate::diagnosis::DiagnoserOptions {
+            llm_deadline: self
+                .config
+                .llm
+                .as_ref()
+                .map(|l| l.timeout * 2)
+                .unwrap_or(std::time::Duration::from_secs(30)),
+            runbook_base_url: self.config.diagnosis.runbook_base_url.clone(),
+            redact_labels: self.config.diagnosis.redact_labels.clone(),
+            ..Default::default()
+        };
+        crate::diagnosis::Diagnoser::new(kb, llm, opts)
     }
 }
 
@@ -256,6 +287,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Intake(a)) => bench_alerts::intake(&app, a).await,
         Command::Bench(BenchCommand::Storm(a)) => bench_alerts::storm(&app, a).await,
         Command::Bench(BenchCommand::AlertLatency(a)) => bench_alerts::latency(&app, a).await,
+        Command::Bench(BenchCommand::Diagnosis(a)) => {
+            crate::diagnosis::measure::bench(&app, a).await
+        }
+        Command::Eval(EvalCommand::Fallback(a)) => {
+            crate::diagnosis::measure::eval_fallback(&app, a).await
+        }
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Bench(BenchCommand::SlackAck(a)) => {

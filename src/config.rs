@@ -44,6 +44,9 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Slack connection and bot settings; `None` when no Slack token is set.
     pub slack: Option<SlackConfig>,
+    /// The LLM that drafts diagnoses; `None` means runbook-only (fallback) diagnoses.
+    pub llm: Option<LlmConfig>,
+    pub diagnosis: DiagnosisConfig,
 }
 
 /// Alerts in: the webhook server, alert channels and storm control.
@@ -148,6 +151,45 @@ pub struct SlackConfig {
     pub runbook_base_url: Option<String>,
 }
 
+/// How structured output is requested from the LLM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StructuredMode {
+    /// `response_format: json_schema` (strict), downgraded to JSON mode if the server refuses.
+    JsonSchema,
+    /// `response_format: json_object` with the schema in the prompt.
+    JsonObject,
+}
+
+/// Any OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM, LiteLLM, Groq).
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    pub base_url: String,
+    /// Optional: local servers usually need none.
+    pub api_key: Option<SecretString>,
+    pub model: String,
+    /// Limit for one HTTP call, including a streamed body.
+    pub timeout: std::time::Duration,
+    /// Attempts per call (429 and 5xx are retried with backoff and jitter).
+    pub attempts: u32,
+    pub structured: StructuredMode,
+    /// Ask for a streamed answer (`stream: true`) and assemble it.
+    pub stream: bool,
+    /// `max_completion_tokens` per call.
+    pub max_output_tokens: u32,
+    /// Tokens (prompt + completion) one incident may spend in total.
+    pub incident_token_budget: u64,
+}
+
+/// Diagnosis settings that apply with or without an LLM.
+#[derive(Debug, Clone, Default)]
+pub struct DiagnosisConfig {
+    /// Label and annotation names whose values are secret (`SENTINEL_REDACT_LABELS`).
+    pub redact_labels: Vec<String>,
+    /// Where runbook files are browsable, e.g. `https://github.com/acme/runbooks/blob/main/`;
+    /// links are `{base}{path}#{anchor}`. Without it, a runbook's first declared URL is used.
+    pub runbook_base_url: Option<String>,
+}
+
 /// Which embedder turns text into vectors.
 #[derive(Debug, Clone)]
 pub enum EmbedderConfig {
@@ -195,6 +237,19 @@ impl Config {
             embedder,
             alerts: AlertsConfig::from_env(env)?,
             slack: slack_from_env(env)?,
+            llm: llm_from_env(env)?,
+            diagnosis: DiagnosisConfig {
+                redact_labels: env
+                    .get("SENTINEL_REDACT_LABELS")
+                    .map(|v| {
+                        v.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                runbook_base_url: env.get("SENTINEL_RUNBOOK_BASE_URL"),
+            },
         })
     }
 
@@ -262,6 +317,46 @@ fn slack_from_env(env: &dyn Env) -> Result<Option<SlackConfig>, UserError> {
         handler_concurrency: parse_or(env, "SENTINEL_HANDLER_CONCURRENCY", 64usize)?.max(1),
         timeout_secs: parse_or(env, "SENTINEL_SLACK_TIMEOUT_SECS", 10u64)?.max(1),
         runbook_base_url: env.get("SENTINEL_RUNBOOK_BASE_URL"),
+    }))
+}
+
+/// The LLM is configured when a base URL or an API key is set, unless `SENTINEL_LLM=off`.
+fn llm_from_env(env: &dyn Env) -> Result<Option<LlmConfig>, UserError> {
+    if env.get("SENTINEL_LLM").as_deref() == Some("off") {
+        return Ok(None);
+    }
+    let base_url = env
+        .get("SENTINEL_LLM_BASE_URL")
+        .or_else(|| env.get("OPENAI_BASE_URL"));
+    let api_key = env.get("OPENAI_API_KEY").map(SecretString::from);
+    if base_url.is_none() && api_key.is_none() {
+        return Ok(None);
+    }
+    let structured = match env.get("SENTINEL_LLM_STRUCTURED").as_deref() {
+        None | Some("json_schema") => StructuredMode::JsonSchema,
+        Some("json_object") | Some("json") => StructuredMode::JsonObject,
+        Some(other) => {
+            return Err(UserError::new(format!(
+                "SENTINEL_LLM_STRUCTURED must be `json_schema` or `json_object`, not `{other}`"
+            )))
+        }
+    };
+    let timeout_ms: u64 = parse_or(env, "SENTINEL_LLM_TIMEOUT_MS", 20_000)?;
+    if timeout_ms == 0 {
+        return Err(UserError::new("SENTINEL_LLM_TIMEOUT_MS must be above 0"));
+    }
+    Ok(Some(LlmConfig {
+        base_url: base_url.unwrap_or_else(|| "https://api.openai.com/v1".to_string()),
+        api_key,
+        model: env
+            .get("SENTINEL_LLM_MODEL")
+            .unwrap_or_else(|| "gpt-4o-mini".to_string()),
+        timeout: std::time::Duration::from_millis(timeout_ms),
+        attempts: parse_or(env, "SENTINEL_LLM_ATTEMPTS", 3)?,
+        structured,
+        stream: parse_or(env, "SENTINEL_LLM_STREAM", false)?,
+        max_output_tokens: parse_or(env, "SENTINEL_LLM_MAX_OUTPUT_TOKENS", 1200)?,
+        incident_token_budget: parse_or(env, "SENTINEL_LLM_INCIDENT_TOKEN_BUDGET", 60_000)?,
     }))
 }
 
@@ -346,6 +441,36 @@ mod tests {
         assert!(e.0.contains("SENTINEL_ALERT_CHANNEL"));
         let e = Config::from_env(&env(&[("SENTINEL_STORM_WINDOW_SECS", "0")])).unwrap_err();
         assert!(e.0.contains("at least 1"));
+    }
+
+    #[test]
+    fn llm_is_off_without_url_or_key() {
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert!(c.llm.is_none());
+        let c = Config::from_env(&env(&[
+            ("SENTINEL_LLM_BASE_URL", "http://127.0.0.1:11434/v1"),
+            ("SENTINEL_LLM_MODEL", "llama3.1"),
+            ("SENTINEL_LLM_STRUCTURED", "json_object"),
+            ("SENTINEL_REDACT_LABELS", "customer, tenant_token"),
+        ]))
+        .unwrap();
+        let llm = c.llm.unwrap();
+        assert!(llm.api_key.is_none());
+        assert_eq!(llm.model, "llama3.1");
+        assert_eq!(llm.structured, StructuredMode::JsonObject);
+        assert_eq!(c.diagnosis.redact_labels, ["customer", "tenant_token"]);
+        let c = Config::from_env(&env(&[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("SENTINEL_LLM", "off"),
+        ]))
+        .unwrap();
+        assert!(c.llm.is_none());
+        let e = Config::from_env(&env(&[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("SENTINEL_LLM_STRUCTURED", "xml"),
+        ]))
+        .unwrap_err();
+        assert!(e.0.contains("xml"));
     }
 
     #[test]

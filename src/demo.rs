@@ -15,6 +15,10 @@ use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
 use crate::slack::emulator::{transcript, Emulator, EmulatorConfig, BOT_USER_ID};
 use crate::slack::socket::ListenerOptions;
 
+use std::collections::BTreeMap;
+
+use crate::diagnosis::{RecordingSink, SlackMessage, Subject, ThreadRef};
+
 /// The sample alert shipped with the repository (Alertmanager webhook v4).
 const SAMPLE_ALERT: &str = include_str!("../tests/data/alerts/alertmanager-v4-firing.json");
 
@@ -64,7 +68,7 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     if hits.is_empty() {
         println!("No runbook matches this alert yet.");
     }
-    for h in hits {
+    for h in &hits {
         println!(
             "📖 {} — {}  ({}#{})",
             h.runbook_title,
@@ -78,8 +82,33 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         println!();
     }
     crate::demo_alert::run(&kb).await?;
+    diagnosis_section(app, kb.clone(), &alert).await?;
     slack_session(kb).await?;
     Ok(0)
+}
+
+/// The diagnosis the incident thread shows for the sample alert.
+async fn diagnosis_section(app: &App, kb: KnowledgeBase, alert: &serde_json::Value) -> anyhow::Result<()> {
+    let subject = sample_subject(alert);
+    let diagnoser = app.diagnoser(kb);
+    println!(
+        "🧵 Diagnosis in the thread ({}):",
+        if diagnoser.llm.is_some() {
+            "LLM configured"
+        } else {
+            "no LLM configured: runbook-based"
+        }
+    );
+    let sink = RecordingSink::new();
+    let thread = ThreadRef {
+        channel: "demo".into(),
+        thread_ts: None,
+    };
+    let (at, _) = diagnoser.run(&subject, &thread, &sink).await?;
+    if let Some(m) = sink.current(&at) {
+        println!("{}", plain(&m));
+    }
+    Ok(())
 }
 
 /// The scripted Slack session against the emulator.
@@ -148,4 +177,55 @@ async fn slack_session(kb: KnowledgeBase) -> anyhow::Result<()> {
     );
     running.listener.shutdown().await;
     Ok(())
+}
+
+/// The sample's first alert as a diagnosis subject.
+fn sample_subject(alert: &serde_json::Value) -> Subject {
+    let a = &alert["alerts"][0];
+    let map = |v: &serde_json::Value| -> BTreeMap<String, String> {
+        v.as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let labels = map(&a["labels"]);
+    Subject {
+        incident_key: Some(format!("demo-{}", a["fingerprint"].as_str().unwrap_or("x"))),
+        alert_name: labels.get("alertname").cloned().unwrap_or_default(),
+        severity: labels.get("severity").cloned(),
+        labels,
+        annotations: map(&a["annotations"]),
+        status: a["status"].as_str().unwrap_or("firing").to_string(),
+        thread_context: vec![],
+    }
+}
+
+/// A Block Kit message as terminal text.
+fn plain(m: &SlackMessage) -> String {
+    let mut out = String::new();
+    for b in m.blocks.as_array().into_iter().flatten() {
+        match b["type"].as_str() {
+            Some("header") => out.push_str(&format!(
+                "\n== {} ==\n",
+                b["text"]["text"].as_str().unwrap_or("")
+            )),
+            Some("section") => {
+                out.push_str(&format!("{}\n\n", b["text"]["text"].as_str().unwrap_or("")))
+            }
+            Some("context") => {
+                for e in b["elements"].as_array().into_iter().flatten() {
+                    out.push_str(&format!("  ({})\n", e["text"].as_str().unwrap_or("")));
+                }
+                out.push('\n');
+            }
+            Some("divider") => out.push_str("----\n"),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }

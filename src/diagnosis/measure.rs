@@ -1,0 +1,227 @@
+//! `sentinel bench diagnosis` (subject in -> diagnosis posted, with an instantly answering
+//! test LLM) and `sentinel eval fallback` (does the runbook-based diagnosis cite the
+//! expected runbook?).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Diagnoser, DiagnoserOptions, Draft, RecordingSink, Subject, ThreadRef};
+use crate::bench::{self, percentile, print_report, round2};
+use crate::cli::App;
+use crate::eval::{load_queries, EvalQuery};
+use crate::knowledge::{ingest, KnowledgeBase};
+use crate::llm::testserver::{Reply, TestLlm};
+use crate::llm::{LlmClient, TokenLedger};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Chunks in the scratch database (shared with `bench search` of the same size).
+    #[arg(long, default_value_t = 100_000)]
+    pub chunks: usize,
+    #[arg(long, default_value = "tests/data/runbooks")]
+    pub runbooks: PathBuf,
+    /// Alerts (JSONL with `alert`, `query`, `runbook_url`), diagnosed one by one.
+    #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
+    pub queries: PathBuf,
+    /// Passes over the alerts.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    #[arg(long, default_value_t = 100)]
+    pub ef_search: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub chunks: usize,
+    pub runs: usize,
+    /// Subject in -> LLM diagnosis rendered and posted (placeholder + edit), test LLM.
+    pub llm_p50_ms: f64,
+    pub llm_p99_ms: f64,
+    /// The same without an LLM (runbook-based diagnosis).
+    pub fallback_p50_ms: f64,
+    pub fallback_p99_ms: f64,
+    /// Runs whose posted message was an LLM draft (should be all of them).
+    pub llm_drafts: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Ingest this folder first (the queries' `expected` paths are relative to it).
+    #[arg(long)]
+    pub ingest: Option<PathBuf>,
+    /// List every miss on stderr.
+    #[arg(long)]
+    pub verbose: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub n: usize,
+    /// Fallback diagnoses whose runbook is the expected one.
+    pub cites_expected: usize,
+    pub fraction: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The subject for one eval line: alert name, runbook URL and the query text.
+pub fn subject_of(q: &EvalQuery) -> Subject {
+    let mut annotations = BTreeMap::from([("summary".to_string(), q.query.clone())]);
+    if let Some(u) = &q.runbook_url {
+        annotations.insert("runbook_url".into(), u.clone());
+    }
+    let name = q.alert.clone().unwrap_or_default();
+    Subject {
+        incident_key: None,
+        labels: BTreeMap::from([("alertname".to_string(), name.clone())]),
+        alert_name: name,
+        annotations,
+        severity: None,
+        status: "firing".into(),
+        thread_context: vec![],
+    }
+}
+
+fn thread() -> ThreadRef {
+    ThreadRef {
+        channel: "CBENCH".into(),
+        thread_ts: Some("1.0".into()),
+    }
+}
+
+pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
+    let url = app.config.require_database_url()?;
+    let embedder = app.embedder().await?;
+    let name = format!("sentinel_bench_{}", a.chunks);
+    let (pool, _) = bench::scratch_pool(url, &name).await?;
+    let kb = KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
+    let search_args = bench::SearchArgs {
+        chunks: a.chunks,
+        runbooks: a.runbooks.clone(),
+        queries: a.queries.clone(),
+        ef_search: a.ef_search,
+        json: a.json,
+    };
+    bench::fill(&kb, &search_args).await?;
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET hnsw.ef_search = {}",
+        a.ef_search
+    ))
+    .execute(&pool)
+    .await?;
+    pool.close().await;
+    let pool = bench::scratch_pool(url, &name).await?.0;
+    let kb = KnowledgeBase {
+        pool: pool.clone(),
+        ..kb
+    };
+
+    let answer = json!({
+        "summary": {"text": "The alert's runbook explains the condition.", "sources": ["S1", "ALERT"]},
+        "likely_causes": [{"cause": "See the runbook's Meaning section", "confidence": 0.5, "sources": ["S1"]}],
+        "next_checks": [{"check": "Follow the runbook's Diagnosis section", "sources": ["S1"]}],
+        "proposed_actions": []
+    });
+    let server = TestLlm::start(Reply::json(&answer)).await?;
+    let llm = Arc::new(LlmClient::new(
+        server.config(Duration::from_secs(5)),
+        TokenLedger::postgres(pool.clone()),
+    ));
+    let with_llm = Diagnoser::new(kb.clone(), Some(llm), DiagnoserOptions::default());
+    let without = Diagnoser::new(kb, None, DiagnoserOptions::default());
+    let queries = load_queries(&a.queries)?;
+    anyhow::ensure!(!queries.is_empty(), "no alerts in {}", a.queries.display());
+    // Warm-up: model caches, index pages, connections.
+    for q in queries.iter().take(10) {
+        with_llm.diagnose(&subject_of(q)).await;
+    }
+    let (mut llm_lat, mut fb_lat, mut drafts) = (Vec::new(), Vec::new(), 0);
+    for round in 0..a.rounds.max(1) {
+        for (i, q) in queries.iter().enumerate() {
+            let mut s = subject_of(q);
+            s.incident_key = Some(format!("bench-{round}-{i}"));
+            let sink = RecordingSink::new();
+            let t = Instant::now();
+            let (_, out) = with_llm.run(&s, &thread(), &sink).await?;
+            llm_lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            drafts += usize::from(matches!(out.draft, Draft::Llm(_)));
+            let t = Instant::now();
+            without.run(&s, &thread(), &sink).await?;
+            fb_lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    llm_lat.sort_by(f64::total_cmp);
+    fb_lat.sort_by(f64::total_cmp);
+    let report = BenchReport {
+        chunks: bench::count_chunks(&pool).await?,
+        runs: llm_lat.len(),
+        llm_p50_ms: round2(percentile(&llm_lat, 50.0)),
+        llm_p99_ms: round2(percentile(&llm_lat, 99.0)),
+        fallback_p50_ms: round2(percentile(&fb_lat, 50.0)),
+        fallback_p99_ms: round2(percentile(&fb_lat, 99.0)),
+        llm_drafts: drafts,
+    };
+    print_report(&report, a.json)?;
+    Ok(0)
+}
+
+pub async fn eval_fallback(app: &App, a: EvalArgs) -> anyhow::Result<i32> {
+    let queries = load_queries(&a.queries)?;
+    let kb = app.knowledge().await?;
+    if let Some(dir) = &a.ingest {
+        ingest::ingest(
+            &kb.pool,
+            kb.embedder.as_ref(),
+            std::slice::from_ref(dir),
+            false,
+        )
+        .await?;
+    }
+    let d = Diagnoser::new(kb, None, DiagnoserOptions::default());
+    let mut hits = 0;
+    let mut lat = Vec::new();
+    for q in &queries {
+        let t = Instant::now();
+        let out = d.diagnose(&subject_of(q)).await;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let cited = match &out.draft {
+            Draft::Fallback(f) => f.runbook.as_ref().map(|r| r.runbook_path.clone()),
+            Draft::Llm(_) => None,
+        };
+        if cited.as_deref() == Some(q.expected.as_str()) {
+            hits += 1;
+        } else if a.verbose {
+            eprintln!(
+                "miss: {:?} expected {} got {:?}",
+                q.alert, q.expected, cited
+            );
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let n = queries.len();
+    let report = EvalReport {
+        n,
+        cites_expected: hits,
+        fraction: if n == 0 {
+            0.0
+        } else {
+            (hits as f64 / n as f64 * 10_000.0).round() / 10_000.0
+        },
+        p50_ms: round2(percentile(&lat, 50.0)),
+        p99_ms: round2(percentile(&lat, 99.0)),
+    };
+    print_report(&report, a.json)?;
+    Ok(0)
+}
