@@ -88,7 +88,11 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
 }
 
 /// The diagnosis the incident thread shows for the sample alert.
-async fn diagnosis_section(app: &App, kb: KnowledgeBase, alert: &serde_json::Value) -> anyhow::Result<()> {
+async fn diagnosis_section(
+    app: &App,
+    kb: KnowledgeBase,
+    alert: &serde_json::Value,
+) -> anyhow::Result<()> {
     let subject = sample_subject(alert);
     let diagnoser = app.diagnoser(kb);
     println!(

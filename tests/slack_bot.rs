@@ -106,18 +106,19 @@ async fn watched_channel_messages_are_seen_but_own_messages_ignored(pool: PgPool
     emu.wait_for(WAIT, |s| (s.acks.len() >= 4).then_some(()))
         .await
         .unwrap();
-    let st = emu.state();
-    for ts in [own_bot, own_user, elsewhere] {
+    {
+        let st = emu.state();
+        for ts in [own_bot, own_user, elsewhere] {
+            assert!(
+                !st.reactions.iter().any(|r| r.ts == ts),
+                "no reaction on {ts}"
+            );
+        }
         assert!(
-            !st.reactions.iter().any(|r| r.ts == ts),
-            "no reaction on {ts}"
+            st.messages.iter().all(|m| m.thread_ts.is_none()),
+            "no replies at all"
         );
     }
-    assert!(
-        st.messages.iter().all(|m| m.thread_ts.is_none()),
-        "no replies at all"
-    );
-    drop(st);
     bot.listener.shutdown().await;
 }
 

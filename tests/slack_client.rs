@@ -106,10 +106,11 @@ async fn messages_threads_edits_reactions_permalinks_and_lookups() {
     assert_eq!(thread.len(), 1);
     assert_eq!(thread[0].text, "child v2");
     assert_eq!(thread[0].edits, 1);
-    let st = emu.state();
-    assert_eq!(st.reactions.len(), 1);
-    assert_eq!(st.ephemerals[0].text, "psst");
-    drop(st);
+    {
+        let st = emu.state();
+        assert_eq!(st.reactions.len(), 1);
+        assert_eq!(st.ephemerals[0].text, "psst");
+    }
 
     let replies = c
         .call(

@@ -38,7 +38,9 @@ impl OpenAiEmbedder {
             .build()
             .unwrap_or_default();
         Self {
-            client: Client::with_config(cfg).with_http_client(http),
+            // Our `Backoff` is the only retry policy (async-openai would retry on its own too).
+            client: Client::with_config(cfg)
+                .with_http_service(async_openai::middleware::ReqwestService::new(http)),
             model: model.to_string(),
             name: format!("openai/{model}"),
             dim,

@@ -92,7 +92,7 @@ async fn alertmanager(State(s): State<AppState>, headers: HeaderMap, body: Body)
 }
 
 async fn grafana(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    intake(&s, Source::Grafana, &headers, body, |b| parse::grafana(b)).await
+    intake(&s, Source::Grafana, &headers, body, parse::grafana).await
 }
 
 async fn generic(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {

@@ -55,6 +55,7 @@ pub async fn load_row<'e>(
         version: r.get("version"),
     };
     let alerts: Vec<Value> = serde_json::from_value(r.get("alerts")).unwrap_or_default();
+    #[expect(clippy::type_complexity, reason = "a local tuple, read once below")]
     let parsed: Vec<(
         Status,
         BTreeMap<String, String>,

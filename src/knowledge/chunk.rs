@@ -133,7 +133,7 @@ pub fn anchor(heading: &str) -> String {
 
 /// Cuts `text` into pieces of at most `budget` tokens: paragraphs, then lines, then words.
 fn split_to_budget(text: &str, budget: usize, counter: &dyn TokenCounter) -> Vec<String> {
-    fn units<'a>(text: &'a str, level: u8) -> Vec<&'a str> {
+    fn units(text: &str, level: u8) -> Vec<&str> {
         match level {
             0 => text
                 .split("\n\n")

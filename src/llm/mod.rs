@@ -215,7 +215,9 @@ impl LlmClient {
             max: Duration::from_secs(5),
         };
         Self {
-            client: Client::with_config(oai).with_http_client(http),
+            // Our `Backoff` is the only retry policy (async-openai would retry on its own too).
+            client: Client::with_config(oai)
+                .with_http_service(async_openai::middleware::ReqwestService::new(http)),
             schema_supported: AtomicBool::new(cfg.structured == StructuredMode::JsonSchema),
             cfg,
             ledger,

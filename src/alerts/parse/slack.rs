@@ -223,7 +223,7 @@ fn from_parts(
             url: unescape(l),
         });
     }
-    if annotations.get("summary").is_none() && !group_values.is_empty() {
+    if !annotations.contains_key("summary") && !group_values.is_empty() {
         annotations.insert("summary".into(), rest.to_string());
     }
     Some(Alert {
