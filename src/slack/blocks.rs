@@ -169,7 +169,7 @@ mod tests {
         let t = b["text"]["text"].as_str().unwrap();
         assert_eq!(t.chars().count(), MAX_SECTION_TEXT);
         assert!(t.ends_with('…'));
-        let emoji = "🔥".repeat(100);
+        let emoji = "🔥".repeat(200);
         let h = header(&emoji);
         let t = h["text"]["text"].as_str().unwrap();
         assert_eq!(t.chars().count(), MAX_HEADER_TEXT);

@@ -70,8 +70,8 @@ mod tests {
         assert_eq!(p.reserve("C2"), Duration::ZERO);
     }
 
-    #[test]
-    fn penalty_pushes_the_next_slot_back() {
+    #[tokio::test(start_paused = true)]
+    async fn penalty_pushes_the_next_slot_back() {
         let p = Pacer::new(Duration::from_secs(1), 2);
         assert_eq!(p.reserve("C1"), Duration::ZERO);
         p.penalize("C1", Duration::from_secs(10));
