@@ -208,7 +208,7 @@ pub async fn intake(app: &App, a: IntakeArgs) -> anyhow::Result<i32> {
     bodies.extend(dups);
     let requests = bodies.len();
     let alerts_sent: usize = bodies.iter().map(|b| b.0).sum();
-    let client = reqwest::Client::builder()
+    let client = crate::net::client_builder()
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
     let t = Instant::now();
@@ -290,7 +290,7 @@ pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
     }
     let deliveries: usize = sends.iter().map(|s| s.0).sum();
     let gap = Duration::from_secs_f64(a.seconds as f64 / sends.len().max(1) as f64);
-    let client = reqwest::Client::new();
+    let client = crate::net::client();
     let t = Instant::now();
     let results: Vec<(bool, f64)> = futures::stream::iter(sends.into_iter().enumerate())
         .map(|(i, (_, body))| {
@@ -505,7 +505,7 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         let _ = stop_rx.await;
     }));
     let hook = format!("http://{addr}/hooks/alertmanager");
-    let client = reqwest::Client::new();
+    let client = crate::net::client();
     let queries = crate::eval::load_queries(&a.alerts)?;
     // Warm-up: model caches and index pages.
     for q in queries.iter().take(5) {

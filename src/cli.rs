@@ -316,11 +316,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve => {
             let slack = app.config.require_slack()?.clone();
             let kb = app.knowledge().await?;
-            let running =
-                crate::serve::start(&slack, kb, crate::serve::listener_options(&slack)).await?;
-            eprintln!("Sentinel is connected to Slack; Ctrl-C to stop");
+            let diagnoser = Arc::new(app.diagnoser(kb));
+            let alerts = &app.config.alerts;
+            let listener = tokio::net::TcpListener::bind(alerts.listen)
+                .await
+                .map_err(|e| UserError::new(format!("cannot listen on {}: {e}", alerts.listen)))?;
+            let stack = crate::serve::start_stack(
+                &slack,
+                alerts,
+                diagnoser,
+                listener,
+                crate::serve::listener_options(&slack),
+            )
+            .await?;
+            eprintln!(
+                "Sentinel is connected to Slack; webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
+                stack.webhook_addr
+            );
             tokio::signal::ctrl_c().await?;
-            running.listener.shutdown().await;
+            stack.shutdown().await;
             Ok(0)
         }
     }

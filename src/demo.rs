@@ -1,26 +1,32 @@
-//! `sentinel demo`: the main job as far as it exists, on bundled data.
+//! `sentinel demo`: the whole product on bundled data, against the Slack emulator.
 //!
-//! Ingests `runbooks/`, then answers the sample Alertmanager alert with the best runbook
-//! sections, printed as the on-call engineer would read them. Then starts the Slack
-//! emulator and the bot in this process (the bot connected through the real Socket Mode
-//! client), plays a mention and slash commands, and prints the channel as a transcript.
+//! Ingests `runbooks/`, starts the emulator and the full stack in this process (bot over
+//! real Socket Mode, webhook server, incident engine with diagnosis), then plays an on-call
+//! session: the sample Alertmanager webhook, an alert message in the alert channel, a
+//! question in the incident thread and a few slash commands. Prints the channel as a
+//! transcript.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
+use serde_json::json;
+use tokio::net::TcpListener;
 
+use crate::alerts::parse;
 use crate::cli::{App, DemoArgs};
 use crate::config::SlackConfig;
-use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
+use crate::http::{SourceAuth, WebhookAuth};
+use crate::incidents::Routes;
+use crate::knowledge::ingest;
 use crate::slack::emulator::{transcript, Emulator, EmulatorConfig, BOT_USER_ID};
 use crate::slack::socket::ListenerOptions;
 
-use std::collections::BTreeMap;
-
-use crate::diagnosis::{RecordingSink, SlackMessage, Subject, ThreadRef};
-
 /// The sample alert shipped with the repository (Alertmanager webhook v4).
 const SAMPLE_ALERT: &str = include_str!("../tests/data/alerts/alertmanager-v4-firing.json");
+const TOKEN: &str = "demo-token";
+const ALERTS: &str = "C0ALERTS";
+const WAIT: Duration = Duration::from_secs(60);
 
 pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     let kb = app.knowledge().await?;
@@ -35,98 +41,33 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         eprintln!("skipped {}: {}", f.path, f.reason);
     }
     println!("{}", report.summary_line());
+    forget_previous_run(&kb.pool).await?;
 
-    let alert: serde_json::Value = serde_json::from_str(SAMPLE_ALERT)?;
-    let label = |k: &str| {
-        alert["commonLabels"][k]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let annotation = |k: &str| alert["commonAnnotations"][k].as_str().map(str::to_string);
-    let name = label("alertname");
-    let summary = annotation("summary").unwrap_or_default();
-    let description = alert["alerts"][0]["annotations"]["description"]
-        .as_str()
-        .unwrap_or_default();
-    println!();
-    println!(
-        "🔥 [FIRING] {name} in {} ({})",
-        label("namespace"),
-        label("cluster")
-    );
-    println!("   {summary} {description}");
-    let hits = kb
-        .search(&SearchRequest {
-            text: format!("{name} {summary} {description}"),
-            alert: Some(name.clone()),
-            runbook_url: annotation("runbook_url"),
-            k: 3,
-        })
-        .await?;
-    println!();
-    if hits.is_empty() {
-        println!("No runbook matches this alert yet.");
-    }
-    for h in &hits {
-        println!(
-            "📖 {} — {}  ({}#{})",
-            h.runbook_title,
-            h.heading(),
-            h.runbook_path,
-            h.anchor
-        );
-        for line in h.body.lines().filter(|l| !l.trim().is_empty()).take(8) {
-            println!("   {line}");
-        }
-        println!();
-    }
-    crate::demo_alert::run(&kb).await?;
-    diagnosis_section(app, kb.clone(), &alert).await?;
-    slack_session(kb).await?;
-    Ok(0)
-}
-
-/// The diagnosis the incident thread shows for the sample alert.
-async fn diagnosis_section(
-    app: &App,
-    kb: KnowledgeBase,
-    alert: &serde_json::Value,
-) -> anyhow::Result<()> {
-    let subject = sample_subject(alert);
-    let diagnoser = app.diagnoser(kb);
-    println!(
-        "🧵 Diagnosis in the thread ({}):",
-        if diagnoser.llm.is_some() {
-            "LLM configured"
-        } else {
-            "no LLM configured: runbook-based"
-        }
-    );
-    let sink = RecordingSink::new();
-    let thread = ThreadRef {
-        channel: "demo".into(),
-        thread_ts: None,
-    };
-    let (at, _) = diagnoser.run(&subject, &thread, &sink).await?;
-    if let Some(m) = sink.current(&at) {
-        println!("{}", plain(&m));
-    }
-    Ok(())
-}
-
-/// The scripted Slack session against the emulator.
-async fn slack_session(kb: KnowledgeBase) -> anyhow::Result<()> {
     let emu = Emulator::start(EmulatorConfig::default()).await?;
-    let cfg = SlackConfig {
+    let slack = SlackConfig {
         app_token: SecretString::from(emu.shared.cfg.app_token.clone()),
         bot_token: SecretString::from(emu.shared.cfg.bot_token.clone()),
         api_url: emu.api_url(),
         connections: 1,
-        watch_channels: vec![],
+        watch_channels: vec![ALERTS.into()],
         handler_concurrency: 8,
         timeout_secs: 5,
         runbook_base_url: None,
+    };
+    let mut alerts = app.config.alerts.clone();
+    alerts.routes = Some(Routes::single(ALERTS));
+    alerts.auth = WebhookAuth {
+        alertmanager: SourceAuth {
+            bearer: Some(SecretString::from(TOKEN)),
+            hmac_secret: None,
+        },
+        ..WebhookAuth::default()
+    };
+    let diagnoser = Arc::new(app.diagnoser(kb.clone()));
+    let llm = if diagnoser.llm.is_some() {
+        "LLM configured"
+    } else {
+        "no LLM configured: runbook-based diagnosis"
     };
     let opts = ListenerOptions {
         connections: 1,
@@ -134,44 +75,78 @@ async fn slack_session(kb: KnowledgeBase) -> anyhow::Result<()> {
         stagger_secs: 0,
         ..ListenerOptions::default()
     };
-    let running = crate::serve::start(&cfg, kb, opts).await?;
-    let wait = Duration::from_secs(30);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let stack = crate::serve::start_stack(&slack, &alerts, diagnoser, listener, opts).await?;
     anyhow::ensure!(
-        emu.wait_connected(1, wait).await,
+        emu.wait_connected(1, WAIT).await,
         "the bot did not connect to the Slack emulator"
     );
-    println!("── Slack (emulated), bot connected over Socket Mode ──");
+    println!("Slack emulator up; Sentinel connected over Socket Mode ({llm}).");
 
-    let ts = emu.user_says(
-        "C0GENERAL",
-        "U0ALICE",
-        &format!(
-            "<@{BOT_USER_ID}> checkout-api pods keep crash looping after the deploy, what do I do?"
-        ),
-        None,
+    let started = Instant::now();
+    let resp = crate::net::client()
+        .post(format!("http://{}/hooks/alertmanager", stack.webhook_addr))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(SAMPLE_ALERT)
+        .send()
+        .await?;
+    println!(
+        "POST /hooks/alertmanager (sample KubePodCrashLooping, 2 alerts) -> {} {}",
+        resp.status(),
+        resp.text().await?
     );
-    emu.wait_for(wait, |s| {
-        s.messages
+    let webhook_thread = wait_diagnosed(&emu, &kb.pool, 1).await?;
+    println!(
+        "Incident thread with runbooks and diagnosis in {} ms.",
+        started.elapsed().as_millis()
+    );
+
+    // Grafana's Slack integration posts a plain alert in the watched channel.
+    emu.bot_posts(json!({
+        "type": "message", "subtype": "bot_message", "bot_id": "B0GRAFANA",
+        "username": "grafana", "channel": ALERTS,
+        "text": "[FIRING:1] RedisMemoryHigh cart-cache (prod-eu-1 critical)\n\
+                 Summary: cart-cache Redis memory above 90% of maxmemory\n\
+                 Labels:\n - alertname = RedisMemoryHigh\n - service = cart-cache\n - severity = critical",
+    }));
+    wait_diagnosed(&emu, &kb.pool, 2).await?;
+
+    emu.user_says(
+        ALERTS,
+        "U0ALICE",
+        &format!("<@{BOT_USER_ID}> what should I check first?"),
+        Some(&webhook_thread),
+    );
+    let replies_before = emu.thread(ALERTS, &webhook_thread).len();
+    let in_thread = |st: &crate::slack::emulator::state::State| {
+        st.messages
             .iter()
-            .any(|m| m.thread_ts.as_deref() == Some(ts.as_str()))
-            .then_some(())
+            .filter(|m| {
+                m.channel == ALERTS
+                    && m.thread_ts.as_deref() == Some(webhook_thread.as_str())
+                    && m.ts != webhook_thread
+            })
+            .count()
+    };
+    // Alice's question, then Sentinel's answer.
+    emu.wait_for(WAIT, |st| {
+        (in_thread(st) > replies_before + 1).then_some(())
     })
     .await
-    .ok_or_else(|| anyhow::anyhow!("the bot did not answer the mention"))?;
+    .ok_or_else(|| anyhow::anyhow!("the bot did not answer the question in the thread"))?;
 
-    for text in ["help", "search node disk pressure"] {
+    for text in ["incidents", "search node disk pressure", "help"] {
         let before = emu.state().ephemerals.len();
-        emu.slash_command("C0GENERAL", "U0BOB", "/sentinel", text);
-        let want = if text == "help" {
-            before + 1
-        } else {
-            before + 2
-        };
-        emu.wait_for(wait, |s| (s.ephemerals.len() >= want).then_some(()))
+        emu.slash_command(ALERTS, "U0BOB", "/sentinel", text);
+        emu.wait_for(WAIT, |s| (s.ephemerals.len() > before).then_some(()))
             .await
             .ok_or_else(|| anyhow::anyhow!("the bot did not answer `/sentinel {text}`"))?;
+        // Searches ack first, then answer: give the answer a moment.
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    println!("{}", transcript::render(&emu.state(), "C0GENERAL"));
+    println!("\n── Slack (emulated) ──");
+    println!("{}", transcript::render(&emu.state(), ALERTS));
     let acks = emu.acks();
     let max = acks.iter().map(|a| a.latency).max().unwrap_or_default();
     println!(
@@ -179,57 +154,54 @@ async fn slack_session(kb: KnowledgeBase) -> anyhow::Result<()> {
         acks.len(),
         max.as_secs_f64() * 1000.0
     );
-    running.listener.shutdown().await;
+    stack.shutdown().await;
+    Ok(0)
+}
+
+/// The demo replays the same alerts on every run: forget the previous run's incidents.
+async fn forget_previous_run(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let group_key = parse::alertmanager(SAMPLE_ALERT.as_bytes())?
+        .first()
+        .map(|a| a.group_key.clone())
+        .unwrap_or_default();
+    let mut tx = pool.begin().await?;
+    for sql in [
+        "DELETE FROM incidents WHERE group_key = $1 OR channel = $2",
+        "DELETE FROM alerts WHERE group_key = $1 OR origin->>'channel' = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(&group_key)
+            .bind(ALERTS)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
-/// The sample's first alert as a diagnosis subject.
-fn sample_subject(alert: &serde_json::Value) -> Subject {
-    let a = &alert["alerts"][0];
-    let map = |v: &serde_json::Value| -> BTreeMap<String, String> {
-        v.as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let labels = map(&a["labels"]);
-    Subject {
-        incident_key: Some(format!("demo-{}", a["fingerprint"].as_str().unwrap_or("x"))),
-        alert_name: labels.get("alertname").cloned().unwrap_or_default(),
-        severity: labels.get("severity").cloned(),
-        labels,
-        annotations: map(&a["annotations"]),
-        status: a["status"].as_str().unwrap_or("firing").to_string(),
-        thread_context: vec![],
-    }
-}
-
-/// A Block Kit message as terminal text.
-fn plain(m: &SlackMessage) -> String {
-    let mut out = String::new();
-    for b in m.blocks.as_array().into_iter().flatten() {
-        match b["type"].as_str() {
-            Some("header") => out.push_str(&format!(
-                "\n== {} ==\n",
-                b["text"]["text"].as_str().unwrap_or("")
-            )),
-            Some("section") => {
-                out.push_str(&format!("{}\n\n", b["text"]["text"].as_str().unwrap_or("")))
+/// Waits until `n` incidents in the alert channel are diagnosed; returns the newest one's
+/// thread.
+async fn wait_diagnosed(emu: &Emulator, pool: &sqlx::PgPool, n: i64) -> anyhow::Result<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let done: Vec<(String,)> = sqlx::query_as(
+            "SELECT root_ts FROM incidents WHERE channel = $1 AND diagnosed_at IS NOT NULL
+             AND root_ts IS NOT NULL ORDER BY id DESC",
+        )
+        .bind(ALERTS)
+        .fetch_all(pool)
+        .await?;
+        if done.len() as i64 >= n {
+            let ts = done[0].0.clone();
+            // The edit is recorded before `diagnosed_at`; the emulator has it by now.
+            if !emu.thread(ALERTS, &ts).is_empty() {
+                return Ok(ts);
             }
-            Some("context") => {
-                for e in b["elements"].as_array().into_iter().flatten() {
-                    out.push_str(&format!("  ({})\n", e["text"].as_str().unwrap_or("")));
-                }
-                out.push('\n');
-            }
-            Some("divider") => out.push_str("----\n"),
-            _ => {}
         }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the incident thread did not get its diagnosis within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    out.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }

@@ -6,8 +6,8 @@ use sentinel::error::UserError;
 
 #[tokio::main]
 async fn main() {
-    // reqwest and hyper-rustls both link rustls; pick one crypto provider for the process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // reqwest, hyper-rustls and the WebSocket client all use rustls: pick its provider first.
+    sentinel::net::install_crypto();
     let cli = Cli::parse();
     let json = cli.log_json
         || std::env::var("SENTINEL_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));

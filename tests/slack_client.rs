@@ -33,7 +33,7 @@ fn client(emu: &Emulator) -> SlackClient {
 #[tokio::test]
 async fn web_api_checks_tokens() {
     let emu = emulator().await;
-    let http = reqwest::Client::new();
+    let http = sentinel::net::client();
     let call = |token: Option<&str>, method: &str| {
         let mut r = http
             .post(format!("{}/{method}", emu.api_url()))
@@ -253,7 +253,7 @@ async fn server_errors_are_retried_with_backoff() {
 async fn emulator_rate_limits_bursts_and_the_client_paces_itself() {
     let emu = emulator().await;
     // A raw burst over the limit gets 429 with Retry-After.
-    let http = reqwest::Client::new();
+    let http = sentinel::net::client();
     let mut statuses = Vec::new();
     for i in 0..8 {
         let r = http

@@ -224,8 +224,38 @@ pub fn hit_link(h: &Hit, base: Option<&str>) -> String {
     }
 }
 
+/// Shown under the runbook sections while the diagnosis is drafted (then edited away).
+pub const DRAFTING_NOTE: &str = "⏳ Drafting a diagnosis from these sections…";
+
 /// The runbook reply for a new incident: the best sections, each linked to its source.
-pub fn runbook_reply(hits: &[Hit], base: Option<&str>) -> Message {
+/// With `drafting`, it also says a diagnosis is on its way (it replaces this reply).
+pub fn runbook_reply(hits: &[Hit], base: Option<&str>, drafting: bool) -> Message {
+    let mut msg = runbook_sections(hits, base);
+    if drafting {
+        let note =
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": DRAFTING_NOTE}]});
+        let mut blocks = match msg.blocks.take() {
+            Some(Value::Array(b)) => b,
+            _ => vec![
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(&msg.text)}}),
+            ],
+        };
+        blocks.push(note);
+        msg.blocks = Some(Value::Array(blocks));
+        msg.text.push_str(&format!("\n{DRAFTING_NOTE}"));
+    }
+    msg
+}
+
+/// The thread's first reply when there is no knowledge base to quote: the diagnosis
+/// replaces it.
+pub fn drafting_reply(alert_name: &str) -> Message {
+    Message::text(format!(
+        "⏳ Investigating {alert_name}… drafting a diagnosis."
+    ))
+}
+
+fn runbook_sections(hits: &[Hit], base: Option<&str>) -> Message {
     if hits.is_empty() {
         return Message::text(
             "📖 No runbook in the knowledge base matches this alert yet.".to_string(),
@@ -456,13 +486,24 @@ mod tests {
         let m = runbook_reply(
             &[hit(crate::knowledge::MatchKind::AlertName)],
             Some("https://git/x/"),
+            false,
         );
         let b = all_text(&m);
         assert!(b.contains("<https://git/x/kubernetes/kubepodcrashlooping.md#diagnosis|KubePodCrashLooping &gt; Diagnosis>"), "{b}");
         assert!(b.contains("exact match"));
-        let m = runbook_reply(&[hit(crate::knowledge::MatchKind::Hybrid)], None);
+        let m = runbook_reply(&[hit(crate::knowledge::MatchKind::Hybrid)], None, false);
         assert!(all_text(&m).contains("`kubernetes/kubepodcrashlooping.md#diagnosis`"));
         assert!(!all_text(&m).contains("exact match"));
-        assert!(runbook_reply(&[], None).text.contains("No runbook"));
+        assert!(runbook_reply(&[], None, false).text.contains("No runbook"));
+        let d = runbook_reply(&[hit(crate::knowledge::MatchKind::Hybrid)], None, true);
+        assert!(d.text.ends_with(DRAFTING_NOTE));
+        let blocks = d.blocks.unwrap();
+        assert_eq!(
+            blocks.as_array().unwrap().last().unwrap()["type"],
+            "context"
+        );
+        let none = runbook_reply(&[], None, true);
+        assert!(none.text.contains("No runbook") && none.text.contains(DRAFTING_NOTE));
+        assert_eq!(none.blocks.unwrap().as_array().unwrap().len(), 2);
     }
 }

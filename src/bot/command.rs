@@ -11,6 +11,12 @@ pub enum Command {
     Find,
     /// Is the bot alive, and which version.
     Status,
+    /// Answer a question privately (LLM with sources, or the best sections).
+    Ask { question: String },
+    /// Open incidents, newest first.
+    Incidents,
+    /// One incident: alerts, timeline, thread link.
+    Incident { id: i64 },
 }
 
 /// One line per subcommand, shown by `help` and on a parse error.
@@ -21,6 +27,15 @@ pub const SUBCOMMANDS: &[(&str, &str)] = &[
         "show the runbook sections that best answer <question>",
     ),
     ("find", "open a form to search the runbooks"),
+    (
+        "ask <question>",
+        "answer <question> privately, citing runbook sections",
+    ),
+    ("incidents", "list open incidents, newest first"),
+    (
+        "incident <id>",
+        "show an incident's alerts, timeline and thread",
+    ),
     (
         "status",
         "show whether Sentinel is running, and its version",
@@ -49,6 +64,23 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
             }
         }
         "find" => Ok(Command::Find),
+        "ask" => {
+            if rest.is_empty() {
+                Err(ParseError(
+                    "`ask` needs a question, e.g. `/sentinel ask why would etcd lose its leader?`"
+                        .into(),
+                ))
+            } else {
+                Ok(Command::Ask { question: rest })
+            }
+        }
+        "incidents" | "incident" => match crate::incidents::commands::parse(text) {
+            Ok(Some(crate::incidents::commands::IncidentCommand::Show(id))) => {
+                Ok(Command::Incident { id })
+            }
+            Ok(_) => Ok(Command::Incidents),
+            Err(e) => Err(ParseError(e.to_string())),
+        },
         "status" | "version" => Ok(Command::Status),
         other => Err(ParseError(format!(
             "`{}` is not a Sentinel command.",
@@ -105,6 +137,26 @@ mod tests {
         assert_eq!(parse("find"), Ok(Command::Find));
         assert_eq!(parse(" status "), Ok(Command::Status));
         assert_eq!(parse("version"), Ok(Command::Status));
+    }
+
+    #[test]
+    fn ask_and_incident_commands() {
+        assert_eq!(
+            parse("ask  why is etcd slow?"),
+            Ok(Command::Ask {
+                question: "why is etcd slow?".into()
+            })
+        );
+        assert!(parse("ask").unwrap_err().0.contains("needs a question"));
+        assert_eq!(parse("incidents"), Ok(Command::Incidents));
+        assert_eq!(parse("INCIDENT #12"), Ok(Command::Incident { id: 12 }));
+        let e = parse("incident twelve").unwrap_err();
+        assert!(
+            e.0.contains("`twelve` is not an incident number"),
+            "{}",
+            e.0
+        );
+        assert!(parse("incident").unwrap_err().0.contains("Which incident?"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Handlers: one function per kind of inbound traffic, all taking the shared `Context`.
-//! Until later work replaces them, mentions and `/sentinel search` answer with runbook
-//! sections, and messages in watched channels get an :eyes: reaction.
+//!
+//! Mentions answer in thread (with the incident's alerts and thread when asked in an
+//! incident thread; with the LLM when one is configured, runbook sections otherwise).
+//! Alert messages in watched channels become incidents; `/sentinel` runs its subcommands.
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -8,11 +10,14 @@ use serde_json::json;
 use super::answer::{self, ACTION_HELPFUL, ACTION_SEARCH_AGAIN, VIEW_SEARCH};
 use super::command::{self, Command};
 use super::{BotSettings, Context};
+use crate::diagnosis::ask::IncidentContext;
 use crate::knowledge::SearchRequest;
 use crate::slack::events::{BlockAction, Inbound, MessageEvent, SlashCommand, ViewSubmission};
 
 /// Sections shown per answer.
 const ANSWER_SECTIONS: usize = 3;
+/// Thread messages given as context to a question asked in an incident thread.
+const THREAD_CONTEXT: usize = 20;
 
 /// Messages the bot itself sent (by bot id or user id) are never handled.
 pub fn is_own(s: &BotSettings, inbound: &Inbound) -> bool {
@@ -37,7 +42,11 @@ pub fn command_ack(cmd: &SlashCommand) -> Option<String> {
             "Searching the runbooks for “{}”…",
             crate::text::excerpt(&query, 200)
         )),
-        Ok(Command::Find) => None,
+        Ok(Command::Ask { question }) => Some(format!(
+            "Looking into “{}”…",
+            crate::text::excerpt(&question, 200)
+        )),
+        Ok(Command::Find | Command::Incidents | Command::Incident { .. }) => None,
         Err(e) => Some(format!("{}\n\n{}", e.0, command::help_text(&cmd.command))),
     }
 }
@@ -63,7 +72,75 @@ async fn on_mention(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
             .await?;
         return Ok(());
     }
-    post_answer(ctx, &m.channel, thread, &question).await
+    let incident = match &m.thread_ts {
+        Some(t) => incident_context(ctx, &m.channel, t).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "cannot read the incident for this thread");
+            None
+        }),
+        None => None,
+    };
+    if incident.is_none() && ctx.diagnoser.llm.is_none() {
+        return post_answer(ctx, &m.channel, thread, &question).await;
+    }
+    let a = ctx
+        .diagnoser
+        .answer_question(&question, incident.as_ref())
+        .await;
+    ctx.slack
+        .post_message(
+            &m.channel,
+            thread,
+            &a.message.text,
+            blocks(&a.message.blocks),
+        )
+        .await
+        .context("Failed to post the answer")?;
+    Ok(())
+}
+
+/// Block Kit blocks as the client takes them.
+fn blocks(v: &serde_json::Value) -> Option<Vec<serde_json::Value>> {
+    v.as_array().filter(|b| !b.is_empty()).cloned()
+}
+
+/// The incident whose thread `thread_ts` is: its alert, the diagnosis, the thread so far.
+async fn incident_context(
+    ctx: &Context,
+    channel: &str,
+    thread_ts: &str,
+) -> anyhow::Result<Option<IncidentContext>> {
+    use crate::incidents::{diagnose, view};
+    let Some(id) = diagnose::incident_for_thread(&ctx.pool, channel, thread_ts).await? else {
+        return Ok(None);
+    };
+    let Some((row, v)) = view::load_row(&ctx.pool, id).await? else {
+        return Ok(None);
+    };
+    let mut subject = diagnose::subject(&ctx.pool, id, &v).await?;
+    let replies = ctx
+        .slack
+        .call(
+            "conversations.replies",
+            json!({"channel": channel, "ts": thread_ts, "limit": THREAD_CONTEXT}),
+        )
+        .await;
+    let mut diagnosis = None;
+    match replies {
+        Ok(r) => {
+            for msg in r["messages"].as_array().into_iter().flatten() {
+                let text = msg["text"].as_str().unwrap_or_default();
+                if msg["ts"].as_str() == row.runbook_reply_ts.as_deref() {
+                    diagnosis = Some(crate::text::excerpt(text, 2_000));
+                } else if !text.is_empty() {
+                    subject.thread_context.push(crate::text::excerpt(text, 500));
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the thread; answering without it"),
+    }
+    let keep = subject.thread_context.len().saturating_sub(THREAD_CONTEXT);
+    subject.thread_context.drain(..keep);
+    Ok(Some(IncidentContext { subject, diagnosis }))
 }
 
 async fn post_answer(
@@ -100,12 +177,32 @@ async fn post_answer(
     Ok(())
 }
 
+/// Alert messages (Alertmanager's or Grafana's Slack integration, or plain `[FIRING] ...`
+/// text) in watched channels are stored as alerts; the incident engine replies in their
+/// thread. Other chat is left alone.
 async fn on_message(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
     if !ctx.settings.watch_channels.iter().any(|c| c == &m.channel) {
         return Ok(());
     }
-    // Seen: alert handling (incidents) builds on this later.
-    ctx.slack.add_reaction(&m.channel, &m.ts, "eyes").await?;
+    let alerts = match crate::alerts::parse::slack_message(&m.raw) {
+        Ok(a) if !a.is_empty() => a,
+        Ok(_) => return Ok(()),
+        Err(e) => {
+            tracing::debug!(reason = %e, "message in a watched channel is not an alert");
+            return Ok(());
+        }
+    };
+    match &ctx.alerts {
+        Some(w) => {
+            let n = alerts.len();
+            w.store(alerts)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot store the alert message: {e}"))?;
+            tracing::info!(alerts = n, slack.channel = %m.channel, "alert message stored");
+        }
+        // Intake is not part of this process: show the alert was seen.
+        None => ctx.slack.add_reaction(&m.channel, &m.ts, "eyes").await?,
+    }
     Ok(())
 }
 
@@ -136,6 +233,34 @@ async fn on_command(ctx: &Context, c: &SlashCommand) -> anyhow::Result<()> {
             ctx.slack
                 .open_view(&c.trigger_id, answer::search_modal("", &meta))
                 .await?;
+        }
+        Ok(Command::Ask { question }) => {
+            let a = ctx.diagnoser.answer_question(&question, None).await;
+            ctx.slack
+                .respond(
+                    &c.response_url,
+                    &a.message.text,
+                    blocks(&a.message.blocks),
+                    false,
+                )
+                .await?;
+        }
+        Ok(Command::Incidents) => {
+            let m = crate::incidents::commands::list(&ctx.pool, chrono::Utc::now()).await?;
+            let b = m.blocks.as_ref().and_then(blocks);
+            ctx.slack
+                .respond(&c.response_url, &m.text, b, false)
+                .await?;
+        }
+        Ok(Command::Incident { id }) => {
+            let (text, b) = match crate::incidents::commands::show(&ctx.pool, id).await? {
+                Ok(m) => {
+                    let b = m.blocks.as_ref().and_then(blocks);
+                    (m.text, b)
+                }
+                Err(user) => (user.to_string(), None),
+            };
+            ctx.slack.respond(&c.response_url, &text, b, false).await?;
         }
         // Answered in the ack.
         Ok(Command::Help | Command::Status) | Err(_) => {}

@@ -12,6 +12,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
+use crate::diagnosis::Diagnoser;
+use crate::incidents::intake::AlertWriter;
 use crate::knowledge::KnowledgeBase;
 use crate::slack::events::{Inbound, SlashCommand};
 use crate::slack::socket::Dispatch;
@@ -34,6 +36,10 @@ pub struct Context {
     pub pool: PgPool,
     pub slack: SlackClient,
     pub kb: KnowledgeBase,
+    /// Answers questions with the LLM when one is configured (sections otherwise).
+    pub diagnoser: Arc<Diagnoser>,
+    /// Alert messages in watched channels are stored here and become incidents.
+    pub alerts: Option<AlertWriter>,
     pub settings: BotSettings,
 }
 

@@ -7,8 +7,11 @@
 //! on exactly its own tokens, so no attention mask is needed.
 
 use candle_core::{Result, Tensor, D};
-use candle_nn::ops::{layer_norm, softmax_last_dim};
+use candle_nn::ops::layer_norm;
+
+use super::kernels::{gelu_erf, softmax_last_dim};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 use serde::Deserialize;
 
 /// The fields of a BERT `config.json` this encoder reads.
@@ -153,29 +156,41 @@ impl Bert {
             .broadcast_add(&self.token_type0)?;
         let mut x = self.norm(&x, &self.emb_norm)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let offsets: Vec<usize> = lens
+            .iter()
+            .scan(0, |acc, &n| {
+                let o = *acc;
+                *acc += n;
+                Some(o)
+            })
+            .collect();
         for l in &self.layers {
             let qkv = x.matmul(&l.qkv_w)?.broadcast_add(&l.qkv_b)?;
-            let mut ctx = Vec::with_capacity(lens.len());
-            let mut offset = 0;
-            for &n in &lens {
-                let s = qkv.narrow(0, offset, n)?;
-                let split = |i: usize| -> Result<Tensor> {
-                    s.narrow(1, i * self.hidden, self.hidden)?
-                        .reshape((n, self.heads, self.head_dim))?
-                        .transpose(0, 1)?
-                        .contiguous()
-                };
-                let q = (split(0)? * scale)?;
-                let k = split(1)?;
-                let v = split(2)?;
-                let p = softmax_last_dim(&q.matmul(&k.transpose(1, 2)?)?)?;
-                ctx.push(p.matmul(&v)?.transpose(0, 1)?.reshape((n, self.hidden))?);
-                offset += n;
-            }
+            // Attention is per sequence and its matrices are small: run sequences on
+            // rayon's pool (the large GEMMs above and below parallelise on their own).
+            let ctx = offsets
+                .par_iter()
+                .zip(lens.par_iter())
+                .map(|(&offset, &n)| -> Result<Tensor> {
+                    let s = qkv.narrow(0, offset, n)?;
+                    let split = |i: usize| -> Result<Tensor> {
+                        s.narrow(1, i * self.hidden, self.hidden)?
+                            .reshape((n, self.heads, self.head_dim))?
+                            .transpose(0, 1)?
+                            .contiguous()
+                    };
+                    let q = (split(0)? * scale)?;
+                    let k = split(1)?;
+                    let v = split(2)?;
+                    let p = softmax_last_dim(&q.matmul(&k.transpose(1, 2)?)?)?;
+                    p.matmul(&v)?.transpose(0, 1)?.reshape((n, self.hidden))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let ctx = Tensor::cat(&ctx, 0)?;
             let a = (ctx.matmul(&l.out_w)?.broadcast_add(&l.out_b)? + &x)?;
             x = self.norm(&a, &l.norm1)?;
-            let up = x.matmul(&l.up_w)?.broadcast_add(&l.up_b)?.gelu_erf()?;
+            let up = x.matmul(&l.up_w)?.broadcast_add(&l.up_b)?;
+            let up = gelu_erf(&up)?;
             let down = (up.matmul(&l.down_w)?.broadcast_add(&l.down_b)? + &x)?;
             x = self.norm(&down, &l.norm2)?;
         }

@@ -19,7 +19,10 @@ use crate::error::UserError;
 
 /// sentence-transformers' `max_seq_length` for this model.
 pub const MAX_TOKENS: usize = 256;
-const BATCH: usize = 32;
+/// A batch holds at most this many sequences and this many tokens: packed sequences make
+/// one GEMM per layer, and bigger GEMMs run closer to the CPU's peak.
+const BATCH: usize = 128;
+const BATCH_TOKENS: usize = 8192;
 
 pub struct LocalEmbedder {
     inner: Arc<Inner>,
@@ -113,12 +116,25 @@ impl Inner {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(BATCH) {
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < order.len() && end - start < BATCH {
+                let n = encodings[order[end]].len();
+                if end > start && tokens + n > BATCH_TOKENS {
+                    break;
+                }
+                tokens += n;
+                end += 1;
+            }
+            let batch = &order[start..end];
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
             for (mut v, &i) in self.model.pooled(&seqs)?.into_iter().zip(batch) {
                 l2_normalize(&mut v);
                 out[i] = v;
             }
+            start = end;
         }
         Ok(out)
     }

@@ -33,7 +33,7 @@ impl OpenAiEmbedder {
         if let Some(k) = api_key {
             cfg = cfg.with_api_key(k.expose_secret());
         }
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();

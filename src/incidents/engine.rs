@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::route::Routes;
 use crate::alerts::notify::IncidentNotifier;
+use crate::diagnosis::Diagnoser;
 use crate::knowledge::{Hit, KnowledgeBase, SearchRequest};
 
 /// More than `threshold` new incidents in a channel within `window` start a storm digest.
@@ -71,6 +72,8 @@ pub struct Engine {
     pub pool: PgPool,
     pub notifier: Arc<dyn IncidentNotifier>,
     pub runbooks: Option<Arc<dyn RunbookSearch>>,
+    /// Replaces each new incident's runbook reply with a diagnosis (LLM or fallback).
+    pub diagnoser: Option<Arc<Diagnoser>>,
     pub config: EngineConfig,
     /// Identifies this replica's Slack sync leases.
     pub owner: Uuid,
@@ -95,11 +98,19 @@ impl Engine {
             pool,
             notifier,
             runbooks,
+            diagnoser: None,
             config,
             owner: Uuid::new_v4(),
             wake: Arc::new(Notify::new()),
             sync_wake: Notify::new(),
         }
+    }
+
+    /// Adds the diagnosis step: the runbook reply says a diagnosis is being drafted, then is
+    /// edited in place into the diagnosis.
+    pub fn with_diagnoser(mut self, diagnoser: Arc<Diagnoser>) -> Self {
+        self.diagnoser = Some(diagnoser);
+        self
     }
 
     /// Applies every stored alert to its incident. Returns the number applied.

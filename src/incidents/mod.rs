@@ -8,6 +8,7 @@
 
 mod apply;
 pub mod commands;
+pub mod diagnose;
 pub mod engine;
 pub mod intake;
 pub mod route;

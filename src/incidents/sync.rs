@@ -14,7 +14,7 @@ use sqlx::Row;
 use super::engine::Engine;
 use super::view::load_row;
 use crate::alerts::model::Status;
-use crate::alerts::notify::NotifyError;
+use crate::alerts::notify::{Message, NotifyError};
 use crate::alerts::render::{self, DigestEntry};
 use crate::alerts::Severity;
 use crate::knowledge::SearchRequest;
@@ -178,26 +178,53 @@ async fn sync_incident_calls(engine: &Engine, id: i64) -> Result<(), SyncError> 
         }
         (Some(ts), false) => ts.clone(),
     };
-    if row.runbook_reply_ts.is_none() {
-        if let Some(kb) = &engine.runbooks {
-            let summary = view.summary.clone().unwrap_or_default();
-            let runbook_url = view
-                .links
-                .iter()
-                .find(|l| l.kind == "runbook")
-                .map(|l| l.url.clone());
-            let hits = kb
-                .search(&SearchRequest {
-                    text: format!("{} {summary}", view.name),
-                    alert: Some(view.name.clone()),
-                    runbook_url,
-                    k: engine.config.runbook_hits,
-                })
-                .await?;
-            let msg = render::runbook_reply(&hits, engine.config.runbook_base_url.as_deref());
-            let ts = call(|| n.reply(ch, &root, &msg)).await?;
-            set(engine, id, "runbook_reply_ts", &ts).await?;
-        }
+    let mut reply_ts = row.runbook_reply_ts.clone();
+    if reply_ts.is_none() && (engine.runbooks.is_some() || engine.diagnoser.is_some()) {
+        let drafting = engine.diagnoser.is_some();
+        let msg = match &engine.runbooks {
+            Some(kb) => {
+                let summary = view.summary.clone().unwrap_or_default();
+                let runbook_url = view
+                    .links
+                    .iter()
+                    .find(|l| l.kind == "runbook")
+                    .map(|l| l.url.clone());
+                let hits = kb
+                    .search(&SearchRequest {
+                        text: format!("{} {summary}", view.name),
+                        alert: Some(view.name.clone()),
+                        runbook_url,
+                        k: engine.config.runbook_hits,
+                    })
+                    .await?;
+                render::runbook_reply(&hits, engine.config.runbook_base_url.as_deref(), drafting)
+            }
+            None => render::drafting_reply(&view.name),
+        };
+        let ts = call(|| n.reply(ch, &root, &msg)).await?;
+        set(engine, id, "runbook_reply_ts", &ts).await?;
+        reply_ts = Some(ts);
+    }
+    if let (Some(d), Some(reply), false) = (&engine.diagnoser, &reply_ts, row.diagnosed) {
+        let subject = super::diagnose::subject(&engine.pool, id, &view).await?;
+        let outcome = d.diagnose(&subject).await;
+        let msg = Message {
+            text: outcome.message.text,
+            blocks: Some(outcome.message.blocks),
+        };
+        call(|| n.update_root(ch, reply, &msg)).await?;
+        sqlx::query("UPDATE incidents SET diagnosed_at = clock_timestamp() WHERE id = $1")
+            .bind(id)
+            .execute(&engine.pool)
+            .await
+            .context("Failed to record the diagnosis")?;
+        let kind = match outcome.draft {
+            crate::diagnosis::Draft::Llm(_) => "LLM draft".to_string(),
+            crate::diagnosis::Draft::Fallback(f) => {
+                format!("runbook fallback ({})", f.reason.explain())
+            }
+        };
+        note(engine, id, "diagnosed", &kind).await?;
     }
     match (view.status, row.announced_status) {
         (Status::Resolved, Status::Firing) => {

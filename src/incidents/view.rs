@@ -19,6 +19,8 @@ pub struct IncidentRow {
     pub root_is_ours: bool,
     pub digest_id: Option<i64>,
     pub runbook_reply_ts: Option<String>,
+    /// The runbook reply was replaced by a diagnosis.
+    pub diagnosed: bool,
     pub announced_status: Status,
     pub version: i64,
 }
@@ -30,7 +32,7 @@ pub async fn load_row<'e>(
     let Some(r) = sqlx::query(
         "SELECT id, alertname, channel, status, severity, summary, opened_at, resolved_at,
                 reopened, root_ts, root_is_ours, digest_id, runbook_reply_ts, announced_status,
-                version,
+                version, diagnosed_at IS NOT NULL AS diagnosed,
                 (SELECT coalesce(json_agg(json_build_object(
                      'status', a.status, 'starts_at', a.starts_at, 'ends_at', a.ends_at,
                      'labels', a.labels, 'links', a.links) ORDER BY a.first_seen, a.fingerprint), '[]')
@@ -51,6 +53,7 @@ pub async fn load_row<'e>(
         root_is_ours: r.get("root_is_ours"),
         digest_id: r.get("digest_id"),
         runbook_reply_ts: r.get("runbook_reply_ts"),
+        diagnosed: r.get("diagnosed"),
         announced_status: Status::parse(r.get("announced_status")).unwrap_or(Status::Firing),
         version: r.get("version"),
     };

@@ -15,7 +15,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::chunk::{chunk, Chunk};
-use super::query::normalize_url;
+use super::query::{identifier_terms, normalize_url};
 use super::runbook::{self, normalize_key, Runbook};
 use crate::db;
 use crate::embed::Embedder;
@@ -287,9 +287,12 @@ pub async fn ingest(
         report.chunks_removed += chunks as usize;
         report.runbooks_removed += gone as usize;
     }
-    let stats_missing: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM lexeme_df)")
-        .fetch_one(pool)
-        .await?;
+    // Missing statistics (a new database, or one migrated to BM25) are rebuilt.
+    let stats_missing: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM lexeme_df) OR NOT EXISTS (SELECT 1 FROM fulltext_stats)",
+    )
+    .fetch_one(pool)
+    .await?;
     if stats_missing || report.chunks_added + report.chunks_updated + report.chunks_removed > 0 {
         super::search::refresh_lexeme_stats(pool).await?;
     }
@@ -341,16 +344,19 @@ async fn write_runbook(
         .await?
         .rows_affected() as usize;
 
+    let stem = runbook::file_stem(&r.path);
     for (ci, c) in p.chunks.iter().enumerate() {
+        let ident = identifier_terms(&format!("{stem} {} {}", c.heading_path.join(" "), c.body));
         match vectors.get(&(fi, ci)) {
             Some(v) => {
                 sqlx::query(
                     "INSERT INTO chunks (id, runbook_id, ord, heading_path, anchor, body,
-                                         content_hash, model_id, embedding, heading_text)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                         content_hash, model_id, embedding, heading_text,
+                                         ident_text)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      ON CONFLICT (id) DO UPDATE SET runbook_id = EXCLUDED.runbook_id,
                          ord = EXCLUDED.ord, heading_path = EXCLUDED.heading_path,
-                         heading_text = EXCLUDED.heading_text,
+                         heading_text = EXCLUDED.heading_text, ident_text = EXCLUDED.ident_text,
                          anchor = EXCLUDED.anchor, body = EXCLUDED.body,
                          content_hash = EXCLUDED.content_hash, model_id = EXCLUDED.model_id,
                          embedding = EXCLUDED.embedding",
@@ -365,15 +371,22 @@ async fn write_runbook(
                 .bind(model_id)
                 .bind(v)
                 .bind(c.heading_path.join(" "))
+                .bind(&ident)
                 .execute(&mut *tx)
                 .await?;
             }
             None => {
-                sqlx::query("UPDATE chunks SET ord = $2 WHERE id = $1 AND ord <> $2")
-                    .bind(&c.id)
-                    .bind(c.ord)
-                    .execute(&mut *tx)
-                    .await?;
+                // Unchanged text: keep the vector; refresh what is derived from the text
+                // (rows written before `ident_text` existed get it here, without re-embedding).
+                sqlx::query(
+                    "UPDATE chunks SET ord = $2, ident_text = $3
+                     WHERE id = $1 AND (ord <> $2 OR ident_text <> $3)",
+                )
+                .bind(&c.id)
+                .bind(c.ord)
+                .bind(&ident)
+                .execute(&mut *tx)
+                .await?;
             }
         }
     }

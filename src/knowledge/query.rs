@@ -41,6 +41,71 @@ pub fn or_tsquery(text: &str) -> Option<String> {
     }
 }
 
+/// Splits mixed-case identifiers (`KubeAPIDown`, `NodeFilesystemSpaceFillingUp`) into
+/// their words plus adjacent joins, lower-cased: `kube api down kubeapi apidown kubeapidown`.
+///
+/// Alert, metric and resource names are CamelCase in runbooks and alert text, and people
+/// write them partly (`KubeAPI`, `StatefulSet`); Postgres keeps each as one opaque lexeme.
+/// Indexing and querying these extra words lets `KubeAPI` meet `KubeAPIDown`.
+pub fn identifier_terms(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for tok in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let parts = camel_parts(tok);
+        if parts.len() < 2 {
+            continue;
+        }
+        for (i, p) in parts.iter().enumerate() {
+            out.push(p.clone());
+            if let Some(next) = parts.get(i + 1) {
+                out.push(format!("{p}{next}"));
+                if let Some(third) = parts.get(i + 2) {
+                    out.push(format!("{p}{next}{third}"));
+                }
+            }
+        }
+        if out.len() > 4096 {
+            break;
+        }
+    }
+    out.join(" ")
+}
+
+/// The lower-cased words of a mixed-case identifier; empty for anything else (all lower,
+/// all upper, too long).
+fn camel_parts(tok: &str) -> Vec<String> {
+    let chars: Vec<char> = tok.chars().collect();
+    let mixed = chars.iter().skip(1).any(char::is_ascii_uppercase)
+        && chars.iter().any(char::is_ascii_lowercase);
+    if !mixed || chars.len() > 80 || !chars[0].is_ascii_alphabetic() {
+        return Vec::new();
+    }
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(i + 1);
+        let boundary = match prev {
+            None => false,
+            Some(p) => {
+                (p.is_ascii_lowercase() && c.is_ascii_uppercase())
+                    // `APIDown`: the last capital of a run starts the next word.
+                    || (p.is_ascii_uppercase()
+                        && c.is_ascii_uppercase()
+                        && next.is_some_and(char::is_ascii_lowercase))
+                    || (p.is_ascii_digit() != c.is_ascii_digit())
+            }
+        };
+        if boundary && !cur.is_empty() {
+            parts.push(std::mem::take(&mut cur));
+        }
+        cur.push(c.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        parts.push(cur);
+    }
+    parts
+}
+
 /// The path segments of a runbook URL, normalised for matching against runbook paths:
 /// `https://x/runbooks/kubernetes/KubePodCrashLooping.md#x` ->
 /// `["runbooks", "kubernetes", "kubepodcrashlooping"]`.
@@ -90,6 +155,36 @@ pub fn url_path_match(url_segs: &[String], path_segs: &[String]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_split_into_words_and_joins() {
+        assert_eq!(
+            identifier_terms("KubeAPIDown"),
+            "kube kubeapi kubeapidown api apidown down"
+        );
+        assert_eq!(identifier_terms("the KubeAPI server"), "kube kubeapi api");
+        assert_eq!(identifier_terms("StatefulSet"), "stateful statefulset set");
+        assert_eq!(
+            identifier_terms("http2Errors"),
+            "http http2 http2errors 2 2errors errors"
+        );
+    }
+
+    #[test]
+    fn plain_words_and_acronyms_add_nothing() {
+        assert_eq!(identifier_terms("disk full on node"), "");
+        assert_eq!(identifier_terms("HTTP API CPU"), "");
+        assert_eq!(identifier_terms("Kubernetes"), "");
+        assert_eq!(identifier_terms(""), "");
+    }
+
+    #[test]
+    fn identifier_terms_are_bounded() {
+        let long = "AbCd".repeat(100);
+        assert_eq!(identifier_terms(&long), "");
+        let many = "FooBar ".repeat(5000);
+        assert!(identifier_terms(&many).split(' ').count() < 4200);
+    }
 
     #[test]
     fn ors_distinct_words() {

@@ -13,7 +13,9 @@ use pgvector::Vector;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::query::{normalize_url, or_tsquery, path_segments, url_path_match, url_segments};
+use super::query::{
+    identifier_terms, normalize_url, or_tsquery, path_segments, url_path_match, url_segments,
+};
 use super::runbook::normalize_key;
 use crate::db;
 use crate::embed::Embedder;
@@ -23,7 +25,7 @@ pub const RRF_K: f64 = 60.0;
 /// Candidates taken from each of the vector and full-text lists.
 pub const CANDIDATES: i64 = 60;
 /// Lexemes of the query kept for full-text search, rarest first.
-pub const FULLTEXT_TERMS: i64 = 12;
+pub const FULLTEXT_TERMS: i64 = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
@@ -221,21 +223,36 @@ async fn vector_top(
 }
 
 async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> {
-    let Some(q) = or_tsquery(text) else {
+    let expanded = format!("{text} {}", identifier_terms(text));
+    let Some(q) = or_tsquery(&expanded) else {
         return Ok(Vec::new());
     };
-    // The query's rarest lexemes only (see `lexeme_df`); stemming is Postgres's own.
+    // BM25 (k1 = 1.2, b = 0.75) over the query's rarest lexemes (see `lexeme_df`); the GIN
+    // index finds the candidates, term frequencies come from each candidate's tsvector
+    // (heading lexemes count twice). Stemming is Postgres's own.
     let rows: Vec<(String,)> = sqlx::query_as(
         "WITH terms AS (
-             SELECT d.lexeme FROM unnest(to_tsvector('english', $1)) AS t
+             SELECT d.lexeme, d.df FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))) t
              JOIN lexeme_df d ON d.lexeme = t.lexeme
              ORDER BY d.df, d.lexeme LIMIT $3
          ), tq AS (
              SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM terms
+         ), st AS (
+             SELECT chunks::float8 AS n, avg_len FROM fulltext_stats
          )
-         SELECT c.id FROM chunks c, tq
+         SELECT c.id FROM tq, st, chunks c
+         CROSS JOIN LATERAL unnest(c.tsv) u
+         JOIN terms t ON t.lexeme = u.lexeme
          WHERE tq.q IS NOT NULL AND c.tsv @@ tq.q
-         ORDER BY ts_rank(c.tsv, tq.q) DESC, c.id LIMIT $2",
+         GROUP BY c.id
+         ORDER BY sum(
+             ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5))
+             * (coalesce(cardinality(u.positions), 1) + coalesce(cardinality(array_positions(u.weights, 'A')), 0))
+             * (1.2 + 1)
+             / ((coalesce(cardinality(u.positions), 1) + coalesce(cardinality(array_positions(u.weights, 'A')), 0))
+                + 1.2 * (1 - 0.75 + 0.75 * c.tsv_len / st.avg_len))
+         ) DESC, c.id
+         LIMIT $2",
     )
     .bind(q.replace(" | ", " "))
     .bind(CANDIDATES)
@@ -262,6 +279,14 @@ pub async fn refresh_lexeme_stats(pool: &PgPool) -> anyhow::Result<()> {
     .execute(&mut *tx)
     .await
     .context("Failed to refresh lexeme statistics")?;
+    sqlx::query(
+        "INSERT INTO fulltext_stats (id, chunks, avg_len)
+         SELECT true, count(*), greatest(coalesce(avg(tsv_len), 1), 1) FROM chunks
+         ON CONFLICT (id) DO UPDATE SET chunks = EXCLUDED.chunks, avg_len = EXCLUDED.avg_len",
+    )
+    .execute(&mut *tx)
+    .await
+    .context("Failed to refresh corpus statistics")?;
     tx.commit().await?;
     Ok(())
 }

@@ -205,7 +205,7 @@ impl LlmClient {
         let oai = OpenAIConfig::new()
             .with_api_base(cfg.base_url.trim_end_matches('/'))
             .with_api_key(key);
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
             .build()
             .unwrap_or_default();

@@ -104,7 +104,7 @@ const QUERY_METHODS: &[&str] = &[
 impl SlackClient {
     /// `api_url` without trailing slash, e.g. `https://slack.com/api`.
     pub fn new(api_url: &str, token: SecretString, opts: ClientOptions) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .timeout(opts.timeout)
             .connect_timeout(opts.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("sentinel/", env!("CARGO_PKG_VERSION")))

@@ -7,6 +7,7 @@ pub mod blocks;
 pub mod client;
 pub mod emulator;
 pub mod events;
+pub mod notify;
 pub mod ratelimit;
 pub mod socket;
 
