@@ -52,7 +52,7 @@ pub struct SearchArgs {
     #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
     pub queries: PathBuf,
     /// hnsw.ef_search for the vector path.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = crate::db::DEFAULT_EF_SEARCH)]
     pub ef_search: u32,
     #[arg(long)]
     pub json: bool,
@@ -190,21 +190,14 @@ pub async fn search(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
     let url = app.config.require_database_url()?;
     let embedder = app.embedder().await?;
     let name = format!("sentinel_bench_{}", a.chunks);
-    let (pool, _) = scratch_pool(url, &name).await?;
+    let (pool, scratch) = scratch_pool(url, &name).await?;
     let kb = KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
     fill(&kb, &a).await?;
 
     let queries = load_queries(&a.queries)?;
-    sqlx::query(&format!(
-        "ALTER DATABASE {name} SET hnsw.ef_search = {}",
-        a.ef_search
-    ))
-    .execute(&pool)
-    .await?;
-    // New connections pick up the setting.
     let pool = {
         pool.close().await;
-        scratch_pool(url, &name).await?.0
+        crate::db::connect_with_ef_search(&scratch, 8, a.ef_search).await?
     };
     let kb = KnowledgeBase {
         pool: pool.clone(),
@@ -339,11 +332,24 @@ pub(crate) async fn fill(kb: &KnowledgeBase, a: &SearchArgs) -> anyhow::Result<(
         done += n;
         eprintln!("bench: {} / {missing} filler chunks", done);
     }
-    eprintln!("bench: building the HNSW index ...");
-    sqlx::query("SET maintenance_work_mem = '2GB'")
+    eprintln!("bench: indexing filler terms for BM25 ...");
+    crate::knowledge::search::refresh_lexeme_stats(&kb.pool).await?;
+    let filler_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM chunks WHERE runbook_id = $1")
+        .bind(filler_rb)
+        .fetch_all(&kb.pool)
+        .await?;
+    for ids in filler_ids.chunks(10_000) {
+        sqlx::query(crate::knowledge::search::INDEX_TERMS_SQL)
+            .bind(ids)
+            .execute(&kb.pool)
+            .await
+            .context("Failed to index filler terms")?;
+    }
+    sqlx::query("VACUUM ANALYZE chunk_terms")
         .execute(&kb.pool)
-        .await
-        .ok();
+        .await?;
+    crate::knowledge::search::refresh_lexeme_stats(&kb.pool).await?;
+    eprintln!("bench: building the HNSW index ...");
     crate::db::register_model(&kb.pool, kb.embedder.model_name(), dim).await?;
     sqlx::query("VACUUM ANALYZE chunks")
         .execute(&kb.pool)

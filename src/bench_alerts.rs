@@ -395,7 +395,7 @@ pub struct LatencyArgs {
     /// Alerts (JSONL with `alert`, `summary`, `runbook_url`), sent one at a time.
     #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
     pub alerts: std::path::PathBuf,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = crate::db::DEFAULT_EF_SEARCH)]
     pub ef_search: u32,
     #[arg(long)]
     pub json: bool,
@@ -409,13 +409,21 @@ pub struct LatencyReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// From sending the webhook to the diagnosis (instant test LLM) edited into that reply.
+    pub diagnosis_p50_ms: f64,
+    pub diagnosis_p99_ms: f64,
+    /// Diagnoses that were LLM drafts (the rest fell back to the runbook).
+    pub llm_drafts: usize,
 }
 
-/// Counts runbook replies and wakes the load generator on each.
+/// Counts runbook replies and their edits (the diagnosis), and wakes the load generator.
 #[derive(Default)]
 struct ReplyWatch {
     inner: RecordingNotifier,
     replies: std::sync::atomic::AtomicUsize,
+    reply_ts: std::sync::Mutex<std::collections::HashSet<String>>,
+    diagnosed: std::sync::atomic::AtomicUsize,
+    drafts: std::sync::atomic::AtomicUsize,
     notify: tokio::sync::Notify,
 }
 
@@ -434,7 +442,15 @@ impl crate::alerts::notify::IncidentNotifier for ReplyWatch {
         ts: &str,
         msg: &crate::alerts::notify::Message,
     ) -> Result<(), crate::alerts::notify::NotifyError> {
-        self.inner.update_root(channel, ts, msg).await
+        self.inner.update_root(channel, ts, msg).await?;
+        if self.reply_ts.lock().is_ok_and(|r| r.contains(ts)) {
+            if msg.text.contains("Diagnosis draft") {
+                self.drafts.fetch_add(1, Ordering::SeqCst);
+            }
+            self.diagnosed.fetch_add(1, Ordering::SeqCst);
+            self.notify.notify_one();
+        }
+        Ok(())
     }
     async fn reply(
         &self,
@@ -443,6 +459,9 @@ impl crate::alerts::notify::IncidentNotifier for ReplyWatch {
         msg: &crate::alerts::notify::Message,
     ) -> Result<String, crate::alerts::notify::NotifyError> {
         let ts = self.inner.reply(channel, thread_ts, msg).await?;
+        if let Ok(mut r) = self.reply_ts.lock() {
+            r.insert(ts.clone());
+        }
         self.replies.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_one();
         Ok(ts)
@@ -463,7 +482,7 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
     let url = app.config.require_database_url()?;
     let embedder = app.embedder().await?;
     let name = format!("sentinel_bench_{}", a.chunks);
-    let (pool, _) = crate::bench::scratch_pool(url, &name).await?;
+    let (pool, scratch) = crate::bench::scratch_pool(url, &name).await?;
     let kb = crate::knowledge::KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
     let search_args = crate::bench::SearchArgs {
         chunks: a.chunks,
@@ -473,15 +492,8 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         json: true,
     };
     crate::bench::fill(&kb, &search_args).await?;
-    sqlx::query(&format!(
-        "ALTER DATABASE {name} SET hnsw.ef_search = {}",
-        a.ef_search
-    ))
-    .execute(&pool)
-    .await?;
     pool.close().await;
-    let (_, scratch) = crate::bench::scratch_pool(url, &name).await?;
-    let pool = crate::db::connect(&scratch, 16).await?;
+    let pool = crate::db::connect_with_ef_search(&scratch, 16, a.ef_search).await?;
     sqlx::query("TRUNCATE alerts, incident_events, incident_alerts, incidents, storm_digests RESTART IDENTITY CASCADE")
         .execute(&pool)
         .await?;
@@ -493,12 +505,16 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
     let watch = Arc::new(ReplyWatch::default());
     let mut cfg = EngineConfig::new(Routes::single("C0LATENCY"));
     cfg.storm.threshold = u32::MAX;
-    let engine = Arc::new(Engine::new(
-        pool.clone(),
-        watch.clone(),
-        Some(Arc::new(kb.clone())),
-        cfg,
-    ));
+    let (_llm_server, llm) = crate::diagnosis::measure::instant_llm(&pool).await?;
+    let diagnoser = crate::diagnosis::Diagnoser::new(
+        kb.clone(),
+        Some(llm),
+        crate::diagnosis::DiagnoserOptions::default(),
+    );
+    let engine = Arc::new(
+        Engine::new(pool.clone(), watch.clone(), Some(Arc::new(kb.clone())), cfg)
+            .with_diagnoser(Arc::new(diagnoser)),
+    );
     let addr = start_server(&pool, Some(engine.wake.clone())).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(engine.clone().run(async move {
@@ -517,7 +533,7 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         })
         .await?;
     }
-    let mut lat = Vec::new();
+    let (mut lat, mut diag) = (Vec::new(), Vec::new());
     for (i, q) in queries.iter().enumerate() {
         let alert = q.alert.clone().unwrap_or_else(|| format!("Alert{i}"));
         let body = json!({
@@ -533,25 +549,36 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         })
         .to_string();
         let before = watch.replies.load(Ordering::SeqCst);
+        let diagnosed = watch.diagnosed.load(Ordering::SeqCst);
         let t = Instant::now();
         let (ok, _) = post(&client, &hook, body).await;
         anyhow::ensure!(ok, "webhook refused alert {i}");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while watch.replies.load(Ordering::SeqCst) == before {
-            anyhow::ensure!(Instant::now() < deadline, "no runbook reply within 30 s");
-            let _ = tokio::time::timeout(Duration::from_millis(50), watch.notify.notified()).await;
+        let mut replied = None;
+        while watch.diagnosed.load(Ordering::SeqCst) == diagnosed {
+            if replied.is_none() && watch.replies.load(Ordering::SeqCst) > before {
+                replied = Some(t.elapsed());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "no diagnosis within 30 s");
+            let _ = tokio::time::timeout(Duration::from_millis(5), watch.notify.notified()).await;
         }
-        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let done = t.elapsed();
+        lat.push(replied.unwrap_or(done).as_secs_f64() * 1000.0);
+        diag.push(done.as_secs_f64() * 1000.0);
     }
     let _ = stop_tx.send(());
     let _ = runner.await;
     lat.sort_by(f64::total_cmp);
+    diag.sort_by(f64::total_cmp);
     let report = LatencyReport {
         chunks: a.chunks,
         alerts: lat.len(),
         p50_ms: round2(percentile(&lat, 50.0)),
         p99_ms: round2(percentile(&lat, 99.0)),
         max_ms: round2(lat.last().copied().unwrap_or(0.0)),
+        diagnosis_p50_ms: round2(percentile(&diag, 50.0)),
+        diagnosis_p99_ms: round2(percentile(&diag, 99.0)),
+        llm_drafts: watch.drafts.load(Ordering::SeqCst),
     };
     print(&report, a.json)?;
     Ok(0)

@@ -142,6 +142,7 @@ pub struct Stack {
     stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<anyhow::Result<()>>,
     engine_task: JoinHandle<()>,
+    housekeeping: JoinHandle<()>,
 }
 
 /// Starts the stack: the webhook server on `listener`, the engine posting through the bot's
@@ -197,6 +198,7 @@ pub async fn start_stack(
         max_body_bytes: alerts_cfg.max_body_bytes,
         slack_connected: None,
     };
+    let housekeeping = tokio::spawn(housekeeping(state.pool.clone(), when_stopped()));
     let server = tokio::spawn(crate::http::run(listener, state, when_stopped()));
     let engine_task = tokio::spawn(engine.clone().run(when_stopped()));
     Ok(Stack {
@@ -206,7 +208,29 @@ pub async fn start_stack(
         stop,
         server,
         engine_task,
+        housekeeping,
     })
+}
+
+/// Slack event claims older than this are pruned (Slack retries within minutes).
+const DEDUPE_KEEP_DAYS: i32 = 7;
+
+/// Periodic clean-up shared by all replicas (each statement is idempotent).
+async fn housekeeping(pool: sqlx::PgPool, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        match crate::bot::dedupe::prune(&pool, DEDUPE_KEEP_DAYS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned old Slack event claims"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "pruning Slack event claims failed")
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }
 
 impl Stack {
@@ -221,6 +245,7 @@ impl Stack {
             Err(_) => tracing::warn!("webhook server did not stop in time"),
             _ => {}
         }
+        self.housekeeping.abort();
         if tokio::time::timeout(grace, self.engine_task).await.is_err() {
             tracing::warn!("incident engine did not stop in time");
         }

@@ -32,7 +32,7 @@ pub struct BenchArgs {
     /// Passes over the alerts.
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = crate::db::DEFAULT_EF_SEARCH)]
     pub ef_search: u32,
     #[arg(long)]
     pub json: bool,
@@ -101,33 +101,9 @@ fn thread() -> ThreadRef {
     }
 }
 
-pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
-    let url = app.config.require_database_url()?;
-    let embedder = app.embedder().await?;
-    let name = format!("sentinel_bench_{}", a.chunks);
-    let (pool, _) = bench::scratch_pool(url, &name).await?;
-    let kb = KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
-    let search_args = bench::SearchArgs {
-        chunks: a.chunks,
-        runbooks: a.runbooks.clone(),
-        queries: a.queries.clone(),
-        ef_search: a.ef_search,
-        json: a.json,
-    };
-    bench::fill(&kb, &search_args).await?;
-    sqlx::query(&format!(
-        "ALTER DATABASE {name} SET hnsw.ef_search = {}",
-        a.ef_search
-    ))
-    .execute(&pool)
-    .await?;
-    pool.close().await;
-    let pool = bench::scratch_pool(url, &name).await?.0;
-    let kb = KnowledgeBase {
-        pool: pool.clone(),
-        ..kb
-    };
-
+/// A test LLM server that answers every diagnosis at once with a valid draft citing S1,
+/// and a client for it: what the latency benchmarks measure around.
+pub async fn instant_llm(pool: &sqlx::PgPool) -> anyhow::Result<(TestLlm, Arc<LlmClient>)> {
     let answer = json!({
         "summary": {"text": "The alert's runbook explains the condition.", "sources": ["S1", "ALERT"]},
         "likely_causes": [{"cause": "See the runbook's Meaning section", "confidence": 0.5, "sources": ["S1"]}],
@@ -139,6 +115,31 @@ pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
         server.config(Duration::from_secs(5)),
         TokenLedger::postgres(pool.clone()),
     ));
+    Ok((server, llm))
+}
+
+pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
+    let url = app.config.require_database_url()?;
+    let embedder = app.embedder().await?;
+    let name = format!("sentinel_bench_{}", a.chunks);
+    let (pool, scratch) = bench::scratch_pool(url, &name).await?;
+    let kb = KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
+    let search_args = bench::SearchArgs {
+        chunks: a.chunks,
+        runbooks: a.runbooks.clone(),
+        queries: a.queries.clone(),
+        ef_search: a.ef_search,
+        json: a.json,
+    };
+    bench::fill(&kb, &search_args).await?;
+    pool.close().await;
+    let pool = crate::db::connect_with_ef_search(&scratch, 8, a.ef_search).await?;
+    let kb = KnowledgeBase {
+        pool: pool.clone(),
+        ..kb
+    };
+
+    let (_server, llm) = instant_llm(&pool).await?;
     let with_llm = Diagnoser::new(kb.clone(), Some(llm), DiagnoserOptions::default());
     let without = Diagnoser::new(kb, None, DiagnoserOptions::default());
     let queries = load_queries(&a.queries)?;

@@ -73,11 +73,7 @@ impl CustomOp1 for Gelu {
         let mut out = vec![0f32; src.len()];
         out.par_chunks_mut(CHUNK)
             .zip(src.par_chunks(CHUNK))
-            .for_each(|(o, i)| {
-                for (o, &x) in o.iter_mut().zip(i) {
-                    *o = gelu(x);
-                }
-            });
+            .for_each(|(o, i)| simd::gelu_slice(i, o));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 }
@@ -98,20 +94,127 @@ impl CustomOp1 for SoftmaxLastDim {
             .zip(src.par_chunks(rows_per_unit * n))
             .for_each(|(o, i)| {
                 for (o, i) in o.chunks_mut(n).zip(i.chunks(n)) {
-                    let max = i.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0.0;
-                    for (o, &x) in o.iter_mut().zip(i) {
-                        let e = exp(x - max);
-                        *o = e;
-                        sum += e;
-                    }
-                    let inv = 1.0 / sum;
-                    for o in o.iter_mut() {
-                        *o *= inv;
-                    }
+                    simd::softmax_row(i, o);
                 }
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+}
+
+/// The slice loops, compiled once per instruction set and picked at run time: the crate is
+/// built for baseline x86-64, where these loops would only use 4-wide SSE.
+mod simd {
+    use super::{exp, gelu};
+
+    /// Lanes for the reductions: independent accumulators the compiler keeps in one register.
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    fn gelu_generic(src: &[f32], dst: &mut [f32]) {
+        for (o, &x) in dst.iter_mut().zip(src) {
+            *o = gelu(x);
+        }
+    }
+
+    #[inline(always)]
+    fn softmax_generic(src: &[f32], dst: &mut [f32]) {
+        let mut m = [f32::NEG_INFINITY; LANES];
+        let mut chunks = src.chunks_exact(LANES);
+        for c in &mut chunks {
+            for (m, &x) in m.iter_mut().zip(c) {
+                *m = if x > *m { x } else { *m };
+            }
+        }
+        let mut max = chunks
+            .remainder()
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        for v in m {
+            max = max.max(v);
+        }
+        let mut acc = [0f32; LANES];
+        let mut out = dst.chunks_exact_mut(LANES);
+        let mut inp = src.chunks_exact(LANES);
+        for (o, i) in (&mut out).zip(&mut inp) {
+            for ((o, &x), a) in o.iter_mut().zip(i).zip(acc.iter_mut()) {
+                let e = exp(x - max);
+                *o = e;
+                *a += e;
+            }
+        }
+        let mut sum: f32 = acc.iter().sum();
+        for (o, &x) in out.into_remainder().iter_mut().zip(inp.remainder()) {
+            let e = exp(x - max);
+            *o = e;
+            sum += e;
+        }
+        let inv = 1.0 / sum;
+        for o in dst.iter_mut() {
+            *o *= inv;
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        #[target_feature(enable = "avx512f")]
+        pub fn gelu_avx512(src: &[f32], dst: &mut [f32]) {
+            super::gelu_generic(src, dst)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        pub fn gelu_avx2(src: &[f32], dst: &mut [f32]) {
+            super::gelu_generic(src, dst)
+        }
+        #[target_feature(enable = "avx512f")]
+        pub fn softmax_avx512(src: &[f32], dst: &mut [f32]) {
+            super::softmax_generic(src, dst)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        pub fn softmax_avx2(src: &[f32], dst: &mut [f32]) {
+            super::softmax_generic(src, dst)
+        }
+    }
+
+    #[expect(
+        unsafe_code,
+        reason = "calling a #[target_feature] function after checking the CPU has the feature"
+    )]
+    pub fn gelu_slice(src: &[f32], dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above).
+                return unsafe { x86::gelu_avx512(src, dst) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                return unsafe { x86::gelu_avx2(src, dst) };
+            }
+        }
+        gelu_generic(src, dst)
+    }
+
+    #[expect(
+        unsafe_code,
+        reason = "calling a #[target_feature] function after checking the CPU has the feature"
+    )]
+    pub fn softmax_row(src: &[f32], dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above).
+                return unsafe { x86::softmax_avx512(src, dst) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                return unsafe { x86::softmax_avx2(src, dst) };
+            }
+        }
+        softmax_generic(src, dst)
     }
 }
 

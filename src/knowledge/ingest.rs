@@ -345,6 +345,7 @@ async fn write_runbook(
         .rows_affected() as usize;
 
     let stem = runbook::file_stem(&r.path);
+    let mut touched: Vec<String> = Vec::new();
     for (ci, c) in p.chunks.iter().enumerate() {
         let ident = identifier_terms(&format!("{stem} {} {}", c.heading_path.join(" "), c.body));
         match vectors.get(&(fi, ci)) {
@@ -374,11 +375,12 @@ async fn write_runbook(
                 .bind(&ident)
                 .execute(&mut *tx)
                 .await?;
+                touched.push(c.id.clone());
             }
             None => {
                 // Unchanged text: keep the vector; refresh what is derived from the text
                 // (rows written before `ident_text` existed get it here, without re-embedding).
-                sqlx::query(
+                let n = sqlx::query(
                     "UPDATE chunks SET ord = $2, ident_text = $3
                      WHERE id = $1 AND (ord <> $2 OR ident_text <> $3)",
                 )
@@ -386,10 +388,15 @@ async fn write_runbook(
                 .bind(c.ord)
                 .bind(&ident)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    touched.push(c.id.clone());
+                }
             }
         }
     }
+    super::search::index_terms(&mut tx, &touched).await?;
     tx.commit().await?;
     Ok(removed)
 }

@@ -26,6 +26,9 @@ pub const RRF_K: f64 = 60.0;
 pub const CANDIDATES: i64 = 60;
 /// Lexemes of the query kept for full-text search, rarest first.
 pub const FULLTEXT_TERMS: i64 = 16;
+/// Postings read per query lexeme, best impact first (an early-termination bound: a chunk
+/// outside every term's best few hundred cannot reach the top 60).
+pub const POSTINGS_PER_TERM: i64 = 400;
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
@@ -227,40 +230,66 @@ async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> 
     let Some(q) = or_tsquery(&expanded) else {
         return Ok(Vec::new());
     };
-    // BM25 (k1 = 1.2, b = 0.75) over the query's rarest lexemes (see `lexeme_df`); the GIN
-    // index finds the candidates, term frequencies come from each candidate's tsvector
-    // (heading lexemes count twice). Stemming is Postgres's own.
+    // BM25 over the query's rarest lexemes (see `lexeme_df`): idf times each posting's
+    // stored impact, reading the best `POSTINGS_PER_TERM` postings of each lexeme from the
+    // impact-ordered index. Stemming is Postgres's own.
     let rows: Vec<(String,)> = sqlx::query_as(
-        "WITH terms AS (
-             SELECT d.lexeme, d.df FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))) t
+        "WITH terms AS MATERIALIZED (
+             SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
+             FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))) t
              JOIN lexeme_df d ON d.lexeme = t.lexeme
+             CROSS JOIN (SELECT chunks::float8 AS n FROM fulltext_stats) s
              ORDER BY d.df, d.lexeme LIMIT $3
-         ), tq AS (
-             SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM terms
-         ), st AS (
-             SELECT chunks::float8 AS n, avg_len FROM fulltext_stats
          )
-         SELECT c.id FROM tq, st, chunks c
-         CROSS JOIN LATERAL unnest(c.tsv) u
-         JOIN terms t ON t.lexeme = u.lexeme
-         WHERE tq.q IS NOT NULL AND c.tsv @@ tq.q
-         GROUP BY c.id
-         ORDER BY sum(
-             ln(1 + (st.n - t.df + 0.5) / (t.df + 0.5))
-             * (coalesce(cardinality(u.positions), 1) + coalesce(cardinality(array_positions(u.weights, 'A')), 0))
-             * (1.2 + 1)
-             / ((coalesce(cardinality(u.positions), 1) + coalesce(cardinality(array_positions(u.weights, 'A')), 0))
-                + 1.2 * (1 - 0.75 + 0.75 * c.tsv_len / st.avg_len))
-         ) DESC, c.id
+         SELECT p.chunk_id FROM terms t
+         CROSS JOIN LATERAL (
+             SELECT c.chunk_id, c.impact FROM chunk_terms c WHERE c.lexeme = t.lexeme
+             ORDER BY c.impact DESC LIMIT $4
+         ) p
+         GROUP BY p.chunk_id
+         ORDER BY sum(t.idf * p.impact) DESC, p.chunk_id
          LIMIT $2",
     )
     .bind(q.replace(" | ", " "))
     .bind(CANDIDATES)
     .bind(FULLTEXT_TERMS)
+    .bind(POSTINGS_PER_TERM)
     .fetch_all(pool)
     .await
     .context("Full-text search failed")?;
     Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Postings of the chunks in `$1` from their `tsv`: heading lexemes count twice in tf,
+/// lengths are measured the same way (`tsv_len`), against the corpus mean length.
+pub const INDEX_TERMS_SQL: &str = "INSERT INTO chunk_terms (lexeme, chunk_id, impact)
+     SELECT u.lexeme, c.id,
+            sentinel_bm25_impact(
+                (coalesce(cardinality(u.positions), 1)
+                   + coalesce(cardinality(array_positions(u.weights, 'A')), 0))::real,
+                greatest(c.tsv_len, 1)::real,
+                coalesce((SELECT avg_len FROM fulltext_stats), 64)::real)
+     FROM chunks c, unnest(c.tsv) u WHERE c.id = ANY($1)
+     ON CONFLICT (lexeme, chunk_id) DO UPDATE SET impact = EXCLUDED.impact";
+
+/// Rewrites the BM25 postings of `ids` from their `tsv` (after their text changed).
+pub async fn index_terms(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM chunk_terms WHERE chunk_id = ANY($1)")
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(INDEX_TERMS_SQL)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await
+        .context("Failed to index chunk terms")?;
+    Ok(())
 }
 
 /// Recomputes `lexeme_df` from the chunks; run after an ingest changes anything.
