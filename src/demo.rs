@@ -112,13 +112,13 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     }));
     wait_diagnosed(&emu, &kb.pool, 2).await?;
 
+    let replies_before = emu.thread(ALERTS, &webhook_thread).len();
     emu.user_says(
         ALERTS,
         "U0ALICE",
         &format!("<@{BOT_USER_ID}> what should I check first?"),
         Some(&webhook_thread),
     );
-    let replies_before = emu.thread(ALERTS, &webhook_thread).len();
     let in_thread = |st: &crate::slack::emulator::state::State| {
         st.messages
             .iter()

@@ -137,6 +137,19 @@ async fn wait_reply(emu: &Emulator, root: &str, needle: &str) -> Vec<String> {
     found.unwrap_or_else(|| panic!("no reply containing {needle:?}: {:?}", replies(emu, root)))
 }
 
+/// Runs `/sentinel TEXT` as Bob and returns the first private answer containing `needle`.
+async fn command_answer(emu: &Emulator, text: &str, needle: &str) -> String {
+    emu.slash_command(ALERTS, "U0BOB", "/sentinel", text);
+    emu.wait_for(WAIT, |st| {
+        st.ephemerals
+            .iter()
+            .find(|e| e.text.contains(needle))
+            .map(|e| e.text.clone())
+    })
+    .await
+    .unwrap_or_else(|| panic!("`/sentinel {text}` was not answered"))
+}
+
 /// What a person reads: the blocks' text when there are blocks, else the text.
 fn shown(m: &Message) -> String {
     match m.blocks.as_ref().and_then(Value::as_array) {
@@ -248,28 +261,9 @@ async fn question_in_an_incident_thread_and_incident_commands(pool: PgPool) {
     let answer = texts.last().unwrap();
     assert!(answer.contains("checkout"), "{answer}");
 
-    emu.slash_command(ALERTS, "U0BOB", "/sentinel", "incidents");
-    let list = emu
-        .wait_for(WAIT, |st| {
-            st.ephemerals
-                .iter()
-                .find(|e| e.text.contains("KubePodCrashLooping"))
-                .map(|e| e.text.clone())
-        })
-        .await
-        .expect("`/sentinel incidents` answered");
+    let list = command_answer(&emu, "incidents", "KubePodCrashLooping").await;
     assert!(list.contains("#1"), "{list}");
-
-    emu.slash_command(ALERTS, "U0BOB", "/sentinel", "incident 999");
-    let missing = emu
-        .wait_for(WAIT, |st| {
-            st.ephemerals
-                .iter()
-                .find(|e| e.text.contains("999"))
-                .map(|e| e.text.clone())
-        })
-        .await
-        .expect("`/sentinel incident 999` answered");
+    let missing = command_answer(&emu, "incident 999", "999").await;
     assert!(missing.contains("There is no incident #999"), "{missing}");
 
     emu.slash_command(
