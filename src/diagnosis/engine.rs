@@ -90,13 +90,22 @@ impl Diagnoser {
 
     /// Searches the knowledge base; a failure is logged and yields no sections.
     pub(crate) async fn retrieve(&self, r: &Redactor, req: SearchRequest) -> Retrieved {
-        let hits = match self.kb.search(&req).await {
+        let hits = self.search_logged(&req).await;
+        self.prepare(r, hits).await
+    }
+
+    async fn search_logged(&self, req: &SearchRequest) -> Vec<Hit> {
+        match self.kb.search(req).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "runbook search failed");
                 Vec::new()
             }
-        };
+        }
+    }
+
+    /// The action catalog and redacted sources for `hits`.
+    async fn prepare(&self, r: &Redactor, hits: Vec<Hit>) -> Retrieved {
         let catalog = match Catalog::load(&self.kb.pool, &hits).await {
             Ok(c) => c,
             Err(e) => {
@@ -115,22 +124,33 @@ impl Diagnoser {
         }
     }
 
+    /// The runbook sections a diagnosis of `subject` rests on, searched with its redacted
+    /// text (exact signals first). The incident engine shows the best of them at once and
+    /// hands them to [`Diagnoser::diagnose_hits`], so an incident costs one search.
+    pub async fn hits_for(&self, subject: &Subject) -> Vec<Hit> {
+        let r = self.redactor_for(subject);
+        let s = Self::redact_subject(&r, subject);
+        self.search_logged(&SearchRequest {
+            text: s.search_text(),
+            alert: Some(s.alert_name.clone()).filter(|a| !a.is_empty()),
+            runbook_url: s.runbook_url().map(str::to_string),
+            k: self.opts.k,
+        })
+        .await
+    }
+
     /// Diagnoses `subject`. Never fails: any trouble yields the runbook-based diagnosis.
     #[tracing::instrument(skip_all, fields(incident = ?subject.incident_key))]
     pub async fn diagnose(&self, subject: &Subject) -> Outcome {
+        let hits = self.hits_for(subject).await;
+        self.diagnose_hits(subject, hits).await
+    }
+
+    /// [`Diagnoser::diagnose`] on sections already found by [`Diagnoser::hits_for`].
+    pub async fn diagnose_hits(&self, subject: &Subject, hits: Vec<Hit>) -> Outcome {
         let r = self.redactor_for(subject);
         let s = Self::redact_subject(&r, subject);
-        let got = self
-            .retrieve(
-                &r,
-                SearchRequest {
-                    text: s.search_text(),
-                    alert: Some(s.alert_name.clone()).filter(|a| !a.is_empty()),
-                    runbook_url: s.runbook_url().map(str::to_string),
-                    k: self.opts.k,
-                },
-            )
-            .await;
+        let got = self.prepare(&r, hits).await;
         let (draft, dropped) = match &self.llm {
             None => (self.fallback(&r, FallbackReason::NoLlm, &got).await, vec![]),
             Some(llm) => {

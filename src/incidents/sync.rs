@@ -179,10 +179,22 @@ async fn sync_incident_calls(engine: &Engine, id: i64) -> Result<(), SyncError> 
         (Some(ts), false) => ts.clone(),
     };
     let mut reply_ts = row.runbook_reply_ts.clone();
+    // With a diagnoser, one redacted search serves both the runbook reply and the diagnosis.
+    let mut found: Option<(crate::diagnosis::Subject, Vec<crate::knowledge::Hit>)> = None;
+    if let (Some(d), false) = (&engine.diagnoser, row.diagnosed) {
+        let subject = super::diagnose::subject(&engine.pool, id, &view).await?;
+        let hits = d.hits_for(&subject).await;
+        found = Some((subject, hits));
+    }
     if reply_ts.is_none() && (engine.runbooks.is_some() || engine.diagnoser.is_some()) {
         let drafting = engine.diagnoser.is_some();
-        let msg = match &engine.runbooks {
-            Some(kb) => {
+        let base = engine.config.runbook_base_url.as_deref();
+        let k = engine.config.runbook_hits;
+        let msg = match (&found, &engine.runbooks) {
+            (Some((_, hits)), _) => {
+                render::runbook_reply(&hits[..hits.len().min(k)], base, drafting)
+            }
+            (None, Some(kb)) => {
                 let summary = view.summary.clone().unwrap_or_default();
                 let runbook_url = view
                     .links
@@ -194,20 +206,19 @@ async fn sync_incident_calls(engine: &Engine, id: i64) -> Result<(), SyncError> 
                         text: format!("{} {summary}", view.name),
                         alert: Some(view.name.clone()),
                         runbook_url,
-                        k: engine.config.runbook_hits,
+                        k,
                     })
                     .await?;
-                render::runbook_reply(&hits, engine.config.runbook_base_url.as_deref(), drafting)
+                render::runbook_reply(&hits, base, drafting)
             }
-            None => render::drafting_reply(&view.name),
+            (None, None) => render::drafting_reply(&view.name),
         };
         let ts = call(|| n.reply(ch, &root, &msg)).await?;
         set(engine, id, "runbook_reply_ts", &ts).await?;
         reply_ts = Some(ts);
     }
-    if let (Some(d), Some(reply), false) = (&engine.diagnoser, &reply_ts, row.diagnosed) {
-        let subject = super::diagnose::subject(&engine.pool, id, &view).await?;
-        let outcome = d.diagnose(&subject).await;
+    if let (Some(d), Some(reply), Some((subject, hits))) = (&engine.diagnoser, &reply_ts, found) {
+        let outcome = d.diagnose_hits(&subject, hits).await;
         let msg = Message {
             text: outcome.message.text,
             blocks: Some(outcome.message.blocks),

@@ -173,15 +173,21 @@ pub struct State {
 }
 
 impl State {
+    /// A fresh id. Like Slack's, ids are unique across runs too (the sequence starts at a
+    /// random point), so a database that outlives one emulator never sees an id twice.
     pub fn next_id(&mut self, prefix: &str) -> String {
+        if self.seq == 0 {
+            self.seq = rand::random::<u32>() as u64 * 1_000;
+        }
         self.seq += 1;
-        format!("{prefix}{:08}", self.seq)
+        format!("{prefix}{:013}", self.seq)
     }
 
     /// A fresh, increasing message ts like `1700000000.000100`.
     pub fn next_ts(&mut self) -> String {
         if self.ts_clock == 0 {
-            self.ts_clock = 1_700_000_000_000_000;
+            // Wall-clock based like Slack's, so runs never reuse a ts.
+            self.ts_clock = chrono::Utc::now().timestamp_micros();
         }
         self.ts_clock += 100;
         format!(
