@@ -196,7 +196,7 @@ pub async fn start_stack(
         writer,
         auth: Arc::new(alerts_cfg.auth.clone()),
         max_body_bytes: alerts_cfg.max_body_bytes,
-        slack_connected: None,
+        slack_connected: Some(bot.listener.connected()),
     };
     let housekeeping = tokio::spawn(housekeeping(state.pool.clone(), when_stopped()));
     let server = tokio::spawn(crate::http::run(listener, state, when_stopped()));

@@ -164,6 +164,26 @@ async fn webhook_alert_gets_one_thread_with_runbooks_replaced_by_the_fallback_di
 ) {
     let emu = emulator().await;
     let s = stack(&emu, pool.clone(), None).await;
+    // Ready once the database answers and Slack said hello on the socket.
+    let deadline = std::time::Instant::now() + WAIT;
+    let ready = loop {
+        let r: Value = sentinel::net::client()
+            .get(format!("http://{}/readyz", s.webhook_addr))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["status"] == "ready" || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "database": "ok", "slack": "connected"})
+    );
     assert_eq!(post_sample(&s).await, 200);
     let root = first_root(&emu).await;
     let shown_root = shown(&roots(&emu)[0]);

@@ -2,6 +2,7 @@
 //! once; the work runs later on a bounded pool of background tasks. Malformed envelopes
 //! are logged and acked, never retried into a crash loop.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -54,12 +55,15 @@ impl Default for ListenerOptions {
 struct ListenerState {
     queue: mpsc::UnboundedSender<Inbound>,
     dispatch: Arc<dyn Dispatch>,
+    /// Set by Slack's `hello` on a Socket Mode connection; cleared at shutdown.
+    connected: Arc<AtomicBool>,
 }
 
 /// A running listener: connections plus the worker pool. `shutdown` stops both.
 pub struct SocketListener {
     listener: SlackClientSocketModeListener<SlackClientHyperHttpsConnector>,
     worker: JoinHandle<()>,
+    connected: Arc<AtomicBool>,
 }
 
 /// slack-morphism's HTTP connector pointed at `api_url`, plain http allowed (emulator).
@@ -81,15 +85,22 @@ impl SocketListener {
     ) -> anyhow::Result<Self> {
         let client = Arc::new(SlackClient::new(connector(api_url)));
         let (tx, rx) = mpsc::unbounded_channel();
+        let connected = Arc::new(AtomicBool::new(false));
         let env = Arc::new(
             SlackClientEventsListenerEnvironment::new(client)
                 .with_error_handler(on_error)
                 .with_user_state(ListenerState {
                     queue: tx,
                     dispatch: dispatch.clone(),
+                    connected: connected.clone(),
                 }),
         );
         let callbacks = SlackSocketModeListenerCallbacks::new()
+            // Slack's `hello` on a socket: the connection is up (the event type is not
+            // re-exported by slack-morphism, so the callback is a closure).
+            .with_hello_events(|_hello, _client, states| async move {
+                with_state(&states, |s| s.connected.store(true, Ordering::Relaxed)).await;
+            })
             .with_push_events(on_push)
             .with_command_events(on_command)
             .with_interaction_events(on_interaction);
@@ -106,10 +117,20 @@ impl SocketListener {
             .map_err(|e| anyhow::anyhow!("cannot register the Socket Mode token: {e}"))?;
         listener.start().await;
         let worker = tokio::spawn(run_worker(rx, dispatch, opts.concurrency.max(1)));
-        Ok(Self { listener, worker })
+        Ok(Self {
+            listener,
+            worker,
+            connected,
+        })
+    }
+
+    /// True once Slack said `hello` on a Socket Mode connection (for `/readyz`).
+    pub fn connected(&self) -> Arc<AtomicBool> {
+        self.connected.clone()
     }
 
     pub async fn shutdown(self) {
+        self.connected.store(false, Ordering::Relaxed);
         self.listener.shutdown().await;
         self.worker.abort();
     }
