@@ -116,3 +116,54 @@ async fn empty_knowledge_base_returns_nothing(pool: PgPool) {
     let kb = KnowledgeBase::open(pool, common::embedder()).await.unwrap();
     assert!(kb.search(&req("anything")).await.unwrap().is_empty());
 }
+
+/// Wraps the real embedder and keeps every text it was asked to embed.
+struct Recording {
+    inner: std::sync::Arc<dyn sentinel::embed::Embedder>,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl sentinel::embed::Embedder for Recording {
+    fn model_name(&self) -> &str {
+        self.inner.model_name()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn max_tokens(&self) -> usize {
+        self.inner.max_tokens()
+    }
+    fn count_tokens(&self, text: &str) -> usize {
+        self.inner.count_tokens(text)
+    }
+    async fn embed(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.seen.lock().unwrap().extend(texts.iter().cloned());
+        self.inner.embed(texts).await
+    }
+}
+
+#[sqlx::test]
+async fn secrets_in_query_text_never_reach_the_embedder(pool: PgPool) {
+    let kb = kb_with(pool.clone(), "runbooks").await;
+    let rec = std::sync::Arc::new(Recording {
+        inner: common::embedder(),
+        seen: Default::default(),
+    });
+    let kb = KnowledgeBase {
+        embedder: rec.clone(),
+        ..kb
+    };
+    let hits = kb
+        .search(&req(
+            "checkout-api crash looping, DATABASE_URL=postgres://app:hunter2secret@db/orders token xoxb-123456789012-abcdefghijkl",
+        ))
+        .await
+        .unwrap();
+    assert!(!hits.is_empty(), "the question still finds runbook sections");
+    let seen = rec.seen.lock().unwrap().join("\n");
+    assert!(seen.contains("checkout-api crash looping"), "{seen}");
+    for secret in ["hunter2secret", "xoxb-123456789012-abcdefghijkl"] {
+        assert!(!seen.contains(secret), "{secret} reached the embedder: {seen}");
+    }
+}

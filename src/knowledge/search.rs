@@ -98,6 +98,9 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
     } else {
         req.text.clone()
     };
+    // Query text is alert text or a person's question: strip secrets before it reaches the
+    // embedder (which may be a hosted API) or a log line.
+    let text = crate::redact::Redactor::default().redact(&text);
     let qvec = Vector::from(kb.embedder.embed_one(&text).await?);
     let dim = kb.embedder.dim();
 
