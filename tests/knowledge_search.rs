@@ -160,10 +160,16 @@ async fn secrets_in_query_text_never_reach_the_embedder(pool: PgPool) {
         ))
         .await
         .unwrap();
-    assert!(!hits.is_empty(), "the question still finds runbook sections");
+    assert!(
+        !hits.is_empty(),
+        "the question still finds runbook sections"
+    );
     let seen = rec.seen.lock().unwrap().join("\n");
     assert!(seen.contains("checkout-api crash looping"), "{seen}");
     for secret in ["hunter2secret", "xoxb-123456789012-abcdefghijkl"] {
-        assert!(!seen.contains(secret), "{secret} reached the embedder: {seen}");
+        assert!(
+            !seen.contains(secret),
+            "{secret} reached the embedder: {seen}"
+        );
     }
 }

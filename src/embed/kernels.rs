@@ -155,67 +155,43 @@ mod simd {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    mod x86 {
-        #[target_feature(enable = "avx512f")]
-        pub fn gelu_avx512(src: &[f32], dst: &mut [f32]) {
-            super::gelu_generic(src, dst)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        pub fn gelu_avx2(src: &[f32], dst: &mut [f32]) {
-            super::gelu_generic(src, dst)
-        }
-        #[target_feature(enable = "avx512f")]
-        pub fn softmax_avx512(src: &[f32], dst: &mut [f32]) {
-            super::softmax_generic(src, dst)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        pub fn softmax_avx2(src: &[f32], dst: &mut [f32]) {
-            super::softmax_generic(src, dst)
-        }
+    /// `pub fn $name(src, dst)`: runs `$generic` compiled for AVX-512F, else AVX2+FMA, else
+    /// the baseline, whichever the CPU has.
+    macro_rules! dispatched {
+        ($name:ident => $generic:ident) => {
+            #[expect(
+                unsafe_code,
+                reason = "calling a #[target_feature] function after checking the CPU has the feature"
+            )]
+            pub fn $name(src: &[f32], dst: &mut [f32]) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f")]
+                    fn avx512(src: &[f32], dst: &mut [f32]) {
+                        $generic(src, dst)
+                    }
+                    #[target_feature(enable = "avx2,fma")]
+                    fn avx2(src: &[f32], dst: &mut [f32]) {
+                        $generic(src, dst)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU supports AVX-512F (checked just above).
+                        return unsafe { avx512(src, dst) };
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                        return unsafe { avx2(src, dst) };
+                    }
+                }
+                $generic(src, dst)
+            }
+        };
     }
 
-    #[expect(
-        unsafe_code,
-        reason = "calling a #[target_feature] function after checking the CPU has the feature"
-    )]
-    pub fn gelu_slice(src: &[f32], dst: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked just above).
-                return unsafe { x86::gelu_avx512(src, dst) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                return unsafe { x86::gelu_avx2(src, dst) };
-            }
-        }
-        gelu_generic(src, dst)
-    }
-
-    #[expect(
-        unsafe_code,
-        reason = "calling a #[target_feature] function after checking the CPU has the feature"
-    )]
-    pub fn softmax_row(src: &[f32], dst: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked just above).
-                return unsafe { x86::softmax_avx512(src, dst) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                return unsafe { x86::softmax_avx2(src, dst) };
-            }
-        }
-        softmax_generic(src, dst)
-    }
+    dispatched!(gelu_slice => gelu_generic);
+    dispatched!(softmax_row => softmax_generic);
 }
 
 /// GELU (erf form) of a contiguous f32 tensor.
