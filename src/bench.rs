@@ -186,23 +186,31 @@ pub(crate) async fn scratch_pool(
     Ok((pool, scratch))
 }
 
-pub async fn search(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
+/// The scratch knowledge base of `chunks` chunks (`sentinel_bench_<chunks>`, filled once and
+/// reused by `bench search`, `bench alert-latency` and `bench diagnosis`), on a fresh pool of
+/// `connections` with `hnsw.ef_search` = `ef_search`.
+pub(crate) async fn filled_kb(
+    app: &App,
+    chunks: usize,
+    runbooks: &Path,
+    ef_search: u32,
+    connections: u32,
+) -> anyhow::Result<KnowledgeBase> {
     let url = app.config.require_database_url()?;
     let embedder = app.embedder().await?;
-    let name = format!("sentinel_bench_{}", a.chunks);
+    let name = format!("sentinel_bench_{chunks}");
     let (pool, scratch) = scratch_pool(url, &name).await?;
-    let kb = KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
-    fill(&kb, &a).await?;
+    let kb = KnowledgeBase::open(pool.clone(), embedder).await?;
+    fill(&kb, chunks, runbooks).await?;
+    pool.close().await;
+    let pool = crate::db::connect_with_ef_search(&scratch, connections, ef_search).await?;
+    Ok(KnowledgeBase { pool, ..kb })
+}
 
+pub async fn search(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
+    let kb = filled_kb(app, a.chunks, &a.runbooks, a.ef_search, 8).await?;
+    let pool = kb.pool.clone();
     let queries = load_queries(&a.queries)?;
-    let pool = {
-        pool.close().await;
-        crate::db::connect_with_ef_search(&scratch, 8, a.ef_search).await?
-    };
-    let kb = KnowledgeBase {
-        pool: pool.clone(),
-        ..kb
-    };
     // Warm-up: load the index and the model's caches.
     for q in queries.iter().take(10) {
         kb.search(&req(&q.query)).await?;
@@ -246,19 +254,19 @@ pub(crate) async fn count_chunks(pool: &PgPool) -> anyhow::Result<usize> {
     Ok(n as usize)
 }
 
-/// Ingests the real runbooks, then adds synthetic chunks until there are `a.chunks`.
+/// Ingests the real runbooks, then adds synthetic chunks until there are `chunks`.
 /// Filler text is drawn from the real vocabulary; filler vectors are real chunk vectors
 /// mixed and perturbed, so they sit where real runbook text does, not in empty space.
-pub(crate) async fn fill(kb: &KnowledgeBase, a: &SearchArgs) -> anyhow::Result<()> {
+async fn fill(kb: &KnowledgeBase, chunks: usize, runbooks: &Path) -> anyhow::Result<()> {
     let have = count_chunks(&kb.pool).await?;
-    if have >= a.chunks {
+    if have >= chunks {
         return Ok(());
     }
     if have == 0 {
         ingest::ingest(
             &kb.pool,
             kb.embedder.as_ref(),
-            std::slice::from_ref(&a.runbooks),
+            &[runbooks.to_path_buf()],
             false,
         )
         .await?;
@@ -289,8 +297,8 @@ pub(crate) async fn fill(kb: &KnowledgeBase, a: &SearchArgs) -> anyhow::Result<(
     sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
         .execute(&kb.pool)
         .await?;
-    let mut rng = StdRng::seed_from_u64(a.chunks as u64);
-    let missing = a.chunks - have;
+    let mut rng = StdRng::seed_from_u64(chunks as u64);
+    let missing = chunks - have;
     let batch = 5_000;
     let mut done = 0;
     while done < missing {

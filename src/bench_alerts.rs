@@ -479,28 +479,11 @@ impl crate::alerts::notify::IncidentNotifier for ReplyWatch {
 /// Webhook received → runbook reply posted, one alert at a time, on a knowledge base of
 /// `--chunks` chunks.
 pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
-    let url = app.config.require_database_url()?;
-    let embedder = app.embedder().await?;
-    let name = format!("sentinel_bench_{}", a.chunks);
-    let (pool, scratch) = crate::bench::scratch_pool(url, &name).await?;
-    let kb = crate::knowledge::KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
-    let search_args = crate::bench::SearchArgs {
-        chunks: a.chunks,
-        runbooks: a.runbooks.clone(),
-        queries: a.alerts.clone(),
-        ef_search: a.ef_search,
-        json: true,
-    };
-    crate::bench::fill(&kb, &search_args).await?;
-    pool.close().await;
-    let pool = crate::db::connect_with_ef_search(&scratch, 16, a.ef_search).await?;
+    let kb = crate::bench::filled_kb(app, a.chunks, &a.runbooks, a.ef_search, 16).await?;
+    let pool = kb.pool.clone();
     sqlx::query("TRUNCATE alerts, incident_events, incident_alerts, incidents, storm_digests RESTART IDENTITY CASCADE")
         .execute(&pool)
         .await?;
-    let kb = crate::knowledge::KnowledgeBase {
-        pool: pool.clone(),
-        ..kb
-    };
 
     let watch = Arc::new(ReplyWatch::default());
     let mut cfg = EngineConfig::new(Routes::single("C0LATENCY"));

@@ -15,7 +15,7 @@ use super::{Diagnoser, DiagnoserOptions, Draft, RecordingSink, Subject, ThreadRe
 use crate::bench::{self, percentile, print_report, round2};
 use crate::cli::App;
 use crate::eval::{load_queries, EvalQuery};
-use crate::knowledge::{ingest, KnowledgeBase};
+use crate::knowledge::ingest;
 use crate::llm::testserver::{Reply, TestLlm};
 use crate::llm::{LlmClient, TokenLedger};
 
@@ -119,26 +119,8 @@ pub async fn instant_llm(pool: &sqlx::PgPool) -> anyhow::Result<(TestLlm, Arc<Ll
 }
 
 pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
-    let url = app.config.require_database_url()?;
-    let embedder = app.embedder().await?;
-    let name = format!("sentinel_bench_{}", a.chunks);
-    let (pool, scratch) = bench::scratch_pool(url, &name).await?;
-    let kb = KnowledgeBase::open(pool.clone(), embedder.clone()).await?;
-    let search_args = bench::SearchArgs {
-        chunks: a.chunks,
-        runbooks: a.runbooks.clone(),
-        queries: a.queries.clone(),
-        ef_search: a.ef_search,
-        json: a.json,
-    };
-    bench::fill(&kb, &search_args).await?;
-    pool.close().await;
-    let pool = crate::db::connect_with_ef_search(&scratch, 8, a.ef_search).await?;
-    let kb = KnowledgeBase {
-        pool: pool.clone(),
-        ..kb
-    };
-
+    let kb = bench::filled_kb(app, a.chunks, &a.runbooks, a.ef_search, 8).await?;
+    let pool = kb.pool.clone();
     let (_server, llm) = instant_llm(&pool).await?;
     let with_llm = Diagnoser::new(kb.clone(), Some(llm), DiagnoserOptions::default());
     let without = Diagnoser::new(kb, None, DiagnoserOptions::default());
