@@ -99,6 +99,13 @@ pub async fn register_model(pool: &PgPool, name: &str, dim: usize) -> anyhow::Re
     Ok(row.0)
 }
 
+/// Memory for building an HNSW graph of `rows` vectors of `dim` floats: the vectors plus
+/// their neighbour lists (m = 16), with a quarter to spare; 512 MB to 4 GB.
+pub fn hnsw_build_memory_mb(rows: u64, dim: usize) -> u64 {
+    let per_row = dim as u64 * 4 + 512;
+    (rows * per_row * 5 / 4 / (1 << 20)).clamp(512, 4096)
+}
+
 /// One partial HNSW index per model over `embedding::vector(dim)`, so models of different
 /// dimensions share the table. Queries must use the same expression and `model_id` filter.
 async fn ensure_model_index(pool: &PgPool, model_id: i32, dim: usize) -> anyhow::Result<()> {
@@ -112,14 +119,36 @@ async fn ensure_model_index(pool: &PgPool, model_id: i32, dim: usize) -> anyhow:
     sqlx::query("SELECT pg_advisory_xact_lock(7315001)")
         .execute(&mut *tx)
         .await?;
-    // An HNSW build that fits in memory is several times faster (no-op if it exists).
-    sqlx::query("SET LOCAL maintenance_work_mem = '512MB'")
-        .execute(&mut *tx)
+    // An HNSW build whose graph fits in memory is several times faster (no-op if the index
+    // exists): size the build memory to the rows it will index.
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM chunks WHERE model_id = $1")
+        .bind(model_id)
+        .fetch_one(&mut *tx)
         .await?;
+    sqlx::query(&format!(
+        "SET LOCAL maintenance_work_mem = '{}MB'",
+        hnsw_build_memory_mb(rows.max(0) as u64, dim)
+    ))
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(&sql)
         .execute(&mut *tx)
         .await
         .context("Failed to create the HNSW index")?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hnsw_build_memory_mb;
+
+    #[test]
+    fn hnsw_build_memory_scales_with_rows_within_bounds() {
+        assert_eq!(hnsw_build_memory_mb(0, 384), 512);
+        assert_eq!(hnsw_build_memory_mb(100_000, 384), 512);
+        // 1M x 384: about 2.4 GB of graph.
+        assert_eq!(hnsw_build_memory_mb(1_000_000, 384), 2441);
+        assert_eq!(hnsw_build_memory_mb(10_000_000, 1536), 4096);
+    }
 }

@@ -208,3 +208,39 @@ async fn switching_models_reembeds_instead_of_breaking(pool: PgPool) {
         .unwrap();
     assert_eq!(hits[0].runbook_path, "data/orders-db-replication-lag.md");
 }
+
+/// On a new database, ingest writes BM25 weights before the corpus mean length is known;
+/// the refresh that ends the ingest must leave every weight computed against the real mean.
+#[sqlx::test]
+async fn bm25_weights_use_the_corpus_mean_length_after_ingest(pool: PgPool) {
+    let dir = common::copy_fixture("runbooks");
+    let e = common::embedder();
+    ingest(&pool, e.as_ref(), &[dir.path().to_path_buf()], false)
+        .await
+        .unwrap();
+    let (avg_len, impact_avg_len): (f64, Option<f64>) =
+        sqlx::query_as("SELECT avg_len, impact_avg_len FROM fulltext_stats")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(impact_avg_len, Some(avg_len));
+    assert!(
+        (avg_len - 64.0).abs() > 1.0,
+        "fixture mean {avg_len} is the default"
+    );
+    let (postings, worst): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), max(abs(t.impact - sentinel_bm25_impact(
+                    (coalesce(cardinality(u.positions), 1)
+                       + coalesce(cardinality(array_positions(u.weights, 'A')), 0))::real,
+                    greatest(c.tsv_len, 1)::real, $1::real)))::float8
+         FROM chunks c, unnest(c.tsv) u
+         JOIN chunk_terms t ON t.lexeme = u.lexeme
+         WHERE t.chunk_id = c.id",
+    )
+    .bind(avg_len)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(postings > 500, "{postings}");
+    assert!(worst < 1e-5, "stale weight off by {worst}");
+}

@@ -101,12 +101,18 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
     // Query text is alert text or a person's question: strip secrets before it reaches the
     // embedder (which may be a hosted API) or a log line.
     let text = crate::redact::Redactor::default().redact(&text);
-    let qvec = Vector::from(kb.embedder.embed_one(&text).await?);
     let dim = kb.embedder.dim();
 
-    let (exact, vector, fulltext) = tokio::try_join!(
+    // The exact and full-text queries need no embedding: they run while the query is
+    // embedded, and only the vector query waits for it.
+    let embedded = async {
+        let qvec = Vector::from(kb.embedder.embed_one(&text).await?);
+        let vector = vector_top(&kb.pool, kb.model_id, dim, &qvec).await?;
+        anyhow::Ok((qvec, vector))
+    };
+    let (exact, (qvec, vector), fulltext) = tokio::try_join!(
         exact_runbooks(&kb.pool, req),
-        vector_top(&kb.pool, kb.model_id, dim, &qvec),
+        embedded,
         fulltext_top(&kb.pool, &text),
     )?;
 
@@ -247,7 +253,7 @@ async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> 
          SELECT p.chunk_id FROM terms t
          CROSS JOIN LATERAL (
              SELECT c.chunk_id, c.impact FROM chunk_terms c WHERE c.lexeme = t.lexeme
-             ORDER BY c.impact DESC LIMIT $4
+             ORDER BY c.impact DESC, c.chunk_id LIMIT $4
          ) p
          GROUP BY p.chunk_id
          ORDER BY sum(t.idf * p.impact) DESC, p.chunk_id
@@ -319,7 +325,51 @@ pub async fn refresh_lexeme_stats(pool: &PgPool) -> anyhow::Result<()> {
     .execute(&mut *tx)
     .await
     .context("Failed to refresh corpus statistics")?;
+    let (avg_len, impact_avg_len): (f64, Option<f64>) =
+        sqlx::query_as("SELECT avg_len, impact_avg_len FROM fulltext_stats")
+            .fetch_one(&mut *tx)
+            .await?;
+    if impacts_stale(avg_len, impact_avg_len) {
+        reweigh_all_terms(&mut tx).await?;
+        sqlx::query("UPDATE fulltext_stats SET impact_avg_len = avg_len")
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
+    // Fresh planner statistics: right after a first ingest the tables look empty to the
+    // planner, and its plans are slow.
+    sqlx::query("ANALYZE chunks, chunk_terms")
+        .execute(pool)
+        .await
+        .context("Failed to analyze the knowledge tables")?;
+    Ok(())
+}
+
+/// Relative drift of the corpus mean length past which stored impacts are recomputed.
+/// BM25 divides each chunk's length by the mean: a few percent moves every score about
+/// alike, and recomputing a large corpus is not free.
+pub const IMPACT_DRIFT: f64 = 0.05;
+
+/// Whether impacts written against `written` (NULL: unknown) are stale for mean `avg_len`.
+pub fn impacts_stale(avg_len: f64, written: Option<f64>) -> bool {
+    match written {
+        None => true,
+        Some(w) => (avg_len - w).abs() > IMPACT_DRIFT * avg_len.max(1.0),
+    }
+}
+
+/// Recomputes every chunk's postings against the current corpus mean, in batches.
+async fn reweigh_all_terms(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> anyhow::Result<()> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM chunks ORDER BY id")
+        .fetch_all(&mut **tx)
+        .await?;
+    for batch in ids.chunks(20_000) {
+        sqlx::query(INDEX_TERMS_SQL)
+            .bind(batch)
+            .execute(&mut **tx)
+            .await
+            .context("Failed to recompute chunk term weights")?;
+    }
     Ok(())
 }
 
@@ -379,4 +429,21 @@ async fn hydrate(
             },
         )
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::impacts_stale;
+
+    #[test]
+    fn impacts_are_recomputed_when_the_mean_length_drifts() {
+        assert!(impacts_stale(54.5, None), "unknown mean: recompute");
+        assert!(
+            impacts_stale(54.5, Some(64.0)),
+            "the new-database default is 17% off"
+        );
+        assert!(!impacts_stale(54.5, Some(54.5)));
+        assert!(!impacts_stale(54.5, Some(53.0)), "under 5%: keep");
+        assert!(impacts_stale(100.0, Some(94.0)));
+    }
 }
