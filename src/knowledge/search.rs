@@ -373,12 +373,24 @@ async fn reweigh_all_terms(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> an
     Ok(())
 }
 
+/// The stored part of a hit, as read back by `hydrate`.
+#[derive(sqlx::FromRow)]
+struct HitRow {
+    id: String,
+    path: String,
+    title: String,
+    heading_path: Vec<String>,
+    anchor: String,
+    body: String,
+}
+
+/// Reads the chunks of `ordered` and returns them as hits, in that order.
 async fn hydrate(
     pool: &PgPool,
     ordered: Vec<(String, f64, MatchKind)>,
 ) -> anyhow::Result<Vec<Hit>> {
     let ids: Vec<String> = ordered.iter().map(|o| o.0.clone()).collect();
-    let rows: Vec<(String, String, String, Vec<String>, String, String)> = sqlx::query_as(
+    let rows: Vec<HitRow> = sqlx::query_as(
         "SELECT c.id, r.path, r.title, c.heading_path, c.anchor, c.body
          FROM chunks c JOIN runbooks r ON r.id = c.runbook_id WHERE c.id = ANY($1)",
     )
@@ -386,48 +398,22 @@ async fn hydrate(
     .fetch_all(pool)
     .await
     .context("Failed to read search hits")?;
-    let mut by_id: HashMap<String, _> = rows.into_iter().map(|r| (r.0.clone(), r)).collect();
+    let mut by_id: HashMap<String, HitRow> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
     Ok(ordered
         .into_iter()
-        .filter_map(|(id, score, kind)| {
-            let (chunk_id, path, title, heading_path, anchor, body) = by_id.remove(&id)?;
-            Some((
-                chunk_id,
-                path,
-                title,
-                heading_path,
-                anchor,
-                body,
-                score,
-                kind,
-            ))
-        })
+        .filter_map(|(id, score, matched_by)| Some((by_id.remove(&id)?, score, matched_by)))
         .enumerate()
-        .map(
-            |(
-                i,
-                (
-                    chunk_id,
-                    runbook_path,
-                    runbook_title,
-                    heading_path,
-                    anchor,
-                    body,
-                    score,
-                    matched_by,
-                ),
-            )| Hit {
-                rank: i + 1,
-                chunk_id,
-                runbook_path,
-                runbook_title,
-                heading_path,
-                anchor,
-                body,
-                score,
-                matched_by,
-            },
-        )
+        .map(|(i, (row, score, matched_by))| Hit {
+            rank: i + 1,
+            chunk_id: row.id,
+            runbook_path: row.path,
+            runbook_title: row.title,
+            heading_path: row.heading_path,
+            anchor: row.anchor,
+            body: row.body,
+            score,
+            matched_by,
+        })
         .collect())
 }
 
