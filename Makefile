@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test db model build check fmt clippy bench eval clean-db
+.PHONY: demo test db model build check fmt clippy bench bench-1m eval clean-db
 
 # Prints DATABASE_URL=... as its last line; reuses $DATABASE_URL when set.
 db:
@@ -44,6 +44,11 @@ bench: model build
 	  ./target/release/sentinel bench storm --json && \
 	  ./target/release/sentinel bench alert-latency --chunks 100000 --json && \
 	  ./target/release/sentinel bench slack-ack --json
+
+# The search bench at 1,000,000 chunks (fills a scratch database once: over an hour here).
+bench-1m: model build
+	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
+	  ./target/release/sentinel bench search --chunks 1000000 --json
 
 fmt:
 	$(CARGO) fmt
