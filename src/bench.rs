@@ -350,20 +350,22 @@ async fn fill(kb: &KnowledgeBase, chunks: usize, runbooks: &Path) -> anyhow::Res
         eprintln!("bench: {} / {missing} filler chunks", done);
     }
     eprintln!("bench: indexing filler terms for BM25 ...");
-    let filler_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM chunks WHERE runbook_id = $1")
-        .bind(filler_rb)
-        .fetch_all(&kb.pool)
-        .await?;
-    for ids in filler_ids.chunks(10_000) {
-        sqlx::query(crate::knowledge::search::INDEX_TERMS_SQL)
-            .bind(ids)
-            .execute(&kb.pool)
-            .await
-            .context("Failed to index filler terms")?;
-    }
-    // Statistics over the whole corpus; recomputes every weight if the filler moved the
-    // mean chunk length (as ingest does).
+    // Statistics over the whole corpus first, so filler postings are written once, against
+    // the mean length that includes them. If the filler moved the mean, the refresh has
+    // already rewritten every chunk's postings, filler included; the rest get theirs here.
     crate::knowledge::search::refresh_lexeme_stats(&kb.pool).await?;
+    let unindexed: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM chunks c WHERE runbook_id = $1
+         AND NOT EXISTS (SELECT 1 FROM chunk_terms t WHERE t.chunk_id = c.id)",
+    )
+    .bind(filler_rb)
+    .fetch_all(&kb.pool)
+    .await?;
+    let mut conn = kb.pool.acquire().await?;
+    crate::knowledge::search::write_terms(&mut conn, &unindexed)
+        .await
+        .context("Failed to index filler terms")?;
+    drop(conn);
     sqlx::query("VACUUM ANALYZE chunk_terms")
         .execute(&kb.pool)
         .await?;

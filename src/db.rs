@@ -110,8 +110,9 @@ pub fn hnsw_build_memory_mb(rows: u64, dim: usize) -> u64 {
 /// dimensions share the table. Queries must use the same expression and `model_id` filter.
 async fn ensure_model_index(pool: &PgPool, model_id: i32, dim: usize) -> anyhow::Result<()> {
     // Identifiers are built from integers only: no injection surface.
+    let index = format!("chunks_embedding_m{model_id}_idx");
     let sql = format!(
-        "CREATE INDEX IF NOT EXISTS chunks_embedding_m{model_id}_idx ON chunks \
+        "CREATE INDEX IF NOT EXISTS {index} ON chunks \
          USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE model_id = {model_id}"
     );
     // Concurrent replicas may race on the same CREATE INDEX; serialise with an advisory lock.
@@ -119,8 +120,15 @@ async fn ensure_model_index(pool: &PgPool, model_id: i32, dim: usize) -> anyhow:
     sqlx::query("SELECT pg_advisory_xact_lock(7315001)")
         .execute(&mut *tx)
         .await?;
-    // An HNSW build whose graph fits in memory is several times faster (no-op if the index
-    // exists): size the build memory to the rows it will index.
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&index)
+        .fetch_one(&mut *tx)
+        .await?;
+    if exists {
+        return Ok(());
+    }
+    // An HNSW build whose graph fits in memory is several times faster: size the build
+    // memory to the rows it will index.
     let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM chunks WHERE model_id = $1")
         .bind(model_id)
         .fetch_one(&mut *tx)

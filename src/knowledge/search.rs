@@ -271,7 +271,7 @@ async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> 
 
 /// Postings of the chunks in `$1` from their `tsv`: heading lexemes count twice in tf,
 /// lengths are measured the same way (`tsv_len`), against the corpus mean length.
-pub const INDEX_TERMS_SQL: &str = "INSERT INTO chunk_terms (lexeme, chunk_id, impact)
+const INDEX_TERMS_SQL: &str = "INSERT INTO chunk_terms (lexeme, chunk_id, impact)
      SELECT u.lexeme, c.id,
             sentinel_bm25_impact(
                 (coalesce(cardinality(u.positions), 1)
@@ -280,6 +280,23 @@ pub const INDEX_TERMS_SQL: &str = "INSERT INTO chunk_terms (lexeme, chunk_id, im
                 coalesce((SELECT avg_len FROM fulltext_stats), 64)::real)
      FROM chunks c, unnest(c.tsv) u WHERE c.id = ANY($1)
      ON CONFLICT (lexeme, chunk_id) DO UPDATE SET impact = EXCLUDED.impact";
+
+/// Chunks whose postings one statement writes (bounded so a large corpus is not one
+/// statement of tens of millions of rows).
+const TERMS_BATCH: usize = 20_000;
+
+/// Writes (or overwrites) the BM25 postings of `ids` from their `tsv`, against the current
+/// corpus mean length, in batches.
+pub async fn write_terms(conn: &mut sqlx::PgConnection, ids: &[String]) -> anyhow::Result<()> {
+    for batch in ids.chunks(TERMS_BATCH) {
+        sqlx::query(INDEX_TERMS_SQL)
+            .bind(batch)
+            .execute(&mut *conn)
+            .await
+            .context("Failed to index chunk terms")?;
+    }
+    Ok(())
+}
 
 /// Rewrites the BM25 postings of `ids` from their `tsv` (after their text changed).
 pub async fn index_terms(
@@ -293,12 +310,7 @@ pub async fn index_terms(
         .bind(ids)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(INDEX_TERMS_SQL)
-        .bind(ids)
-        .execute(&mut **tx)
-        .await
-        .context("Failed to index chunk terms")?;
-    Ok(())
+    write_terms(tx, ids).await
 }
 
 /// Recomputes `lexeme_df` from the chunks; run after an ingest changes anything.
@@ -358,19 +370,12 @@ pub fn impacts_stale(avg_len: f64, written: Option<f64>) -> bool {
     }
 }
 
-/// Recomputes every chunk's postings against the current corpus mean, in batches.
+/// Recomputes every chunk's postings against the current corpus mean.
 async fn reweigh_all_terms(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> anyhow::Result<()> {
     let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM chunks ORDER BY id")
         .fetch_all(&mut **tx)
         .await?;
-    for batch in ids.chunks(20_000) {
-        sqlx::query(INDEX_TERMS_SQL)
-            .bind(batch)
-            .execute(&mut **tx)
-            .await
-            .context("Failed to recompute chunk term weights")?;
-    }
-    Ok(())
+    write_terms(tx, &ids).await
 }
 
 /// The stored part of a hit, as read back by `hydrate`.
