@@ -14,11 +14,11 @@ fn main() {
     std::process::exit(code);
 }
 
-/// candle asks for its thread count before every tensor operation and, unless
-/// `RAYON_NUM_THREADS` is set, re-reads `/proc/cpuinfo` each time to count physical cores:
-/// about 30 reads per embedded query. Fix the same count once (physical cores, within the
-/// CPUs this process may use, cgroup quotas included) while the process is still
-/// single-threaded: setting the environment is only sound before any thread starts.
+/// The embedder's GEMMs and kernels run on rayon's global pool, which sizes itself from
+/// `RAYON_NUM_THREADS` or else from logical CPUs: use physical cores (hyper-threads share
+/// one core's vector units), within the CPUs this process may use, cgroup quotas included.
+/// Set while the process is still single-threaded: changing the environment is only sound
+/// before any thread starts.
 fn fix_compute_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());

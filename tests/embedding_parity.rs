@@ -31,6 +31,7 @@ async fn matches_sentence_transformers_reference() {
         let single = e.embed_one(&texts[i]).await.unwrap();
         let cb = cosine(&batched[i], &expected);
         let cs = cosine(&single, &expected);
+        eprintln!("sentence {i}: cosine batched {cb:.7}, single {cs:.7}");
         assert!(cb >= 0.999, "batched: sentence {i} cosine {cb}");
         assert!(cs >= 0.999, "single: sentence {i} cosine {cs}");
         let norm: f32 = single.iter().map(|x| x * x).sum::<f32>().sqrt();

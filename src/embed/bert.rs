@@ -1,18 +1,20 @@
-//! A BERT encoder for sentence embeddings on candle tensors, packed without padding.
+//! A BERT encoder for sentence embeddings on plain f32 buffers, packed without padding.
 //!
-//! candle's `BertModel` pads every batch to its longest input and runs attention over
-//! `[batch * heads]` tiny matrices. Here the sequences of a batch are packed into one
-//! `[tokens, hidden]` matrix: every linear layer is a single large GEMM (query, key and
-//! value fused into one), no work is spent on padding, and attention runs per sequence
-//! on exactly its own tokens, so no attention mask is needed.
+//! The sequences of a batch are packed into one `[tokens, hidden]` matrix: every linear
+//! layer is a single GEMM (query, key and value fused into one), no work is spent on
+//! padding, and attention runs per sequence on exactly its own tokens, reading each head's
+//! columns in place through strides (no mask, no transposed copies). Biases and residuals
+//! are written into a GEMM's output before it accumulates, so a layer allocates nothing
+//! and copies nothing. candle only loads the weights.
 
-use candle_core::{Result, Tensor, D};
-use candle_nn::ops::layer_norm;
-
-use super::kernels::{gelu_erf, softmax_last_dim};
+use anyhow::Context;
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use serde::Deserialize;
+
+use super::kernels::{gelu_in_place, layer_norm_rows, softmax_rows};
+use super::matmul::{gemm, MatMut, MatRef};
 
 /// The fields of a BERT `config.json` this encoder reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,55 +37,113 @@ fn gelu() -> String {
 }
 
 struct Norm {
-    gamma: Tensor,
-    beta: Tensor,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+/// A linear layer: `weight` is `[in, out]` row-major (HF stores `[out, in]`).
+struct Linear {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    inp: usize,
+    out: usize,
 }
 
 struct Layer {
-    /// `[hidden, 3 * hidden]`: query, key and value weights side by side, pre-transposed.
-    qkv_w: Tensor,
-    qkv_b: Tensor,
-    out_w: Tensor,
-    out_b: Tensor,
+    /// Query, key and value side by side: `[hidden, 3 * hidden]`.
+    qkv: Linear,
+    out: Linear,
     norm1: Norm,
-    up_w: Tensor,
-    up_b: Tensor,
-    down_w: Tensor,
-    down_b: Tensor,
+    up: Linear,
+    down: Linear,
     norm2: Norm,
 }
 
 pub struct Bert {
-    word: Tensor,
-    position: Tensor,
-    token_type0: Tensor,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type0: Vec<f32>,
     emb_norm: Norm,
     layers: Vec<Layer>,
+    vocab: usize,
+    max_positions: usize,
     heads: usize,
     head_dim: usize,
     hidden: usize,
     eps: f32,
 }
 
-/// HF linear weights are `[out, in]`; we multiply `x [tokens, in]` by `[in, out]`.
-fn linear_t(vb: &VarBuilder, inp: usize, out: usize) -> Result<(Tensor, Tensor)> {
-    let w = vb.get((out, inp), "weight")?.t()?.contiguous()?;
-    let b = vb.get(out, "bias")?;
-    Ok((w, b))
+fn values(t: &Tensor) -> anyhow::Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
 }
 
-fn norm(vb: &VarBuilder, h: usize) -> Result<Norm> {
-    Ok(Norm {
-        gamma: vb.get(h, "weight")?,
-        beta: vb.get(h, "bias")?,
+fn linear(vbs: &[VarBuilder], inp: usize, out: usize) -> anyhow::Result<Linear> {
+    let mut ws = Vec::new();
+    let mut bias = Vec::new();
+    for vb in vbs {
+        ws.push(vb.get((out, inp), "weight")?.t()?);
+        bias.extend(values(&vb.get(out, "bias")?)?);
+    }
+    let weight = values(&Tensor::cat(&ws, 1)?.contiguous()?)?;
+    let out = out * vbs.len();
+    Ok(Linear {
+        weight,
+        bias,
+        inp,
+        out,
     })
 }
 
-impl Bert {
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        if cfg.hidden_act != "gelu" {
-            candle_core::bail!("unsupported hidden_act `{}` (only gelu)", cfg.hidden_act);
+fn norm(vb: &VarBuilder, h: usize) -> anyhow::Result<Norm> {
+    Ok(Norm {
+        gamma: values(&vb.get(h, "weight")?)?,
+        beta: values(&vb.get(h, "bias")?)?,
+    })
+}
+
+impl Linear {
+    /// `dst = x * weight + bias` (`accumulate`: `dst += x * weight + bias`) for `rows` rows.
+    fn apply(&self, x: &[f32], dst: &mut [f32], rows: usize, accumulate: bool, threads: usize) {
+        let dst = &mut dst[..rows * self.out];
+        for row in dst.chunks_mut(self.out) {
+            if accumulate {
+                row.iter_mut().zip(&self.bias).for_each(|(d, b)| *d += b);
+            } else {
+                row.copy_from_slice(&self.bias);
+            }
         }
+        gemm(
+            MatMut::rows(dst, rows, self.out),
+            MatRef::rows(&x[..rows * self.inp], rows, self.inp),
+            MatRef::rows(&self.weight, self.inp, self.out),
+            1.0,
+            true,
+            threads,
+        );
+    }
+}
+
+/// Work buffers for one packed batch of `tokens` tokens.
+struct Buffers {
+    x: Vec<f32>,
+    qkv: Vec<f32>,
+    ctx: Vec<f32>,
+    up: Vec<f32>,
+}
+
+impl Bert {
+    pub fn load(vb: VarBuilder, cfg: &Config) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            cfg.hidden_act == "gelu",
+            "unsupported hidden_act `{}` (only gelu)",
+            cfg.hidden_act
+        );
+        anyhow::ensure!(
+            cfg.num_attention_heads > 0 && cfg.hidden_size % cfg.num_attention_heads == 0,
+            "hidden_size {} is not a multiple of num_attention_heads {}",
+            cfg.hidden_size,
+            cfg.num_attention_heads
+        );
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
             vb.pp("bert")
         } else {
@@ -96,34 +156,27 @@ impl Bert {
         for i in 0..cfg.num_hidden_layers {
             let l = vb.pp(format!("encoder.layer.{i}"));
             let a = l.pp("attention");
-            let (qw, qb) = linear_t(&a.pp("self.query"), h, h)?;
-            let (kw, kb) = linear_t(&a.pp("self.key"), h, h)?;
-            let (vw, vbias) = linear_t(&a.pp("self.value"), h, h)?;
-            let (out_w, out_b) = linear_t(&a.pp("output.dense"), h, h)?;
-            let (up_w, up_b) = linear_t(&l.pp("intermediate.dense"), h, cfg.intermediate_size)?;
-            let (down_w, down_b) = linear_t(&l.pp("output.dense"), cfg.intermediate_size, h)?;
+            let qkv = [a.pp("self.query"), a.pp("self.key"), a.pp("self.value")];
             layers.push(Layer {
-                qkv_w: Tensor::cat(&[&qw, &kw, &vw], 1)?.contiguous()?,
-                qkv_b: Tensor::cat(&[&qb, &kb, &vbias], 0)?,
-                out_w,
-                out_b,
+                qkv: linear(&qkv, h, h)?,
+                out: linear(&[a.pp("output.dense")], h, h)?,
                 norm1: norm(&a.pp("output.LayerNorm"), h)?,
-                up_w,
-                up_b,
-                down_w,
-                down_b,
+                up: linear(&[l.pp("intermediate.dense")], h, cfg.intermediate_size)?,
+                down: linear(&[l.pp("output.dense")], cfg.intermediate_size, h)?,
                 norm2: norm(&l.pp("output.LayerNorm"), h)?,
             });
         }
         Ok(Self {
-            word: e.get((cfg.vocab_size, h), "word_embeddings.weight")?,
-            position: e.get(
+            word: values(&e.get((cfg.vocab_size, h), "word_embeddings.weight")?)?,
+            position: values(&e.get(
                 (cfg.max_position_embeddings, h),
                 "position_embeddings.weight",
-            )?,
-            token_type0: token_types.get(0)?,
+            )?)?,
+            token_type0: values(&token_types.get(0)?)?,
             emb_norm: norm(&e.pp("LayerNorm"), h)?,
             layers,
+            vocab: cfg.vocab_size,
+            max_positions: cfg.max_position_embeddings,
             heads: cfg.num_attention_heads,
             head_dim: h / cfg.num_attention_heads,
             hidden: h,
@@ -131,75 +184,107 @@ impl Bert {
         })
     }
 
-    fn norm(&self, x: &Tensor, n: &Norm) -> Result<Tensor> {
-        layer_norm(x, &n.gamma, &n.beta, self.eps)
-    }
-
     /// Mean-pooled last hidden state of each sequence (token ids with special tokens).
     /// Not normalised.
-    pub fn pooled(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let device = self.word.device();
-        let lens: Vec<usize> = seqs.iter().map(|s| s.len().max(1)).collect();
-        let mut ids = Vec::with_capacity(lens.iter().sum());
-        let mut pos = Vec::with_capacity(ids.capacity());
-        for s in seqs {
-            if s.is_empty() {
-                ids.push(0);
-                pos.push(0);
-            }
-            ids.extend_from_slice(s);
-            pos.extend(0..s.len() as u32);
-        }
-        let ids = Tensor::new(ids.as_slice(), device)?;
-        let pos = Tensor::new(pos.as_slice(), device)?;
-        let x = (self.word.index_select(&ids, 0)? + self.position.index_select(&pos, 0)?)?
-            .broadcast_add(&self.token_type0)?;
-        let mut x = self.norm(&x, &self.emb_norm)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let offsets: Vec<usize> = lens
+    pub fn pooled(&self, seqs: &[&[u32]]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let h = self.hidden;
+        // An empty sequence reads as one padding token, so it still gets a vector.
+        let seqs: Vec<&[u32]> = seqs
             .iter()
-            .scan(0, |acc, &n| {
-                let o = *acc;
-                *acc += n;
-                Some(o)
-            })
+            .map(|s| if s.is_empty() { &[0u32][..] } else { *s })
             .collect();
+        let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        let tokens: usize = lens.iter().sum();
+        let longest = lens.iter().copied().max().unwrap_or(0);
+        anyhow::ensure!(
+            longest <= self.max_positions,
+            "a sequence of {longest} tokens exceeds the model's {} positions",
+            self.max_positions
+        );
+        let threads = rayon::current_num_threads();
+        let intermediate = self.layers.first().map_or(0, |l| l.up.out);
+        let mut b = Buffers {
+            x: vec![0f32; tokens * h],
+            qkv: vec![0f32; tokens * 3 * h],
+            ctx: vec![0f32; tokens * h],
+            up: vec![0f32; tokens * intermediate],
+        };
+        let mut rows = b.x.chunks_mut(h);
+        for s in &seqs {
+            for (pos, &id) in s.iter().enumerate() {
+                let id = id as usize;
+                anyhow::ensure!(id < self.vocab, "token id {id} is outside the vocabulary");
+                let row = rows.next().context("token rows miscounted")?;
+                let word = &self.word[id * h..(id + 1) * h];
+                let position = &self.position[pos * h..(pos + 1) * h];
+                for (i, v) in row.iter_mut().enumerate() {
+                    *v = word[i] + position[i] + self.token_type0[i];
+                }
+            }
+        }
+        layer_norm_rows(
+            &mut b.x,
+            &self.emb_norm.gamma,
+            &self.emb_norm.beta,
+            self.eps,
+        );
         for l in &self.layers {
-            let qkv = x.matmul(&l.qkv_w)?.broadcast_add(&l.qkv_b)?;
-            // Attention is per sequence and its matrices are small: run sequences on
-            // rayon's pool (the large GEMMs above and below parallelise on their own).
-            let ctx = offsets
-                .par_iter()
-                .zip(lens.par_iter())
-                .map(|(&offset, &n)| -> Result<Tensor> {
-                    let s = qkv.narrow(0, offset, n)?;
-                    let split = |i: usize| -> Result<Tensor> {
-                        s.narrow(1, i * self.hidden, self.hidden)?
-                            .reshape((n, self.heads, self.head_dim))?
-                            .transpose(0, 1)?
-                            .contiguous()
-                    };
-                    let q = (split(0)? * scale)?;
-                    let k = split(1)?;
-                    let v = split(2)?;
-                    let p = softmax_last_dim(&q.matmul(&k.transpose(1, 2)?)?)?;
-                    p.matmul(&v)?.transpose(0, 1)?.reshape((n, self.hidden))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let ctx = Tensor::cat(&ctx, 0)?;
-            let a = (ctx.matmul(&l.out_w)?.broadcast_add(&l.out_b)? + &x)?;
-            x = self.norm(&a, &l.norm1)?;
-            let up = x.matmul(&l.up_w)?.broadcast_add(&l.up_b)?;
-            let up = gelu_erf(&up)?;
-            let down = (up.matmul(&l.down_w)?.broadcast_add(&l.down_b)? + &x)?;
-            x = self.norm(&down, &l.norm2)?;
+            self.layer(l, &mut b, &lens, threads);
         }
         let mut out = Vec::with_capacity(lens.len());
         let mut offset = 0;
         for &n in &lens {
-            out.push(x.narrow(0, offset, n)?.mean(D::Minus2)?.to_vec1::<f32>()?);
+            let mut mean = vec![0f32; h];
+            for row in b.x[offset * h..(offset + n) * h].chunks(h) {
+                mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+            }
+            mean.iter_mut().for_each(|m| *m /= n as f32);
+            out.push(mean);
             offset += n;
         }
         Ok(out)
+    }
+
+    fn layer(&self, l: &Layer, b: &mut Buffers, lens: &[usize], threads: usize) {
+        let tokens = b.x.len() / self.hidden;
+        l.qkv.apply(&b.x, &mut b.qkv, tokens, false, threads);
+        self.attention(&b.qkv, &mut b.ctx, lens);
+        // x = norm(x + ctx * out_w + out_b)
+        l.out.apply(&b.ctx, &mut b.x, tokens, true, threads);
+        layer_norm_rows(&mut b.x, &l.norm1.gamma, &l.norm1.beta, self.eps);
+        // x = norm(x + gelu(x * up_w + up_b) * down_w + down_b)
+        l.up.apply(&b.x, &mut b.up, tokens, false, threads);
+        gelu_in_place(&mut b.up[..tokens * l.up.out]);
+        l.down.apply(&b.up, &mut b.x, tokens, true, threads);
+        layer_norm_rows(&mut b.x, &l.norm2.gamma, &l.norm2.beta, self.eps);
+    }
+
+    /// Scaled dot-product attention of every sequence over its own tokens; sequences run
+    /// on rayon's pool (each is small, so its GEMMs stay on one thread).
+    fn attention(&self, qkv: &[f32], ctx: &mut [f32], lens: &[usize]) {
+        let (h, d) = (self.hidden, self.head_dim);
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut parts = Vec::with_capacity(lens.len());
+        let (mut rest, mut offset) = (ctx, 0);
+        for &n in lens {
+            let (part, tail) = rest.split_at_mut(n * h);
+            parts.push((offset, n, part));
+            rest = tail;
+            offset += n;
+        }
+        parts.into_par_iter().for_each(|(offset, n, out)| {
+            let s = &qkv[offset * 3 * h..(offset + n) * 3 * h];
+            let mut scores = vec![0f32; n * n];
+            for head in 0..self.heads {
+                let col = head * d;
+                let q = MatRef::new(&s[col..], n, d, 3 * h, 1);
+                let kt = MatRef::new(&s[h + col..], d, n, 1, 3 * h);
+                let v = MatRef::new(&s[2 * h + col..], n, d, 3 * h, 1);
+                gemm(MatMut::rows(&mut scores, n, n), q, kt, scale, false, 1);
+                softmax_rows(&mut scores, n);
+                let dst = MatMut::new(&mut out[col..], n, d, h, 1);
+                gemm(dst, MatRef::rows(&scores, n, n), v, 1.0, false, 1);
+            }
+        });
     }
 }

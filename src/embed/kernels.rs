@@ -1,11 +1,10 @@
-//! Element-wise CPU kernels the encoder spends its non-GEMM time in: GELU (erf form) and
-//! the row softmax of attention scores.
+//! Element-wise CPU kernels the encoder spends its non-GEMM time in: GELU (erf form), the
+//! row softmax of attention scores, and layer normalisation.
 //!
-//! candle computes both with scalar libm `erff`/`expf`; here they use a polynomial `exp`
-//! written so the compiler vectorises it, and the Abramowitz–Stegun erf (absolute error
-//! below 1.5e-7), split across rayon's pool. Embeddings stay within 1e-6 of candle's.
+//! libm's scalar `erff`/`expf` would dominate; here a polynomial `exp` written so the
+//! compiler vectorises it, and the Abramowitz–Stegun erf (absolute error below 1.5e-7).
+//! Every kernel works in place on slices, split across rayon's pool.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per parallel unit: large enough to amortise the fork, small enough to balance.
@@ -53,54 +52,6 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("kernel input must be contiguous"),
-    }
-}
-
-struct Gelu;
-
-impl CustomOp1 for Gelu {
-    fn name(&self) -> &'static str {
-        "sentinel-gelu-erf"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous(s, l)?;
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(src.par_chunks(CHUNK))
-            .for_each(|(o, i)| simd::gelu_slice(i, o));
-        Ok((CpuStorage::F32(out), l.shape().clone()))
-    }
-}
-
-struct SoftmaxLastDim;
-
-impl CustomOp1 for SoftmaxLastDim {
-    fn name(&self) -> &'static str {
-        "sentinel-softmax-last-dim"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous(s, l)?;
-        let n = l.dims().last().copied().unwrap_or(1).max(1);
-        let rows_per_unit = (CHUNK / n).max(1);
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(rows_per_unit * n)
-            .zip(src.par_chunks(rows_per_unit * n))
-            .for_each(|(o, i)| {
-                for (o, i) in o.chunks_mut(n).zip(i.chunks(n)) {
-                    simd::softmax_row(i, o);
-                }
-            });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
-    }
-}
-
 /// The slice loops, compiled once per instruction set and picked at run time: the crate is
 /// built for baseline x86-64, where these loops would only use 4-wide SSE.
 mod simd {
@@ -110,19 +61,31 @@ mod simd {
     const LANES: usize = 16;
 
     #[inline(always)]
-    fn gelu_generic(src: &[f32], dst: &mut [f32]) {
-        for (o, &x) in dst.iter_mut().zip(src) {
-            *o = gelu(x);
+    fn gelu_generic(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = gelu(*v);
         }
     }
 
     #[inline(always)]
-    fn softmax_generic(src: &[f32], dst: &mut [f32]) {
-        let mut m = [f32::NEG_INFINITY; LANES];
-        let mut chunks = src.chunks_exact(LANES);
+    fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+        let mut acc = [0f32; LANES];
+        let mut chunks = x.chunks_exact(LANES);
         for c in &mut chunks {
-            for (m, &x) in m.iter_mut().zip(c) {
-                *m = if x > *m { x } else { *m };
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a += f(v);
+            }
+        }
+        acc.iter().sum::<f32>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f32>()
+    }
+
+    #[inline(always)]
+    fn softmax_generic(x: &mut [f32]) {
+        let mut m = [f32::NEG_INFINITY; LANES];
+        let mut chunks = x.chunks_exact(LANES);
+        for c in &mut chunks {
+            for (m, &v) in m.iter_mut().zip(c) {
+                *m = if v > *m { v } else { *m };
             }
         }
         let mut max = chunks
@@ -133,81 +96,93 @@ mod simd {
         for v in m {
             max = max.max(v);
         }
-        let mut acc = [0f32; LANES];
-        let mut out = dst.chunks_exact_mut(LANES);
-        let mut inp = src.chunks_exact(LANES);
-        for (o, i) in (&mut out).zip(&mut inp) {
-            for ((o, &x), a) in o.iter_mut().zip(i).zip(acc.iter_mut()) {
-                let e = exp(x - max);
-                *o = e;
-                *a += e;
-            }
+        for v in x.iter_mut() {
+            *v = exp(*v - max);
         }
-        let mut sum: f32 = acc.iter().sum();
-        for (o, &x) in out.into_remainder().iter_mut().zip(inp.remainder()) {
-            let e = exp(x - max);
-            *o = e;
-            sum += e;
-        }
-        let inv = 1.0 / sum;
-        for o in dst.iter_mut() {
-            *o *= inv;
+        let inv = 1.0 / lane_sum(x, |v| v);
+        for v in x.iter_mut() {
+            *v *= inv;
         }
     }
 
-    /// `pub fn $name(src, dst)`: runs `$generic` compiled for AVX-512F, else AVX2+FMA, else
+    #[inline(always)]
+    fn layer_norm_generic(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+        let n = x.len() as f32;
+        let mean = lane_sum(x, |v| v) / n;
+        let var = lane_sum(x, |v| (v - mean) * (v - mean)) / n;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((v, &g), &b) in x.iter_mut().zip(gamma).zip(beta) {
+            *v = (*v - mean) * inv * g + b;
+        }
+    }
+
+    /// `pub fn $name(args)`: runs `$generic` compiled for AVX-512F, else AVX2+FMA, else
     /// the baseline, whichever the CPU has.
     macro_rules! dispatched {
-        ($name:ident => $generic:ident) => {
+        (fn $name:ident($($arg:ident: $ty:ty),*) => $generic:ident) => {
             #[expect(
                 unsafe_code,
                 reason = "calling a #[target_feature] function after checking the CPU has the feature"
             )]
-            pub fn $name(src: &[f32], dst: &mut [f32]) {
+            pub fn $name($($arg: $ty),*) {
                 #[cfg(target_arch = "x86_64")]
                 {
                     #[target_feature(enable = "avx512f")]
-                    fn avx512(src: &[f32], dst: &mut [f32]) {
-                        $generic(src, dst)
+                    fn avx512($($arg: $ty),*) {
+                        $generic($($arg),*)
                     }
                     #[target_feature(enable = "avx2,fma")]
-                    fn avx2(src: &[f32], dst: &mut [f32]) {
-                        $generic(src, dst)
+                    fn avx2($($arg: $ty),*) {
+                        $generic($($arg),*)
                     }
                     if std::arch::is_x86_feature_detected!("avx512f") {
                         // SAFETY: the CPU supports AVX-512F (checked just above).
-                        return unsafe { avx512(src, dst) };
+                        return unsafe { avx512($($arg),*) };
                     }
                     if std::arch::is_x86_feature_detected!("avx2")
                         && std::arch::is_x86_feature_detected!("fma")
                     {
                         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                        return unsafe { avx2(src, dst) };
+                        return unsafe { avx2($($arg),*) };
                     }
                 }
-                $generic(src, dst)
+                $generic($($arg),*)
             }
         };
     }
 
-    dispatched!(gelu_slice => gelu_generic);
-    dispatched!(softmax_row => softmax_generic);
+    dispatched!(fn gelu_slice(x: &mut [f32]) => gelu_generic);
+    dispatched!(fn softmax_row(x: &mut [f32]) => softmax_generic);
+    dispatched!(fn layer_norm_row(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => layer_norm_generic);
 }
 
-/// GELU (erf form) of a contiguous f32 tensor.
-pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1_no_bwd(&Gelu)
+/// GELU (erf form) of every element, in place.
+pub fn gelu_in_place(x: &mut [f32]) {
+    x.par_chunks_mut(CHUNK).for_each(simd::gelu_slice);
 }
 
-/// Softmax over the last dimension of a contiguous f32 tensor.
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1_no_bwd(&SoftmaxLastDim)
+/// Softmax of every `n`-element row, in place (serial: attention calls it per head,
+/// already inside a parallel loop).
+pub fn softmax_rows(x: &mut [f32], n: usize) {
+    for row in x.chunks_mut(n.max(1)) {
+        simd::softmax_row(row);
+    }
+}
+
+/// Layer normalisation of every row (`gamma.len()` elements), in place.
+pub fn layer_norm_rows(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = gamma.len().max(1);
+    let rows_per_unit = (CHUNK / n).max(1);
+    x.par_chunks_mut(rows_per_unit * n).for_each(|rows| {
+        for row in rows.chunks_mut(n) {
+            simd::layer_norm_row(row, gamma, beta, eps);
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
     #[test]
     fn exp_matches_std_to_a_few_ulps() {
@@ -256,27 +231,49 @@ mod tests {
     }
 
     #[test]
-    fn ops_match_candle() {
-        let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 3.0, (4, 37, 129), &dev).unwrap();
-        let ours = softmax_last_dim(&x).unwrap();
-        let theirs = candle_nn::ops::softmax_last_dim(&x).unwrap();
-        let d = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
-        let ours = gelu_erf(&x).unwrap();
-        let theirs = x.gelu_erf().unwrap();
-        let d = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
-        // Rows sum to one.
-        let sums = softmax_last_dim(&x).unwrap().sum(2).unwrap();
-        let max_err = (sums - 1.0)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(max_err < 1e-5);
+    fn softmax_rows_are_distributions_in_the_right_order() {
+        let mut x: Vec<f32> = (0..3 * 37).map(|i| (i as f32 * 0.71).sin() * 9.0).collect();
+        let orig = x.clone();
+        softmax_rows(&mut x, 37);
+        for (row, src) in x.chunks(37).zip(orig.chunks(37)) {
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "row sums to {sum}");
+            let max = src.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let denom: f64 = src.iter().map(|&v| ((v - max) as f64).exp()).sum();
+            for (p, &v) in row.iter().zip(src) {
+                let want = ((v - max) as f64).exp() / denom;
+                assert!((*p as f64 - want).abs() < 1e-6, "{p} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_centres_and_scales_each_row() {
+        let n = 384;
+        let mut x: Vec<f32> = (0..2 * n)
+            .map(|i| (i as f32 * 0.13).cos() * 5.0 + 2.0)
+            .collect();
+        let gamma: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 / n as f32).collect();
+        let beta = vec![0.5f32; n];
+        let orig = x.clone();
+        layer_norm_rows(&mut x, &gamma, &beta, 1e-12);
+        for (row, src) in x.chunks(n).zip(orig.chunks(n)) {
+            let mean = src.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            let var = src.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+            for i in 0..n {
+                let want = (src[i] as f64 - mean) / var.sqrt() * gamma[i] as f64 + 0.5;
+                assert!((row[i] as f64 - want).abs() < 1e-4, "{} vs {want}", row[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_in_place_matches_the_scalar_form() {
+        let mut x: Vec<f32> = (0..40_000)
+            .map(|i| (i as f32 - 20_000.0) / 2_000.0)
+            .collect();
+        let want: Vec<f32> = x.iter().map(|&v| gelu(v)).collect();
+        gelu_in_place(&mut x);
+        assert_eq!(x, want);
     }
 }

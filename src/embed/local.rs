@@ -1,4 +1,5 @@
-//! all-MiniLM-L6-v2 in pure Rust: candle's BERT plus the `tokenizers` crate.
+//! all-MiniLM-L6-v2 in pure Rust: our packed BERT forward (`bert.rs`, weights read with
+//! candle) plus the `tokenizers` crate.
 //!
 //! Matches sentence-transformers: truncate at 256 word pieces, mean-pool the last hidden
 //! state over the attention mask, L2-normalise. Inputs are sorted by length and batched so
@@ -54,7 +55,7 @@ impl LocalEmbedder {
             }
         };
         if threads > 0 {
-            // candle's CPU kernels read this at first use.
+            // rayon's global pool (the encoder's GEMMs and kernels) reads this at first use.
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         }
         let config: BertConfig = serde_json::from_str(

@@ -1,8 +1,9 @@
-//! Text embedders behind one trait: local all-MiniLM-L6-v2 (candle) or an OpenAI-compatible API.
+//! Text embedders behind one trait: local all-MiniLM-L6-v2 (pure Rust) or an OpenAI-compatible API.
 
 pub mod bert;
 pub mod kernels;
 pub mod local;
+pub mod matmul;
 pub mod openai;
 
 use std::sync::Arc;

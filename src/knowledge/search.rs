@@ -140,15 +140,7 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
         ordered.sort_by(|a, b| b.1.total_cmp(&a.1));
     }
 
-    let mut fused: HashMap<String, f64> = HashMap::new();
-    for (rank, id) in vector.iter().enumerate() {
-        *fused.entry(id.clone()).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
-    }
-    for (rank, id) in fulltext.iter().enumerate() {
-        *fused.entry(id.clone()).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
-    }
-    let mut fused: Vec<(String, f64)> = fused.into_iter().collect();
-    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let fused = fuse(&vector, &fulltext);
     let seen: HashSet<String> = ordered.iter().map(|o| o.0.clone()).collect();
     ordered.extend(
         fused
@@ -215,14 +207,82 @@ async fn exact_runbooks(
     Ok(out)
 }
 
+/// A candidate chunk from one retrieval list, with its runbook (none for chunks that
+/// belong to no runbook, such as benchmark filler).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Candidate {
+    pub id: String,
+    pub runbook_id: Option<i64>,
+}
+
+/// A repeated chunk of an already-ranked runbook counts this fraction of the one before.
+pub const REPEAT_DECAY: f64 = 0.5;
+
+/// Reciprocal rank fusion of the vector and full-text lists, by runbook.
+///
+/// The question a search answers is *which runbook*: a runbook's score is the RRF of its
+/// best rank in each list (its best vector chunk and its best full-text chunk may be
+/// different sections). Its chunks then take that score in their own fused order, each
+/// repeat worth [`REPEAT_DECAY`] of the one before, so the first results are the best
+/// section of each of the best runbooks, and a runbook's further sections follow.
+pub fn fuse(vector: &[Candidate], fulltext: &[Candidate]) -> Vec<(String, f64)> {
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    enum Group<'a> {
+        Runbook(i64),
+        Alone(&'a str),
+    }
+    fn group(c: &Candidate) -> Group<'_> {
+        match c.runbook_id {
+            Some(r) => Group::Runbook(r),
+            None => Group::Alone(&c.id),
+        }
+    }
+    let rrf = |rank: usize| 1.0 / (RRF_K + rank as f64 + 1.0);
+    let mut chunk: HashMap<&str, (f64, Group)> = HashMap::new();
+    let mut runbook: HashMap<Group, f64> = HashMap::new();
+    for list in [vector, fulltext] {
+        let mut ranked: Vec<Group> = Vec::new();
+        for (rank, c) in list.iter().enumerate() {
+            chunk.entry(&c.id).or_insert((0.0, group(c))).0 += rrf(rank);
+            let g = group(c);
+            if !ranked.contains(&g) {
+                *runbook.entry(g).or_default() += rrf(ranked.len());
+                ranked.push(g);
+            }
+        }
+    }
+    let mut chunks: Vec<(&str, f64, Group)> =
+        chunk.into_iter().map(|(id, (s, g))| (id, s, g)).collect();
+    chunks.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut seen: HashMap<Group, i32> = HashMap::new();
+    let mut out: Vec<(&str, f64, f64)> = chunks
+        .into_iter()
+        .map(|(id, own, g)| {
+            let n = seen.entry(g).or_default();
+            let score = runbook[&g] * REPEAT_DECAY.powi(*n);
+            *n += 1;
+            (id, score, own)
+        })
+        .collect();
+    // Equal runbook scores: the better section first.
+    out.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| b.2.total_cmp(&a.2))
+            .then_with(|| a.0.cmp(b.0))
+    });
+    out.into_iter()
+        .map(|(id, s, _)| (id.to_string(), s))
+        .collect()
+}
+
 async fn vector_top(
     pool: &PgPool,
     model_id: i32,
     dim: usize,
     q: &Vector,
-) -> anyhow::Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(&format!(
-        "SELECT id FROM chunks WHERE model_id = $1
+) -> anyhow::Result<Vec<Candidate>> {
+    let rows: Vec<Candidate> = sqlx::query_as(&format!(
+        "SELECT id, runbook_id FROM chunks WHERE model_id = $1
          ORDER BY embedding::vector({dim}) <=> $2 LIMIT $3"
     ))
     .bind(model_id)
@@ -231,10 +291,10 @@ async fn vector_top(
     .fetch_all(pool)
     .await
     .context("Vector search failed")?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    Ok(rows)
 }
 
-async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> {
+async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<Candidate>> {
     let expanded = format!("{text} {}", identifier_terms(text));
     let Some(q) = or_tsquery(&expanded) else {
         return Ok(Vec::new());
@@ -242,22 +302,25 @@ async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> 
     // BM25 over the query's rarest lexemes (see `lexeme_df`): idf times each posting's
     // stored impact, reading the best `POSTINGS_PER_TERM` postings of each lexeme from the
     // impact-ordered index. Stemming is Postgres's own.
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows: Vec<Candidate> = sqlx::query_as(
         "WITH terms AS MATERIALIZED (
              SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
              FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', $1))) t
              JOIN lexeme_df d ON d.lexeme = t.lexeme
              CROSS JOIN (SELECT chunks::float8 AS n FROM fulltext_stats) s
              ORDER BY d.df, d.lexeme LIMIT $3
+         ), scored AS (
+             SELECT p.chunk_id, sum(t.idf * p.impact) AS score FROM terms t
+             CROSS JOIN LATERAL (
+                 SELECT c.chunk_id, c.impact FROM chunk_terms c WHERE c.lexeme = t.lexeme
+                 ORDER BY c.impact DESC, c.chunk_id LIMIT $4
+             ) p
+             GROUP BY p.chunk_id
+             ORDER BY score DESC, p.chunk_id
+             LIMIT $2
          )
-         SELECT p.chunk_id FROM terms t
-         CROSS JOIN LATERAL (
-             SELECT c.chunk_id, c.impact FROM chunk_terms c WHERE c.lexeme = t.lexeme
-             ORDER BY c.impact DESC, c.chunk_id LIMIT $4
-         ) p
-         GROUP BY p.chunk_id
-         ORDER BY sum(t.idf * p.impact) DESC, p.chunk_id
-         LIMIT $2",
+         SELECT s.chunk_id AS id, c.runbook_id FROM scored s JOIN chunks c ON c.id = s.chunk_id
+         ORDER BY s.score DESC, s.chunk_id",
     )
     .bind(q.replace(" | ", " "))
     .bind(CANDIDATES)
@@ -266,7 +329,7 @@ async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<String>> 
     .fetch_all(pool)
     .await
     .context("Full-text search failed")?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    Ok(rows)
 }
 
 /// Postings of the chunks in `$1` from their `tsv`: heading lexemes count twice in tf,
@@ -424,7 +487,59 @@ async fn hydrate(
 
 #[cfg(test)]
 mod tests {
-    use super::impacts_stale;
+    use super::{fuse, impacts_stale, Candidate, REPEAT_DECAY, RRF_K};
+
+    fn c(id: &str, runbook: Option<i64>) -> Candidate {
+        Candidate {
+            id: id.to_string(),
+            runbook_id: runbook,
+        }
+    }
+
+    fn ids(fused: &[(String, f64)]) -> Vec<&str> {
+        fused.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_runbook_both_lists_find_through_different_sections_ranks_first() {
+        // Runbook 2 is second in both lists, by its `d1` section for the vectors and its
+        // `d2` section for full text; runbooks 1 and 3 are each first in one list only.
+        let vector = [c("c1", Some(1)), c("d1", Some(2))];
+        let fulltext = [c("c2", Some(3)), c("d2", Some(2))];
+        let fused = fuse(&vector, &fulltext);
+        assert_eq!(ids(&fused), ["d1", "c1", "c2", "d2"]);
+        let both = 2.0 / (RRF_K + 2.0);
+        assert!((fused[0].1 - both).abs() < 1e-12);
+        assert!((fused[1].1 - 1.0 / (RRF_K + 1.0)).abs() < 1e-12);
+        // The runbook's second section follows the other runbooks' best, at half its score.
+        assert!((fused[3].1 - both * REPEAT_DECAY).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_runbook_counts_once_per_list_and_its_sections_keep_their_own_order() {
+        // Runbook 1 fills the top of the vector list; runbook 2 is next in both lists.
+        let vector = [
+            c("a1", Some(1)),
+            c("a2", Some(1)),
+            c("a3", Some(1)),
+            c("b1", Some(2)),
+        ];
+        let fulltext = [c("b1", Some(2)), c("a2", Some(1))];
+        let fused = fuse(&vector, &fulltext);
+        // Runbook ranks: vector 1, 2; full text 2, 1: a tie, broken by the best section
+        // (a2 is in both lists).
+        assert_eq!(ids(&fused), ["a2", "b1", "a1", "a3"]);
+        assert!(fused.windows(2).all(|w| w[0].1 >= w[1].1), "scores descend");
+    }
+
+    #[test]
+    fn chunks_of_no_runbook_stand_alone_and_empty_lists_fuse_to_nothing() {
+        let vector = [c("x", None), c("y", None)];
+        let fused = fuse(&vector, &[]);
+        assert_eq!(ids(&fused), ["x", "y"]);
+        assert!(fused[1].1 < fused[0].1 && fused[1].1 > fused[0].1 * REPEAT_DECAY);
+        assert!(fuse(&[], &[]).is_empty());
+    }
 
     #[test]
     fn impacts_are_recomputed_when_the_mean_length_drifts() {
