@@ -6,39 +6,32 @@
 
 use gemm::Parallelism;
 
-/// A read-only `rows x cols` matrix: element `(i, j)` is `data[i * rs + j * cs]`.
+/// A `rows x cols` matrix over a slice: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
-pub struct MatRef<'a> {
-    data: &'a [f32],
+pub struct Mat<S> {
+    data: S,
     rows: usize,
     cols: usize,
     rs: usize,
     cs: usize,
 }
 
-/// A writable `rows x cols` matrix: element `(i, j)` is `data[i * rs + j * cs]`.
-pub struct MatMut<'a> {
-    data: &'a mut [f32],
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-}
+/// A read-only view.
+pub type MatRef<'a> = Mat<&'a [f32]>;
+/// A writable view.
+pub type MatMut<'a> = Mat<&'a mut [f32]>;
 
-/// The last element a view touches lies inside its slice.
-fn check(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
-    if rows > 0 && cols > 0 {
-        let last = (rows - 1) * rs + (cols - 1) * cs;
-        assert!(
-            last < len,
-            "a {rows}x{cols} view (strides {rs}, {cs}) overruns its {len} elements"
-        );
-    }
-}
-
-impl<'a> MatRef<'a> {
-    pub fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
-        check(data.len(), rows, cols, rs, cs);
+impl<S: AsRef<[f32]>> Mat<S> {
+    /// Panics if the view would reach past the end of `data`.
+    pub fn new(data: S, rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        let len = data.as_ref().len();
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * rs + (cols - 1) * cs;
+            assert!(
+                last < len,
+                "a {rows}x{cols} view (strides {rs}, {cs}) overruns its {len} elements"
+            );
+        }
         Self {
             data,
             rows,
@@ -49,25 +42,7 @@ impl<'a> MatRef<'a> {
     }
 
     /// A contiguous row-major matrix.
-    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self::new(data, rows, cols, cols, 1)
-    }
-}
-
-impl<'a> MatMut<'a> {
-    pub fn new(data: &'a mut [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
-        check(data.len(), rows, cols, rs, cs);
-        Self {
-            data,
-            rows,
-            cols,
-            rs,
-            cs,
-        }
-    }
-
-    /// A contiguous row-major matrix.
-    pub fn rows(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+    pub fn rows(data: S, rows: usize, cols: usize) -> Self {
         Self::new(data, rows, cols, cols, 1)
     }
 }
@@ -146,29 +121,21 @@ mod tests {
         let (a, b) = (seq(m * k, 0.1), seq(k * n, 0.9));
         let want = naive(&a, &b, m, k, n);
         for threads in [1, 2] {
+            // A fresh product ignores the NaNs already there; accumulating a half-scaled
+            // product onto it then gives 1.5x.
             let mut dst = vec![f32::NAN; m * n];
-            gemm(
-                MatMut::rows(&mut dst, m, n),
-                MatRef::rows(&a, m, k),
-                MatRef::rows(&b, k, n),
-                1.0,
-                false,
-                threads,
-            );
-            for (x, y) in dst.iter().zip(&want) {
-                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
-            }
-            // Accumulating a half-scaled product onto it gives 1.5x.
-            gemm(
-                MatMut::rows(&mut dst, m, n),
-                MatRef::rows(&a, m, k),
-                MatRef::rows(&b, k, n),
-                0.5,
-                true,
-                threads,
-            );
-            for (x, y) in dst.iter().zip(&want) {
-                assert!((x - 1.5 * y).abs() < 1e-5, "{x} vs {}", 1.5 * y);
+            for (scale, accumulate, total) in [(1.0, false, 1.0), (0.5, true, 1.5)] {
+                gemm(
+                    MatMut::rows(&mut dst, m, n),
+                    MatRef::rows(&a, m, k),
+                    MatRef::rows(&b, k, n),
+                    scale,
+                    accumulate,
+                    threads,
+                );
+                for (x, y) in dst.iter().zip(&want) {
+                    assert!((x - total * y).abs() < 1e-5, "{x} vs {}", total * y);
+                }
             }
         }
     }
