@@ -38,3 +38,25 @@ async fn matches_sentence_transformers_reference() {
         assert!((norm - 1.0).abs() < 1e-4);
     }
 }
+
+/// `SENTINEL_EMBED_THREADS=1` (one encoder thread) gives the same vectors as the default.
+#[tokio::test]
+async fn one_encoder_thread_gives_the_same_vectors() {
+    use sentinel::embed::local::LocalEmbedder;
+    use sentinel::embed::Embedder;
+    let texts: Vec<String> = [
+        "KubePodCrashLooping: pod is restarting repeatedly",
+        "Filesystem is predicted to run out of space within the next 24 hours.",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let single = LocalEmbedder::load(&common::model_dir(), 1).unwrap();
+    let one = single.embed(&texts).await.unwrap();
+    let default = common::embedder().embed(&texts).await.unwrap();
+    assert_eq!(one.len(), texts.len());
+    for (a, b) in one.iter().zip(&default) {
+        assert!(cosine(a, b) > 0.99999, "cosine {}", cosine(a, b));
+    }
+}

@@ -184,7 +184,8 @@ impl Bert {
         })
     }
 
-    /// Mean-pooled last hidden state of each sequence (token ids with special tokens).
+    /// Mean-pooled last hidden state of each sequence (token ids with special tokens), on
+    /// the current rayon pool.
     /// Not normalised.
     pub fn pooled(&self, seqs: &[&[u32]]) -> anyhow::Result<Vec<Vec<f32>>> {
         let h = self.hidden;

@@ -37,10 +37,13 @@ struct Inner {
     /// No truncation: counts every token, for chunking.
     counter: Tokenizer,
     dim: usize,
+    /// The encoder's GEMMs and kernels run here, sized once at load.
+    pool: rayon::ThreadPool,
 }
 
 impl LocalEmbedder {
     /// Loads the model from a folder holding `model.safetensors`, `tokenizer.json`, `config.json`.
+    /// `threads`: the encoder's threads; 0 picks [`default_threads`].
     pub fn load(dir: &Path, threads: usize) -> anyhow::Result<Self> {
         let file = |name: &str| -> anyhow::Result<PathBuf> {
             let p = dir.join(name);
@@ -54,10 +57,16 @@ impl LocalEmbedder {
                 .into())
             }
         };
-        if threads > 0 {
-            // rayon's global pool (the encoder's GEMMs and kernels) reads this at first use.
-            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        }
+        let threads = if threads > 0 {
+            threads
+        } else {
+            default_threads()
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("sentinel-embed-{i}"))
+            .build()
+            .context("Failed to start the embedding threads")?;
         let config: BertConfig = serde_json::from_str(
             &std::fs::read_to_string(file("config.json")?).context("Failed to read config.json")?,
         )
@@ -86,6 +95,7 @@ impl LocalEmbedder {
                 tokenizer,
                 counter,
                 dim,
+                pool,
             }),
             name: "local/all-MiniLM-L6-v2".to_string(),
         })
@@ -107,8 +117,19 @@ fn mmaped(path: &Path) -> anyhow::Result<VarBuilder<'static>> {
         .context("Failed to map model.safetensors")
 }
 
+/// Physical cores within the CPUs this process may use (cgroup quotas included):
+/// hyper-threads share one core's vector units, so more threads only add contention.
+pub fn default_threads() -> usize {
+    let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+    num_cpus::get_physical().clamp(1, allowed)
+}
+
 impl Inner {
     fn embed(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.pool.install(|| self.embed_here(texts))
+    }
+
+    fn embed_here(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
