@@ -19,8 +19,12 @@ async fn matches_sentence_transformers_reference() {
         .collect();
     let e = common::embedder();
     assert_eq!(e.dim(), 384);
-    // Batched (padded) and one-by-one must both match.
-    let batched = e.embed(&texts).await.unwrap();
+    // Batched and one-by-one must both match. The sentences four times over, 3 tokens or
+    // more each, are more rows than `halfmat::MAX_ROWS`: the batch runs on the f32 `gemm`
+    // path, and each short sentence alone on the f16 weights.
+    let four: Vec<String> = (0..4).flat_map(|_| texts.iter().cloned()).collect();
+    assert!(four.len() * 3 > sentinel::embed::halfmat::MAX_ROWS);
+    let batched = e.embed(&four).await.unwrap();
     for (i, s) in sentences.iter().enumerate() {
         let expected: Vec<f32> = s["embedding"]
             .as_array()

@@ -13,6 +13,7 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use serde::Deserialize;
 
+use super::halfmat::{self, HalfWeights};
 use super::kernels::{gelu_in_place, layer_norm_rows, softmax_rows};
 use super::matmul::{gemm, MatMut, MatRef};
 
@@ -44,6 +45,8 @@ struct Norm {
 /// A linear layer: `weight` is `[in, out]` row-major (HF stores `[out, in]`).
 struct Linear {
     weight: Vec<f32>,
+    /// f16 copy for products of few rows (one query), where reading the weights is the cost.
+    half: Option<HalfWeights>,
     bias: Vec<f32>,
     inp: usize,
     out: usize,
@@ -87,6 +90,7 @@ fn linear(vbs: &[VarBuilder], inp: usize, out: usize) -> anyhow::Result<Linear> 
     let weight = values(&Tensor::cat(&ws, 1)?.contiguous()?)?;
     let out = out * vbs.len();
     Ok(Linear {
+        half: HalfWeights::pack(&weight, inp, out),
         weight,
         bias,
         inp,
@@ -111,6 +115,9 @@ impl Linear {
             } else {
                 row.copy_from_slice(&self.bias);
             }
+        }
+        if let Some(half) = self.half.as_ref().filter(|_| rows <= halfmat::MAX_ROWS) {
+            return half.apply_accumulate(x, rows, dst);
         }
         gemm(
             MatMut::rows(dst, rows, self.out),
@@ -139,7 +146,7 @@ impl Bert {
             cfg.hidden_act
         );
         anyhow::ensure!(
-            cfg.num_attention_heads > 0 && cfg.hidden_size % cfg.num_attention_heads == 0,
+            cfg.num_attention_heads > 0 && cfg.hidden_size.is_multiple_of(cfg.num_attention_heads),
             "hidden_size {} is not a multiple of num_attention_heads {}",
             cfg.hidden_size,
             cfg.num_attention_heads

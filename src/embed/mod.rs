@@ -1,6 +1,7 @@
 //! Text embedders behind one trait: local all-MiniLM-L6-v2 (pure Rust) or an OpenAI-compatible API.
 
 pub mod bert;
+pub mod halfmat;
 pub mod kernels;
 pub mod local;
 pub mod matmul;
