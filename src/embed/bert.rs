@@ -267,32 +267,46 @@ impl Bert {
         layer_norm_rows(&mut b.x, &l.norm2.gamma, &l.norm2.beta, self.eps);
     }
 
-    /// Scaled dot-product attention of every sequence over its own tokens; sequences run
-    /// on rayon's pool (each is small, so its GEMMs stay on one thread).
+    /// Scaled dot-product attention of every sequence over its own tokens. Each
+    /// (sequence, head) pair is one task on rayon's pool, so one query's twelve heads use
+    /// every core; a task's GEMMs are small and stay on its thread, and its `n x head_dim`
+    /// result is copied into the head's columns afterwards.
     fn attention(&self, qkv: &[f32], ctx: &mut [f32], lens: &[usize]) {
         let (h, d) = (self.hidden, self.head_dim);
         let scale = 1.0 / (d as f32).sqrt();
-        let mut parts = Vec::with_capacity(lens.len());
-        let (mut rest, mut offset) = (ctx, 0);
+        let mut tasks = Vec::with_capacity(lens.len() * self.heads);
+        let mut offset = 0;
         for &n in lens {
-            let (part, tail) = rest.split_at_mut(n * h);
-            parts.push((offset, n, part));
-            rest = tail;
+            tasks.extend((0..self.heads).map(|head| (offset, n, head * d)));
             offset += n;
         }
-        parts.into_par_iter().for_each(|(offset, n, out)| {
-            let s = &qkv[offset * 3 * h..(offset + n) * 3 * h];
-            let mut scores = vec![0f32; n * n];
-            for head in 0..self.heads {
-                let col = head * d;
+        let results: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map(|&(offset, n, col)| {
+                let s = &qkv[offset * 3 * h..(offset + n) * 3 * h];
+                let mut scores = vec![0f32; n * n];
                 let q = MatRef::new(&s[col..], n, d, 3 * h, 1);
                 let kt = MatRef::new(&s[h + col..], d, n, 1, 3 * h);
                 let v = MatRef::new(&s[2 * h + col..], n, d, 3 * h, 1);
                 gemm(MatMut::rows(&mut scores, n, n), q, kt, scale, false, 1);
                 softmax_rows(&mut scores, n);
-                let dst = MatMut::new(&mut out[col..], n, d, h, 1);
-                gemm(dst, MatRef::rows(&scores, n, n), v, 1.0, false, 1);
+                let mut out = vec![0f32; n * d];
+                gemm(
+                    MatMut::rows(&mut out, n, d),
+                    MatRef::rows(&scores, n, n),
+                    v,
+                    1.0,
+                    false,
+                    1,
+                );
+                out
+            })
+            .collect();
+        for (&(offset, _, col), out) in tasks.iter().zip(&results) {
+            for (i, row) in out.chunks_exact(d).enumerate() {
+                let at = (offset + i) * h + col;
+                ctx[at..at + d].copy_from_slice(row);
             }
-        });
+        }
     }
 }
