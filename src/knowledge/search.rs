@@ -301,7 +301,8 @@ async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<Candidate
     };
     // BM25 over the query's rarest lexemes (see `lexeme_df`): idf times each posting's
     // stored impact, reading the best `POSTINGS_PER_TERM` postings of each lexeme from the
-    // impact-ordered index. Stemming is Postgres's own.
+    // impact-ordered index (`chunk_terms_rank_idx` is in exactly this order, ties by chunk
+    // id, so no sort runs). Stemming is Postgres's own.
     let rows: Vec<Candidate> = sqlx::query_as(
         "WITH terms AS MATERIALIZED (
              SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
