@@ -112,6 +112,33 @@ async fn prometheus_operator_urls_match_by_path_tail(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn the_runbook_whose_alert_name_the_text_says_wins_a_near_tie(pool: PgPool) {
+    let kb = kb_with(pool.clone(), "tests/data/runbooks/prometheus-operator").await;
+    // `AlertmanagerFailedToSendAlerts` and `AlertmanagerClusterFailedToSendAlerts` read
+    // alike; without the names the cluster one ranked first for this alert's own text.
+    let hits = kb
+        .search(&req(
+            "An Alertmanager instance failed to send notifications. Alertmanager / failed to send of notifications to .",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        hits[0].runbook_path,
+        "alertmanager/AlertmanagerFailedToSendAlerts.md"
+    );
+    assert!(hits
+        .iter()
+        .any(|h| h.runbook_path == "alertmanager/AlertmanagerClusterFailedToSendAlerts.md"));
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name_lexemes FROM runbooks WHERE path = 'alertmanager/AlertmanagerFailedToSendAlerts.md'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(names, ["alert alertmanag fail send to"]);
+}
+
+#[sqlx::test]
 async fn empty_knowledge_base_returns_nothing(pool: PgPool) {
     let kb = KnowledgeBase::open(pool, common::embedder()).await.unwrap();
     assert!(kb.search(&req("anything")).await.unwrap().is_empty());

@@ -312,13 +312,17 @@ async fn write_runbook(
     let mut tx = pool.begin().await?;
     let (runbook_id,): (i64,) = sqlx::query_as(
         "INSERT INTO runbooks (path, source, title, alerts, services, tags, urls, actions,
-                               match_keys, stem_key, url_keys, content_hash, ingested_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+                               match_keys, stem_key, url_keys, content_hash, ingested_at,
+                               name_lexemes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(),
+                 ARRAY(SELECT array_to_string(tsvector_to_array(to_tsvector('sentinel_names', n)), ' ')
+                       FROM unnest($13::text[]) n))
          ON CONFLICT (path) DO UPDATE SET source = EXCLUDED.source, title = EXCLUDED.title,
              alerts = EXCLUDED.alerts, services = EXCLUDED.services, tags = EXCLUDED.tags,
              urls = EXCLUDED.urls, actions = EXCLUDED.actions, match_keys = EXCLUDED.match_keys,
              stem_key = EXCLUDED.stem_key, url_keys = EXCLUDED.url_keys,
-             content_hash = EXCLUDED.content_hash, ingested_at = now()
+             content_hash = EXCLUDED.content_hash, ingested_at = now(),
+             name_lexemes = EXCLUDED.name_lexemes
          RETURNING id",
     )
     .bind(&r.path)
@@ -333,6 +337,7 @@ async fn write_runbook(
     .bind(normalize_key(runbook::file_stem(&r.path)))
     .bind(r.urls.iter().map(|u| normalize_url(u)).collect::<Vec<_>>())
     .bind(runbook_hash(&p.chunks))
+    .bind(super::names::alert_name_words(r))
     .fetch_one(&mut *tx)
     .await?;
 

@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod chunk;
 pub mod ingest;
+pub mod names;
 pub mod query;
 pub mod runbook;
 pub mod search;

@@ -72,7 +72,7 @@ pub fn identifier_terms(text: &str) -> String {
 
 /// The lower-cased words of a mixed-case identifier; empty for anything else (all lower,
 /// all upper, too long).
-fn camel_parts(tok: &str) -> Vec<String> {
+pub(crate) fn camel_parts(tok: &str) -> Vec<String> {
     let chars: Vec<char> = tok.chars().collect();
     let mixed = chars.iter().skip(1).any(char::is_ascii_uppercase)
         && chars.iter().any(char::is_ascii_lowercase);

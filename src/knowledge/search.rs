@@ -3,7 +3,9 @@
 //! 1. Exact: the alert name matches a runbook's `alerts`, title or file name; the
 //!    `runbook_url` matches a runbook's `urls` or the tail of its path.
 //! 2. Vector top-N over the model's HNSW index, full-text top-N over OR-ed lexemes.
-//! 3. Reciprocal rank fusion of the two lists; exact runbooks' chunks go first.
+//! 3. Reciprocal rank fusion of the two lists, by runbook; a runbook whose alert name the
+//!    query's words cover gets up to [`NAME_BOOST`] more (`names`); exact runbooks' chunks
+//!    go first.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use pgvector::Vector;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use super::names::{coverage, NAME_BOOST};
 use super::query::{
     identifier_terms, normalize_url, or_tsquery, path_segments, url_path_match, url_segments,
 };
@@ -110,10 +113,12 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
         let vector = vector_top(&kb.pool, kb.model_id, dim, &qvec).await?;
         anyhow::Ok((qvec, vector))
     };
-    let (exact, (qvec, vector), fulltext) = tokio::try_join!(
+    let expanded = format!("{text} {}", identifier_terms(&text));
+    let (exact, (qvec, vector), fulltext, lexemes) = tokio::try_join!(
         exact_runbooks(&kb.pool, req),
         embedded,
-        fulltext_top(&kb.pool, &text),
+        fulltext_top(&kb.pool, &expanded),
+        query_lexemes(&kb.pool, &expanded),
     )?;
 
     // Exact runbooks' chunks, best first by similarity to the query.
@@ -140,7 +145,12 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
         ordered.sort_by(|a, b| b.1.total_cmp(&a.1));
     }
 
-    let fused = fuse(&vector, &fulltext);
+    let covered: HashMap<i64, f64> = vector
+        .iter()
+        .chain(&fulltext)
+        .filter_map(|c| Some((c.runbook_id?, coverage(&c.names, &lexemes))))
+        .collect();
+    let fused = fuse(&vector, &fulltext, &covered);
     let seen: HashSet<String> = ordered.iter().map(|o| o.0.clone()).collect();
     ordered.extend(
         fused
@@ -208,11 +218,13 @@ async fn exact_runbooks(
 }
 
 /// A candidate chunk from one retrieval list, with its runbook (none for chunks that
-/// belong to no runbook, such as benchmark filler).
+/// belong to no runbook, such as benchmark filler) and that runbook's alert names as
+/// lexemes (`runbooks.name_lexemes`).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Candidate {
     pub id: String,
     pub runbook_id: Option<i64>,
+    pub names: Vec<String>,
 }
 
 /// A repeated chunk of an already-ranked runbook counts this fraction of the one before.
@@ -222,10 +234,15 @@ pub const REPEAT_DECAY: f64 = 0.5;
 ///
 /// The question a search answers is *which runbook*: a runbook's score is the RRF of its
 /// best rank in each list (its best vector chunk and its best full-text chunk may be
-/// different sections). Its chunks then take that score in their own fused order, each
-/// repeat worth [`REPEAT_DECAY`] of the one before, so the first results are the best
+/// different sections), times `1 + NAME_BOOST * coverage` of its alert name (`covered`,
+/// by runbook id; absent: 0). Its chunks then take that score in their own fused order,
+/// each repeat worth [`REPEAT_DECAY`] of the one before, so the first results are the best
 /// section of each of the best runbooks, and a runbook's further sections follow.
-pub fn fuse(vector: &[Candidate], fulltext: &[Candidate]) -> Vec<(String, f64)> {
+pub fn fuse(
+    vector: &[Candidate],
+    fulltext: &[Candidate],
+    covered: &HashMap<i64, f64>,
+) -> Vec<(String, f64)> {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     enum Group<'a> {
         Runbook(i64),
@@ -249,6 +266,11 @@ pub fn fuse(vector: &[Candidate], fulltext: &[Candidate]) -> Vec<(String, f64)> 
                 *runbook.entry(g).or_default() += rrf(ranked.len());
                 ranked.push(g);
             }
+        }
+    }
+    for (g, score) in runbook.iter_mut() {
+        if let Group::Runbook(r) = g {
+            *score *= 1.0 + NAME_BOOST * covered.get(r).copied().unwrap_or(0.0);
         }
     }
     let mut chunks: Vec<(&str, f64, Group)> =
@@ -282,8 +304,11 @@ async fn vector_top(
     q: &Vector,
 ) -> anyhow::Result<Vec<Candidate>> {
     let rows: Vec<Candidate> = sqlx::query_as(&format!(
-        "SELECT id, runbook_id FROM chunks WHERE model_id = $1
-         ORDER BY embedding::vector({dim}) <=> $2 LIMIT $3"
+        "SELECT v.id, v.runbook_id, coalesce(r.name_lexemes, '{{}}') AS names
+         FROM (SELECT id, runbook_id, embedding::vector({dim}) <=> $2 AS d FROM chunks
+               WHERE model_id = $1 ORDER BY d LIMIT $3) v
+         LEFT JOIN runbooks r ON r.id = v.runbook_id
+         ORDER BY v.d, v.id"
     ))
     .bind(model_id)
     .bind(q)
@@ -294,9 +319,21 @@ async fn vector_top(
     Ok(rows)
 }
 
-async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<Candidate>> {
-    let expanded = format!("{text} {}", identifier_terms(text));
-    let Some(q) = or_tsquery(&expanded) else {
+/// The query's lexemes as `sentinel_names` makes them (English stems, stop words kept),
+/// to compare with runbooks' alert names.
+async fn query_lexemes(pool: &PgPool, expanded: &str) -> anyhow::Result<HashSet<String>> {
+    let lexemes: Vec<String> =
+        sqlx::query_scalar("SELECT tsvector_to_array(to_tsvector('sentinel_names', $1))")
+            .bind(expanded)
+            .fetch_one(pool)
+            .await
+            .context("Failed to read the query's lexemes")?;
+    Ok(lexemes.into_iter().collect())
+}
+
+/// `expanded`: the query text plus its identifiers' words (`identifier_terms`).
+async fn fulltext_top(pool: &PgPool, expanded: &str) -> anyhow::Result<Vec<Candidate>> {
+    let Some(q) = or_tsquery(expanded) else {
         return Ok(Vec::new());
     };
     // BM25 over the query's rarest lexemes (see `lexeme_df`): idf times each posting's
@@ -320,7 +357,9 @@ async fn fulltext_top(pool: &PgPool, text: &str) -> anyhow::Result<Vec<Candidate
              ORDER BY score DESC, p.chunk_id
              LIMIT $2
          )
-         SELECT s.chunk_id AS id, c.runbook_id FROM scored s JOIN chunks c ON c.id = s.chunk_id
+         SELECT s.chunk_id AS id, c.runbook_id, coalesce(r.name_lexemes, '{}') AS names
+         FROM scored s JOIN chunks c ON c.id = s.chunk_id
+         LEFT JOIN runbooks r ON r.id = c.runbook_id
          ORDER BY s.score DESC, s.chunk_id",
     )
     .bind(q.replace(" | ", " "))
@@ -488,12 +527,15 @@ async fn hydrate(
 
 #[cfg(test)]
 mod tests {
-    use super::{fuse, impacts_stale, Candidate, REPEAT_DECAY, RRF_K};
+    use std::collections::HashMap;
+
+    use super::{fuse, impacts_stale, Candidate, NAME_BOOST, REPEAT_DECAY, RRF_K};
 
     fn c(id: &str, runbook: Option<i64>) -> Candidate {
         Candidate {
             id: id.to_string(),
             runbook_id: runbook,
+            names: Vec::new(),
         }
     }
 
@@ -507,7 +549,7 @@ mod tests {
         // `d2` section for full text; runbooks 1 and 3 are each first in one list only.
         let vector = [c("c1", Some(1)), c("d1", Some(2))];
         let fulltext = [c("c2", Some(3)), c("d2", Some(2))];
-        let fused = fuse(&vector, &fulltext);
+        let fused = fuse(&vector, &fulltext, &HashMap::new());
         assert_eq!(ids(&fused), ["d1", "c1", "c2", "d2"]);
         let both = 2.0 / (RRF_K + 2.0);
         assert!((fused[0].1 - both).abs() < 1e-12);
@@ -526,7 +568,7 @@ mod tests {
             c("b1", Some(2)),
         ];
         let fulltext = [c("b1", Some(2)), c("a2", Some(1))];
-        let fused = fuse(&vector, &fulltext);
+        let fused = fuse(&vector, &fulltext, &HashMap::new());
         // Runbook ranks: vector 1, 2; full text 2, 1: a tie, broken by the best section
         // (a2 is in both lists).
         assert_eq!(ids(&fused), ["a2", "b1", "a1", "a3"]);
@@ -536,10 +578,31 @@ mod tests {
     #[test]
     fn chunks_of_no_runbook_stand_alone_and_empty_lists_fuse_to_nothing() {
         let vector = [c("x", None), c("y", None)];
-        let fused = fuse(&vector, &[]);
+        let fused = fuse(&vector, &[], &HashMap::new());
         assert_eq!(ids(&fused), ["x", "y"]);
         assert!(fused[1].1 < fused[0].1 && fused[1].1 > fused[0].1 * REPEAT_DECAY);
-        assert!(fuse(&[], &[]).is_empty());
+        assert!(fuse(&[], &[], &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn alert_name_coverage_breaks_near_ties_but_does_not_lift_far_ranks() {
+        // Runbook 1 leads both lists by one rank; runbook 2's name is fully covered.
+        let vector = [c("a", Some(1)), c("b", Some(2)), c("x", Some(3))];
+        let fulltext = [c("a", Some(1)), c("b", Some(2))];
+        let covered = HashMap::from([(1, 0.0), (2, 1.0)]);
+        let fused = fuse(&vector, &fulltext, &covered);
+        assert_eq!(ids(&fused), ["b", "a", "x"]);
+        assert!((fused[0].1 - 2.0 / (RRF_K + 2.0) * (1.0 + NAME_BOOST)).abs() < 1e-12);
+        // Twelfth in one list and absent from the other, a fully covered name moves a
+        // runbook up six places (past v5..v10), not to the top.
+        let vector: Vec<Candidate> = (0..12).map(|i| c(&format!("v{i}"), Some(i))).collect();
+        let fulltext = [c("v0", Some(0))];
+        let covered = HashMap::from([(11, 1.0)]);
+        let fused = fuse(&vector, &fulltext, &covered);
+        assert_eq!(
+            ids(&fused[..7]),
+            ["v0", "v1", "v2", "v3", "v4", "v11", "v5"]
+        );
     }
 
     #[test]
