@@ -139,6 +139,35 @@ async fn the_runbook_whose_alert_name_the_text_says_wins_a_near_tie(pool: PgPool
 }
 
 #[sqlx::test]
+async fn control_characters_in_the_query_are_searched_as_spaces(pool: PgPool) {
+    // Slack and webhook JSON can carry `\u0000`, which Postgres refuses in text.
+    let kb = kb_with(pool, "runbooks").await;
+    let hits = kb.search(&req("disk\0is\u{1}full")).await.unwrap();
+    let plain = kb.search(&req("disk is full")).await.unwrap();
+    assert!(!hits.is_empty());
+    assert_eq!(hits[0].runbook_path, plain[0].runbook_path);
+    let by_url = kb
+        .search(&SearchRequest {
+            runbook_url: Some("https://wiki.acme-shop.example/runbooks/ingress-5xx/\0".into()),
+            alert: Some("Redis\0EvictionsHigh".into()),
+            ..req("disk\0full")
+        })
+        .await
+        .unwrap();
+    let kind = |path: &str| {
+        by_url
+            .iter()
+            .find(|h| h.runbook_path == path)
+            .map(|h| h.matched_by)
+    };
+    assert_eq!(kind("platform/ingress-5xx.md"), Some(MatchKind::RunbookUrl));
+    assert_eq!(
+        kind("data/cart-cache-memory.md"),
+        Some(MatchKind::AlertName)
+    );
+}
+
+#[sqlx::test]
 async fn empty_knowledge_base_returns_nothing(pool: PgPool) {
     let kb = KnowledgeBase::open(pool, common::embedder()).await.unwrap();
     assert!(kb.search(&req("anything")).await.unwrap().is_empty());

@@ -120,11 +120,16 @@ pub fn url_segments(url: &str) -> Vec<String> {
         .collect()
 }
 
-/// A URL in comparable form: no scheme, no fragment or query, no trailing slash, lower-case.
+/// A URL in comparable form: no scheme, no fragment or query, no trailing slash, lower-case,
+/// no control characters (no URL has them, and Postgres refuses NUL in text).
 pub fn normalize_url(url: &str) -> String {
     let no_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let no_frag = no_scheme.split(['#', '?']).next().unwrap_or("");
-    strip_ext(no_frag.trim_end_matches('/')).to_lowercase()
+    strip_ext(no_frag.trim_end_matches('/'))
+        .chars()
+        .filter(|c| !c.is_control())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn strip_ext(s: &str) -> &str {
@@ -155,6 +160,15 @@ pub fn url_path_match(url_segs: &[String], path_segs: &[String]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_scheme_fragment_slash_case_and_control_characters() {
+        assert_eq!(
+            normalize_url("HTTPS://Wiki.example.com/Runbooks/Disk.md/#top"),
+            "wiki.example.com/runbooks/disk"
+        );
+        assert_eq!(normalize_url("https://w\0iki/a\u{7}b/"), "wiki/ab");
+    }
 
     #[test]
     fn identifiers_split_into_words_and_joins() {

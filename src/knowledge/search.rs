@@ -104,6 +104,12 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
     // Query text is alert text or a person's question: strip secrets before it reaches the
     // embedder (which may be a hosted API) or a log line.
     let text = crate::redact::Redactor::default().redact(&text);
+    // Control characters carry no meaning for search, and Postgres refuses NUL in text
+    // (Slack and webhook JSON can hold `\u0000`).
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let dim = kb.embedder.dim();
 
     // The exact and full-text queries need no embedding: they run while the query is
@@ -145,11 +151,15 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
         ordered.sort_by(|a, b| b.1.total_cmp(&a.1));
     }
 
-    let covered: HashMap<i64, f64> = vector
-        .iter()
-        .chain(&fulltext)
-        .filter_map(|c| Some((c.runbook_id?, coverage(&c.names, &lexemes))))
-        .collect();
+    // Once per runbook (each of its chunks carries the same names).
+    let mut covered: HashMap<i64, f64> = HashMap::new();
+    for c in vector.iter().chain(&fulltext) {
+        if let Some(r) = c.runbook_id {
+            covered
+                .entry(r)
+                .or_insert_with(|| coverage(&c.names, &lexemes));
+        }
+    }
     let fused = fuse(&vector, &fulltext, &covered);
     let seen: HashSet<String> = ordered.iter().map(|o| o.0.clone()).collect();
     ordered.extend(
