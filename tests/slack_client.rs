@@ -255,6 +255,7 @@ async fn emulator_rate_limits_bursts_and_the_client_paces_itself() {
     // A raw burst over the limit gets 429 with Retry-After.
     let http = sentinel::net::client();
     let mut statuses = Vec::new();
+    let started = std::time::Instant::now();
     for i in 0..8 {
         let r = http
             .post(format!("{}/chat.postMessage", emu.api_url()))
@@ -270,11 +271,10 @@ async fn emulator_rate_limits_bursts_and_the_client_paces_itself() {
                 .map(|v| v.to_str().unwrap().to_string()),
         ));
     }
-    assert_eq!(
-        statuses.iter().filter(|s| s.0 == 200).count(),
-        4,
-        "{statuses:?}"
-    );
+    // A burst of 4, then one a second: a slow machine may have earned a few more by the end.
+    let ok = statuses.iter().filter(|s| s.0 == 200).count();
+    let refills = started.elapsed().as_secs() as usize;
+    assert!((4..=4 + refills).contains(&ok), "{statuses:?}");
     assert!(
         statuses
             .iter()

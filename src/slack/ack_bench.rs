@@ -83,8 +83,11 @@ pub async fn measure(
         })
         .await
         .is_some();
-    // Let the slow work finish so the measurement covers acks *during* it.
-    let deadline = tokio::time::Instant::now() + work * (n / concurrency.max(1) + 2) as u32;
+    // Let the slow work finish so the measurement covers acks *during* it (with slack for
+    // a loaded machine: the loop ends as soon as the work is done).
+    let deadline = tokio::time::Instant::now()
+        + work * (n / concurrency.max(1) + 2) as u32
+        + Duration::from_secs(10);
     while done.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
