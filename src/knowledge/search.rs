@@ -114,18 +114,26 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
 
     // The exact and full-text queries need no embedding: they run while the query is
     // embedded, and only the vector query waits for it.
+    let started = std::time::Instant::now();
+    let ms = |t: std::time::Instant| (t.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
     let embedded = async {
         let qvec = Vector::from(kb.embedder.embed_one(&text).await?);
+        let embedded_ms = ms(started);
         let vector = vector_top(&kb.pool, kb.model_id, dim, &qvec).await?;
-        anyhow::Ok((qvec, vector))
+        anyhow::Ok((qvec, vector, embedded_ms, ms(started)))
     };
     let expanded = format!("{text} {}", identifier_terms(&text));
-    let (exact, (qvec, vector), fulltext, lexemes) = tokio::try_join!(
+    let fulltext = async {
+        let rows = fulltext_top(&kb.pool, &expanded).await?;
+        anyhow::Ok((rows, ms(started)))
+    };
+    let joined = tokio::try_join!(
         exact_runbooks(&kb.pool, req),
         embedded,
-        fulltext_top(&kb.pool, &expanded),
+        fulltext,
         query_lexemes(&kb.pool, &expanded),
     )?;
+    let (exact, (qvec, vector, embedded_ms, vector_ms), (fulltext, fulltext_ms), lexemes) = joined;
 
     // Exact runbooks' chunks, best first by similarity to the query.
     let mut ordered: Vec<(String, f64, MatchKind)> = Vec::new();
@@ -169,7 +177,16 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
             .map(|(id, s)| (id, s, MatchKind::Hybrid)),
     );
     ordered.truncate(k);
-    hydrate(&kb.pool, ordered).await
+    let hits = hydrate(&kb.pool, ordered).await?;
+    // Milliseconds since the search began at which each step ended.
+    tracing::debug!(
+        embedded_ms,
+        vector_ms,
+        fulltext_ms,
+        total_ms = ms(started),
+        "search timings"
+    );
+    Ok(hits)
 }
 
 /// Runbooks named by the alert or its runbook URL.
@@ -314,10 +331,11 @@ async fn vector_top(
     q: &Vector,
 ) -> anyhow::Result<Vec<Candidate>> {
     let rows: Vec<Candidate> = sqlx::query_as(&format!(
-        "SELECT v.id, v.runbook_id, coalesce(r.name_lexemes, '{{}}') AS names
+        "SELECT v.id, v.runbook_id,
+                coalesce((SELECT r.name_lexemes FROM runbooks r WHERE r.id = v.runbook_id),
+                         '{{}}') AS names
          FROM (SELECT id, runbook_id, embedding::vector({dim}) <=> $2 AS d FROM chunks
                WHERE model_id = $1 ORDER BY d LIMIT $3) v
-         LEFT JOIN runbooks r ON r.id = v.runbook_id
          ORDER BY v.d, v.id"
     ))
     .bind(model_id)
