@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::alerts::notify::{RateLimited, RecordingNotifier};
-use crate::bench::{peak_rss_mb, percentile};
+use crate::bench::{peak_rss_mb, percentile, round2};
 use crate::cli::App;
 use crate::http::{router, AppState, SourceAuth, WebhookAuth};
 use crate::incidents::intake::{AlertWriter, WriterConfig};
@@ -243,10 +243,6 @@ pub async fn intake(app: &App, a: IntakeArgs) -> anyhow::Result<i32> {
     } else {
         1
     })
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 const NAMES: [&str; 8] = [

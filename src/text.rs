@@ -1,4 +1,4 @@
-//! Small text helpers: excerpts and cutting on character boundaries.
+//! Small text helpers: words, excerpts and cutting on character boundaries.
 
 /// Cuts `s` to at most `max` characters on a char boundary, adding `…` when cut.
 pub fn truncate_chars(s: &str, max: usize) -> String {
@@ -10,6 +10,14 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     out
 }
 
+/// The lower-cased alphanumeric words of a text.
+pub fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
 /// One line of at most `max` characters: whitespace folded.
 pub fn excerpt(s: &str, max: usize) -> String {
     let folded = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -19,6 +27,15 @@ pub fn excerpt(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_lower_case_alphanumeric_runs() {
+        assert_eq!(
+            words("Node_Disk-Pressure: 95% on ip-10!"),
+            ["node", "disk", "pressure", "95", "on", "ip", "10"]
+        );
+        assert!(words(" -- ").is_empty());
+    }
 
     #[test]
     fn cuts_on_char_boundaries() {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::catalog::Catalog;
 use super::{Cause, Claim, Diagnosis, ProposedAction, Subject, ALERT_SOURCE};
+use crate::text::words;
 
 pub const MAX_CAUSES: usize = 5;
 pub const MAX_CHECKS: usize = 6;
@@ -90,14 +91,6 @@ pub fn parse<T: for<'de> Deserialize<'de>>(content: &str) -> Result<T, String> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("the answer is not valid JSON: {e}"))?;
     serde_json::from_value(value).map_err(|e| format!("the answer does not follow the schema: {e}"))
-}
-
-/// Normalised words of a text, for leak detection.
-fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
 }
 
 /// Window length: eight consecutive words of the system prompt in an answer is a leak.

@@ -17,6 +17,7 @@ use std::collections::HashSet;
 
 use super::query::camel_parts;
 use super::runbook::{file_stem, Runbook};
+use crate::text::words;
 
 /// The most a full name match adds to a runbook's fused score, as a fraction of it.
 /// Fused scores one rank apart differ by 1-2%; ten ranks apart by about 15%.
@@ -47,13 +48,6 @@ pub fn alert_name_words(r: &Runbook) -> Vec<String> {
         }
     }
     out
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
 }
 
 /// The best share, over a runbook's names, of a name's lexemes found in the query's.

@@ -115,17 +115,17 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
     // The exact and full-text queries need no embedding: they run while the query is
     // embedded, and only the vector query waits for it.
     let started = std::time::Instant::now();
-    let ms = |t: std::time::Instant| (t.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
+    let us = || started.elapsed().as_micros() as u64;
     let embedded = async {
         let qvec = Vector::from(kb.embedder.embed_one(&text).await?);
-        let embedded_ms = ms(started);
+        let embedded_us = us();
         let vector = vector_top(&kb.pool, kb.model_id, dim, &qvec).await?;
-        anyhow::Ok((qvec, vector, embedded_ms, ms(started)))
+        anyhow::Ok((qvec, vector, embedded_us, us()))
     };
     let expanded = format!("{text} {}", identifier_terms(&text));
     let fulltext = async {
         let rows = fulltext_top(&kb.pool, &expanded).await?;
-        anyhow::Ok((rows, ms(started)))
+        anyhow::Ok((rows, us()))
     };
     let joined = tokio::try_join!(
         exact_runbooks(&kb.pool, req),
@@ -133,7 +133,7 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
         fulltext,
         query_lexemes(&kb.pool, &expanded),
     )?;
-    let (exact, (qvec, vector, embedded_ms, vector_ms), (fulltext, fulltext_ms), lexemes) = joined;
+    let (exact, (qvec, vector, embedded_us, vector_us), (fulltext, fulltext_us), lexemes) = joined;
 
     // Exact runbooks' chunks, best first by similarity to the query.
     let mut ordered: Vec<(String, f64, MatchKind)> = Vec::new();
@@ -178,12 +178,12 @@ pub async fn search(kb: &KnowledgeBase, req: &SearchRequest) -> anyhow::Result<V
     );
     ordered.truncate(k);
     let hits = hydrate(&kb.pool, ordered).await?;
-    // Milliseconds since the search began at which each step ended.
+    // Microseconds since the search began at which each step ended.
     tracing::debug!(
-        embedded_ms,
-        vector_ms,
-        fulltext_ms,
-        total_ms = ms(started),
+        embedded_us,
+        vector_us,
+        fulltext_us,
+        total_us = us(),
         "search timings"
     );
     Ok(hits)
