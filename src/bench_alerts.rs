@@ -15,7 +15,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::alerts::notify::{RateLimited, RecordingNotifier};
+use crate::slack::recorder::{Recorder, Throttled};
+use crate::slack::{Message, PortError, SlackPort};
 use crate::bench::{peak_rss_mb, percentile, round2};
 use crate::cli::App;
 use crate::http::{router, AppState, SourceAuth, WebhookAuth};
@@ -258,14 +259,14 @@ const NAMES: [&str; 8] = [
 
 pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
     let pool = scratch(app, "sentinel_bench_storm").await?;
-    let slack = RecordingNotifier::new();
-    let limited = Arc::new(RateLimited::slack_like(slack.clone()));
+    let slack = Recorder::new();
+    let limited = Arc::new(Throttled::slack_like(slack.clone()));
     let mut cfg = EngineConfig::new(Routes::single("C0STORM"));
     cfg.storm = StormConfig {
         threshold: a.threshold,
         window: Duration::from_secs(60),
     };
-    let engine = Arc::new(Engine::new(pool.clone(), limited.clone(), None, cfg));
+    let engine = Arc::new(Engine::new(pool.clone(), limited.clone(), cfg));
     let addr = start_server(&pool, Some(engine.wake.clone())).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(engine.clone().run(async move {
@@ -337,12 +338,12 @@ pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
     let roots = slack.roots();
     let digests: Vec<String> = roots
         .iter()
-        .filter(|r| r.2.text.starts_with("🌩️"))
+        .filter(|r| r.2.text().starts_with("🌩️"))
         .map(|r| r.1.clone())
         .collect();
     let mut shown_groups = roots.len() - digests.len();
     for ts in &digests {
-        let text = slack.current(ts).map(|m| m.text).unwrap_or_default();
+        let text = slack.current(ts).map(|m| m.text().to_string()).unwrap_or_default();
         // "🌩️ Alert storm: N incidents (...)"
         let n = text
             .split("Alert storm: ")
@@ -415,7 +416,7 @@ pub struct LatencyReport {
 /// Counts runbook replies and their edits (the diagnosis), and wakes the load generator.
 #[derive(Default)]
 struct ReplyWatch {
-    inner: RecordingNotifier,
+    inner: Recorder,
     replies: std::sync::atomic::AtomicUsize,
     reply_ts: std::sync::Mutex<std::collections::HashSet<String>>,
     diagnosed: std::sync::atomic::AtomicUsize,
@@ -424,23 +425,23 @@ struct ReplyWatch {
 }
 
 #[async_trait::async_trait]
-impl crate::alerts::notify::IncidentNotifier for ReplyWatch {
-    async fn post_root(
+impl SlackPort for ReplyWatch {
+    async fn post(
         &self,
         channel: &str,
-        msg: &crate::alerts::notify::Message,
-    ) -> Result<String, crate::alerts::notify::NotifyError> {
-        self.inner.post_root(channel, msg).await
+        msg: &Message,
+    ) -> Result<String, PortError> {
+        self.inner.post(channel, msg).await
     }
-    async fn update_root(
+    async fn update(
         &self,
         channel: &str,
         ts: &str,
-        msg: &crate::alerts::notify::Message,
-    ) -> Result<(), crate::alerts::notify::NotifyError> {
-        self.inner.update_root(channel, ts, msg).await?;
+        msg: &Message,
+    ) -> Result<(), PortError> {
+        self.inner.update(channel, ts, msg).await?;
         if self.reply_ts.lock().is_ok_and(|r| r.contains(ts)) {
-            if msg.text.contains("Diagnosis draft") {
+            if msg.text().contains("Diagnosis draft") {
                 self.drafts.fetch_add(1, Ordering::SeqCst);
             }
             self.diagnosed.fetch_add(1, Ordering::SeqCst);
@@ -452,8 +453,8 @@ impl crate::alerts::notify::IncidentNotifier for ReplyWatch {
         &self,
         channel: &str,
         thread_ts: &str,
-        msg: &crate::alerts::notify::Message,
-    ) -> Result<String, crate::alerts::notify::NotifyError> {
+        msg: &Message,
+    ) -> Result<String, PortError> {
         let ts = self.inner.reply(channel, thread_ts, msg).await?;
         if let Ok(mut r) = self.reply_ts.lock() {
             r.insert(ts.clone());
@@ -467,7 +468,7 @@ impl crate::alerts::notify::IncidentNotifier for ReplyWatch {
         channel: &str,
         ts: &str,
         emoji: &str,
-    ) -> Result<(), crate::alerts::notify::NotifyError> {
+    ) -> Result<(), PortError> {
         self.inner.react(channel, ts, emoji).await
     }
 }
@@ -491,7 +492,7 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         crate::diagnosis::DiagnoserOptions::default(),
     );
     let engine = Arc::new(
-        Engine::new(pool.clone(), watch.clone(), Some(Arc::new(kb.clone())), cfg)
+        Engine::new(pool.clone(), watch.clone(), cfg)
             .with_diagnoser(Arc::new(diagnoser)),
     );
     let addr = start_server(&pool, Some(engine.wake.clone())).await?;

@@ -344,22 +344,19 @@ async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> 
     let cfg = &app.config.alerts;
     let engine = if a.console {
         let routes = cfg.require_routes()?.clone();
-        let (pool, runbooks) = if a.runbooks {
+        let (pool, diagnoser) = if a.runbooks {
             let kb = app.knowledge().await?;
-            (
-                kb.pool.clone(),
-                Some(Arc::new(kb) as Arc<dyn crate::incidents::RunbookSearch>),
-            )
+            (kb.pool.clone(), Some(Arc::new(app.diagnoser(kb))))
         } else {
             (app.pool().await?, None)
         };
         let mut ecfg = crate::incidents::EngineConfig::new(routes);
         ecfg.storm = cfg.storm;
         ecfg.runbook_base_url = cfg.runbook_base_url.clone();
-        let notifier = Arc::new(crate::alerts::notify::ConsoleNotifier::default());
-        Some(Arc::new(crate::incidents::Engine::new(
-            pool, notifier, runbooks, ecfg,
-        )))
+        let notifier = Arc::new(crate::slack::recorder::Console::default());
+        let mut engine = crate::incidents::Engine::new(pool, notifier, ecfg);
+        engine.diagnoser = diagnoser;
+        Some(Arc::new(engine))
     } else {
         None
     };

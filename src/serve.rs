@@ -15,7 +15,7 @@ use crate::diagnosis::{Diagnoser, DiagnoserOptions};
 use crate::error::UserError;
 use crate::http::AppState;
 use crate::incidents::intake::{AlertWriter, WriterConfig};
-use crate::incidents::{Engine, EngineConfig, Routes, RunbookSearch};
+use crate::incidents::{Engine, EngineConfig, Routes};
 use crate::knowledge::KnowledgeBase;
 use crate::slack::socket::{ListenerOptions, SocketListener};
 use crate::slack::{auth, ClientOptions, SlackClient};
@@ -164,13 +164,7 @@ pub async fn start_stack(
         .clone()
         .or_else(|| slack_cfg.runbook_base_url.clone());
     let engine = Arc::new(
-        Engine::new(
-            pool.clone(),
-            Arc::new(slack.clone()),
-            Some(Arc::new(kb.clone()) as Arc<dyn RunbookSearch>),
-            ecfg,
-        )
-        .with_diagnoser(diagnoser.clone()),
+        Engine::new(pool.clone(), Arc::new(slack.clone()), ecfg).with_diagnoser(diagnoser.clone()),
     );
     let writer = AlertWriter::spawn(
         pool.clone(),

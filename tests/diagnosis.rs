@@ -1,6 +1,6 @@
 //! Diagnosis end to end: real Postgres, the bundled runbooks, the local embedder, the
-//! OpenAI-compatible test server, and a recording Slack sink. Every test asserts what the
-//! thread shows afterwards.
+//! OpenAI-compatible test server. Every test asserts what the thread would show: the
+//! message the incident engine edits into the runbook reply (`Outcome.message`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use sentinel::config::{LlmConfig, StructuredMode};
 use sentinel::diagnosis::ask::IncidentContext;
-use sentinel::diagnosis::render::visible_text;
-use sentinel::diagnosis::{Diagnoser, DiagnoserOptions, Draft, RecordingSink, Subject, ThreadRef};
+use sentinel::diagnosis::{Diagnoser, DiagnoserOptions, Draft, Subject};
 use sentinel::embed::{local::LocalEmbedder, Embedder};
 use sentinel::knowledge::{ingest, KnowledgeBase};
 use sentinel::llm::testserver::{Reply, TestLlm};
@@ -76,13 +75,6 @@ fn crashloop() -> Subject {
     }
 }
 
-fn thread() -> ThreadRef {
-    ThreadRef {
-        channel: "C0INCIDENT".into(),
-        thread_ts: Some("1700000000.000100".into()),
-    }
-}
-
 fn good_answer() -> Value {
     json!({
         "summary": {"text": "checkout-api pods are crash looping in checkout; the runbook ties this to a bad release or a dependency outage.", "sources": ["S1", "ALERT"]},
@@ -116,21 +108,10 @@ fn client(cfg: LlmConfig, pool: &PgPool) -> Arc<LlmClient> {
     )
 }
 
-/// Runs the whole thread flow and returns what the thread shows (one message, edited).
-async fn run(d: &Diagnoser, s: &Subject) -> (String, Draft, RecordingSink) {
-    let sink = RecordingSink::new();
-    let (at, outcome) = d.run(s, &thread(), &sink).await.unwrap();
-    let view = sink.thread_view();
-    assert_eq!(view.len(), 1, "one diagnosis message, edited in place");
-    assert_eq!(sink.current(&at).unwrap(), outcome.message);
-    (visible_text(&view[0]), outcome.draft, sink)
-}
-
-fn first_post_text(sink: &RecordingSink) -> String {
-    match &sink.events()[0] {
-        sentinel::diagnosis::sink::SinkEvent::Posted { message, .. } => visible_text(message),
-        other => panic!("expected a post first, got {other:?}"),
-    }
+/// Diagnoses as the incident engine does; returns what the thread shows and the draft.
+async fn run(d: &Diagnoser, s: &Subject) -> (String, Draft) {
+    let outcome = d.diagnose(s).await;
+    (outcome.message.visible_text(), outcome.draft)
 }
 
 #[sqlx::test]
@@ -141,8 +122,7 @@ async fn good_answer_is_posted_with_causes_checks_actions_and_sources(pool: PgPo
         Some(client(llm.config(Duration::from_secs(5)), &pool)),
         options(),
     );
-    let (shown, draft, sink) = run(&d, &crashloop()).await;
-    assert!(first_post_text(&sink).contains("Investigating KubePodCrashLooping"));
+    let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Llm(_)));
     assert!(
         shown.contains("Diagnosis draft: KubePodCrashLooping"),
@@ -186,7 +166,7 @@ async fn invalid_json_is_repaired_once(pool: PgPool) {
         Some(client(llm.config(Duration::from_secs(5)), &pool)),
         options(),
     );
-    let (shown, draft, _) = run(&d, &crashloop()).await;
+    let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Llm(_)));
     assert!(shown.contains("Diagnosis draft"));
     let reqs = llm.requests();
@@ -208,7 +188,7 @@ async fn invalid_twice_falls_back_to_the_runbook(pool: PgPool) {
         Some(client(llm.config(Duration::from_secs(5)), &pool)),
         options(),
     );
-    let (shown, draft, _) = run(&d, &crashloop()).await;
+    let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Fallback(_)));
     assert_eq!(llm.requests().len(), 2, "one attempt and one repair");
     assert!(shown.contains("Runbook-based diagnosis: KubePodCrashLooping"));
@@ -232,7 +212,7 @@ async fn schema_violating_answer_with_unknown_citations_is_refused(pool: PgPool)
         Some(client(llm.config(Duration::from_secs(5)), &pool)),
         options(),
     );
-    let (shown, _, _) = run(&d, &crashloop()).await;
+    let (shown, _) = run(&d, &crashloop()).await;
     assert!(shown.contains("Runbook-based diagnosis"));
     assert!(!shown.contains("S99"));
     assert!(!shown.contains("very high"));
@@ -252,9 +232,8 @@ async fn hallucinated_actions_are_dropped(pool: PgPool) {
         Some(client(llm.config(Duration::from_secs(5)), &pool)),
         options(),
     );
-    let sink = RecordingSink::new();
-    let (_, outcome) = d.run(&crashloop(), &thread(), &sink).await.unwrap();
-    let shown = visible_text(&sink.thread_view()[0]);
+    let outcome = d.diagnose(&crashloop()).await;
+    let shown = outcome.message.visible_text();
     assert!(shown.contains("Diagnosis draft"));
     assert!(!shown.contains("delete-namespace"));
     assert!(!shown.contains("evil.sh"));
@@ -273,7 +252,7 @@ async fn rate_limit_then_success_waits_and_retries(pool: PgPool) {
         options(),
     );
     let t = Instant::now();
-    let (shown, draft, _) = run(&d, &crashloop()).await;
+    let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Llm(_)));
     assert!(shown.contains("Diagnosis draft"));
     assert_eq!(llm.requests().len(), 2);
@@ -297,7 +276,7 @@ async fn server_errors_fall_back_after_retries(pool: PgPool) {
         Some(client(llm.config(Duration::from_secs(5)), &pool)),
         options(),
     );
-    let (shown, _, _) = run(&d, &crashloop()).await;
+    let (shown, _) = run(&d, &crashloop()).await;
     assert_eq!(llm.requests().len(), 3, "three attempts");
     assert!(shown.contains("Runbook-based diagnosis"));
     assert!(shown.contains("Not an LLM draft (the LLM is unavailable)"));
@@ -318,7 +297,7 @@ async fn slow_llm_times_out_into_the_fallback(pool: PgPool) {
         options(),
     );
     let t = Instant::now();
-    let (shown, _, _) = run(&d, &crashloop()).await;
+    let (shown, _) = run(&d, &crashloop()).await;
     // The reply was scripted for 30 s: the diagnosis did not wait for it (the margin is
     // for a loaded CI machine embedding other tests' runbooks meanwhile).
     assert!(t.elapsed() < Duration::from_secs(20), "waited for the LLM");
@@ -338,7 +317,7 @@ async fn slow_streaming_within_the_timeout_is_assembled(pool: PgPool) {
     let mut cfg = llm.config(Duration::from_secs(5));
     cfg.stream = true;
     let d = Diagnoser::new(kb(&pool).await, Some(client(cfg, &pool)), options());
-    let (shown, draft, _) = run(&d, &crashloop()).await;
+    let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Llm(_)), "{shown}");
     assert_eq!(llm.requests()[0]["stream"], true);
     assert!(shown.contains("checkout-api pods are crash looping"));
@@ -362,7 +341,7 @@ async fn slow_streaming_past_the_timeout_falls_back(pool: PgPool) {
     let mut cfg = llm.config(Duration::from_millis(400));
     cfg.stream = true;
     let d = Diagnoser::new(kb(&pool).await, Some(client(cfg, &pool)), options());
-    let (shown, _, _) = run(&d, &crashloop()).await;
+    let (shown, _) = run(&d, &crashloop()).await;
     assert!(
         shown.contains("Not an LLM draft (the LLM did not answer in time)"),
         "{shown}"
@@ -375,7 +354,7 @@ async fn json_schema_rejection_downgrades_to_json_mode(pool: PgPool) {
     llm.reject_json_schema(true);
     let c = client(llm.config(Duration::from_secs(5)), &pool);
     let d = Diagnoser::new(kb(&pool).await, Some(c.clone()), options());
-    let (shown, _, _) = run(&d, &crashloop()).await;
+    let (shown, _) = run(&d, &crashloop()).await;
     assert!(shown.contains("Diagnosis draft"));
     let reqs = llm.requests();
     assert_eq!(reqs.len(), 2);
@@ -391,7 +370,7 @@ async fn configured_json_mode_never_sends_json_schema(pool: PgPool) {
     let mut cfg = llm.config(Duration::from_secs(5));
     cfg.structured = StructuredMode::JsonObject;
     let d = Diagnoser::new(kb(&pool).await, Some(client(cfg, &pool)), options());
-    let (shown, _, _) = run(&d, &crashloop()).await;
+    let (shown, _) = run(&d, &crashloop()).await;
     assert!(shown.contains("Diagnosis draft"));
     assert_eq!(llm.requests()[0]["response_format"]["type"], "json_object");
 }
@@ -399,7 +378,7 @@ async fn configured_json_mode_never_sends_json_schema(pool: PgPool) {
 #[sqlx::test]
 async fn without_an_llm_the_runbook_sections_are_posted(pool: PgPool) {
     let d = Diagnoser::new(kb(&pool).await, None, options());
-    let (shown, _, _) = run(&d, &crashloop()).await;
+    let (shown, _) = run(&d, &crashloop()).await;
     assert!(shown.contains("Runbook-based diagnosis: KubePodCrashLooping"));
     assert!(shown.contains("Not an LLM draft (no LLM is configured)"));
     assert!(shown.contains("Meaning"));
@@ -418,14 +397,14 @@ async fn token_budget_stops_llm_calls_for_the_incident(pool: PgPool) {
     let mut cfg = llm.config(Duration::from_secs(5));
     cfg.incident_token_budget = 50;
     let d = Diagnoser::new(kb(&pool).await, Some(client(cfg, &pool)), options());
-    let (first, _, _) = run(&d, &crashloop()).await;
+    let (first, _) = run(&d, &crashloop()).await;
     assert!(first.contains("Diagnosis draft"));
-    let (second, _, _) = run(&d, &crashloop()).await;
+    let (second, _) = run(&d, &crashloop()).await;
     assert!(second.contains("Not an LLM draft (this incident's LLM token budget is spent)"));
     assert_eq!(llm.requests().len(), 1);
     let mut other = crashloop();
     other.incident_key = Some("inc-2".into());
-    let (third, _, _) = run(&d, &other).await;
+    let (third, _) = run(&d, &other).await;
     assert!(
         third.contains("Diagnosis draft"),
         "other incidents have their own budget"
@@ -481,8 +460,7 @@ async fn planted_secrets_never_reach_the_llm_or_slack(pool: PgPool) {
         Some(client(llm.config(Duration::from_secs(5)), &pool)),
         opts,
     );
-    let sink = RecordingSink::new();
-    d.run(&s, &thread(), &sink).await.unwrap();
+    let diagnosis = d.diagnose(&s).await;
     let answer = d
         .answer_question(
             "is password=hunter2hunter2 still the db password?",
@@ -498,8 +476,8 @@ async fn planted_secrets_never_reach_the_llm_or_slack(pool: PgPool) {
         "the leaky runbook was retrieved"
     );
     assert!(sent.contains("[REDACTED]"));
-    let mut shown: String = sink.events().iter().map(|e| format!("{e:?}")).collect();
-    shown.push_str(&visible_text(&answer.message));
+    let mut shown = diagnosis.message.visible_text();
+    shown.push_str(&answer.message.visible_text());
     for secret in SECRETS {
         assert!(!sent.contains(secret), "{secret} reached the LLM");
         assert!(!shown.contains(secret), "{secret} reached Slack");
@@ -546,7 +524,7 @@ async fn hostile_alerts_cannot_add_actions_or_leak_the_system_prompt(pool: PgPoo
         Some(client(llm.config(Duration::from_secs(5)), &pool)),
         options(),
     );
-    let (shown, _, _) = run(&d, &s).await;
+    let (shown, _) = run(&d, &s).await;
     // No unlisted action, no injected parameter, no system prompt, no ping.
     assert!(!shown.contains("delete-namespace"));
     assert!(!shown.contains("wipe-db"));
@@ -595,7 +573,7 @@ async fn questions_in_a_thread_use_the_incident_and_cite_sources(pool: PgPool) {
         )
         .await;
     assert!(a.by_llm);
-    let shown = visible_text(&a.message);
+    let shown = a.message.visible_text();
     assert!(shown.contains("should we roll back?"));
     assert!(shown.contains("Roll back with `rollback-checkout`"));
     assert!(shown.contains("Sources"));
@@ -614,17 +592,27 @@ async fn questions_in_a_thread_use_the_incident_and_cite_sources(pool: PgPool) {
 
 #[sqlx::test]
 async fn questions_without_an_llm_list_runbook_sections_and_search_lists_sections(pool: PgPool) {
-    let d = Diagnoser::new(kb(&pool).await, None, options());
+    let kb = kb(&pool).await;
+    let d = Diagnoser::new(kb.clone(), None, options());
     let a = d
         .answer_question("how do I fix replication lag on orders-db?", None)
         .await;
     assert!(!a.by_llm);
-    let shown = visible_text(&a.message);
+    let shown = a.message.visible_text();
     assert!(shown.contains("No LLM answer available"));
     assert!(shown.contains("replication"), "{shown}");
-    let m = d.search_message("redis memory eviction", 3).await;
-    let shown = visible_text(&m);
-    assert!(shown.contains("Runbook sections for “redis memory eviction”"));
-    assert!(shown.contains("*1.*"));
-    assert!(m.blocks.as_array().unwrap().len() <= 4);
+    // `/sentinel search`: the same sections, linked the same way as in a diagnosis.
+    let hits = kb
+        .search(&sentinel::knowledge::SearchRequest {
+            text: "redis memory eviction".into(),
+            k: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let m = sentinel::bot::answer::runbook_answer("redis memory eviction", &hits, None, false);
+    let shown = m.visible_text();
+    assert!(shown.contains("Best runbook sections for: _redis memory eviction_"));
+    assert!(shown.contains("redis"), "{shown}");
+    assert!(m.blocks().len() <= 4);
 }

@@ -1,56 +1,37 @@
-//! The incident engine on real Postgres with a recording notifier: one thread per incident,
-//! updates in place, resolution, reopening, out-of-order and duplicate deliveries, storm
-//! digests, two replicas, Slack errors, slash commands.
+//! The incident engine on real Postgres with the recording Slack fake: one thread per
+//! incident, updates in place, runbook reply then diagnosis, resolution, reopening,
+//! out-of-order and duplicate deliveries, storm digests, two replicas, Slack errors, slash
+//! commands.
+
+#[path = "slack_common/mod.rs"]
+mod slack_common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{Duration, TimeZone, Utc};
-use sentinel::alerts::notify::{Call, NotifyError, RecordingNotifier};
 use sentinel::alerts::{parse, Alert, Severity, Source, Status};
+use sentinel::diagnosis::{Diagnoser, DiagnoserOptions};
 use sentinel::incidents::commands;
 use sentinel::incidents::store::insert_alerts;
-use sentinel::incidents::{Engine, EngineConfig, Routes, RunbookSearch, StormConfig};
-use sentinel::knowledge::{Hit, MatchKind, SearchRequest};
+use sentinel::incidents::{Engine, EngineConfig, Routes, StormConfig};
+use sentinel::slack::recorder::{Call, Recorder};
+use sentinel::slack::PortError;
 use sqlx::PgPool;
 
 const AM_FIRING: &str = include_str!("data/alerts/alertmanager-v4-firing.json");
 const AM_RESOLVED: &str = include_str!("data/alerts/alertmanager-v4-resolved.json");
 const SLACK_MSG: &str = include_str!("data/alerts/slack-alertmanager-message.json");
 
-#[derive(Default)]
-struct FakeRunbooks {
-    requests: Mutex<Vec<SearchRequest>>,
-}
-
-#[async_trait]
-impl RunbookSearch for FakeRunbooks {
-    async fn search(&self, req: &SearchRequest) -> anyhow::Result<Vec<Hit>> {
-        self.requests.lock().unwrap().push(req.clone());
-        Ok(vec![Hit {
-            rank: 1,
-            chunk_id: "c1".into(),
-            runbook_path: "kubernetes/kubepodcrashlooping.md".into(),
-            runbook_title: "KubePodCrashLooping".into(),
-            heading_path: vec!["KubePodCrashLooping".into(), "Mitigation".into()],
-            anchor: "mitigation".into(),
-            body: "Roll back the last deploy.".into(),
-            score: 1.0,
-            matched_by: MatchKind::AlertName,
-        }])
-    }
-}
-
 struct Setup {
     engine: Engine,
-    slack: Arc<RecordingNotifier>,
-    runbooks: Arc<FakeRunbooks>,
+    slack: Arc<Recorder>,
 }
 
-fn setup(pool: &PgPool, threshold: u32) -> Setup {
-    let slack = RecordingNotifier::new();
-    let runbooks = Arc::new(FakeRunbooks::default());
+/// The engine with the knowledge step: the bundled runbooks (hash embeddings) and a
+/// runbook-based diagnosis (no LLM).
+async fn setup(pool: &PgPool, threshold: u32) -> Setup {
+    let slack = Recorder::new();
     let routes = Routes::parse("namespace=payments -> C0PAY", "C0ALERTS").unwrap();
     let mut cfg = EngineConfig::new(routes);
     cfg.storm = StormConfig {
@@ -58,12 +39,11 @@ fn setup(pool: &PgPool, threshold: u32) -> Setup {
         window: std::time::Duration::from_secs(60),
     };
     cfg.runbook_base_url = Some("https://git.example/runbooks".into());
-    let engine = Engine::new(pool.clone(), slack.clone(), Some(runbooks.clone()), cfg);
-    Setup {
-        engine,
-        slack,
-        runbooks,
-    }
+    let kb = slack_common::knowledge(pool.clone()).await;
+    let diagnoser = Diagnoser::new(kb, None, DiagnoserOptions::default());
+    let engine =
+        Engine::new(pool.clone(), slack.clone(), cfg).with_diagnoser(Arc::new(diagnoser));
+    Setup { engine, slack }
 }
 
 async fn deliver(pool: &PgPool, alerts: &[Alert]) {
@@ -104,14 +84,14 @@ fn text_of(s: &Setup, ts: &str) -> String {
     let m = s.slack.current(ts).unwrap();
     format!(
         "{}\n{}",
-        m.text,
-        m.blocks.map(|b| b.to_string()).unwrap_or_default()
+        m.text(),
+        serde_json::Value::from(m.blocks().to_vec())
     )
 }
 
 #[sqlx::test]
 async fn new_incident_gets_one_root_and_a_runbook_reply(pool: PgPool) {
-    let s = setup(&pool, 5);
+    let s = setup(&pool, 5).await;
     deliver(&pool, &am(AM_FIRING)).await;
     s.engine.run_once().await.unwrap();
     let roots = s.slack.roots();
@@ -126,15 +106,19 @@ async fn new_incident_gets_one_root_and_a_runbook_reply(pool: PgPool) {
     );
     let replies = s.slack.replies(ts);
     assert_eq!(replies.len(), 1);
-    let reply = replies[0].blocks.as_ref().unwrap().to_string();
+    let reply = serde_json::Value::from(replies[0].blocks().to_vec()).to_string();
+    // The search used the alert name: the runbook declaring it is an exact match, linked.
     assert!(
-        reply.contains("https://git.example/runbooks/kubernetes/kubepodcrashlooping.md#mitigation")
+        reply.contains("https://git.example/runbooks/checkout/checkout-api-crashloop.md#"),
+        "{reply}"
     );
-    // The search used the alert name and runbook_url (exact matches first).
-    let req = s.runbooks.requests.lock().unwrap()[0].clone();
-    assert_eq!(req.alert.as_deref(), Some("KubePodCrashLooping"));
-    assert!(req.runbook_url.unwrap().ends_with("/kubepodcrashlooping"));
-    assert!(req.text.contains("Pod is crash looping."));
+    assert!(reply.contains("exact match"), "{reply}");
+    // Then the reply is edited into the diagnosis (runbook-based: no LLM here).
+    let shown = text_of(&s, &s.slack.calls().iter().find_map(|c| match c {
+        Call::Reply { ts, .. } => Some(ts.clone()),
+        _ => None,
+    }).unwrap());
+    assert!(shown.contains("Runbook-based diagnosis: KubePodCrashLooping"), "{shown}");
 
     // Redelivery changes nothing in Slack.
     let before = s.slack.calls().len();
@@ -145,7 +129,7 @@ async fn new_incident_gets_one_root_and_a_runbook_reply(pool: PgPool) {
 
 #[sqlx::test]
 async fn group_grows_and_shrinks_in_place_then_resolves_once(pool: PgPool) {
-    let s = setup(&pool, 5);
+    let s = setup(&pool, 5).await;
     deliver(&pool, &[alert("Api5xx", "a", Status::Firing, 0)]).await;
     s.engine.run_once().await.unwrap();
     let ts = s.slack.roots()[0].1.clone();
@@ -177,7 +161,7 @@ async fn group_grows_and_shrinks_in_place_then_resolves_once(pool: PgPool) {
     s.engine.run_once().await.unwrap();
     assert!(text_of(&s, &ts).contains("[RESOLVED] Api5xx"));
     assert_eq!(s.slack.reactions(&ts), vec!["white_check_mark"]);
-    let replies: Vec<String> = s.slack.replies(&ts).into_iter().map(|m| m.text).collect();
+    let replies: Vec<String> = s.slack.replies(&ts).into_iter().map(|m| m.text().to_string()).collect();
     assert_eq!(replies.len(), 2, "runbook reply + resolution: {replies:?}");
     assert!(replies[1].starts_with("✅ Resolved: all 2 alert(s)"));
 
@@ -190,7 +174,7 @@ async fn group_grows_and_shrinks_in_place_then_resolves_once(pool: PgPool) {
 
 #[sqlx::test]
 async fn out_of_order_firing_cannot_undo_a_resolution_but_a_new_firing_reopens(pool: PgPool) {
-    let s = setup(&pool, 5);
+    let s = setup(&pool, 5).await;
     // The resolved notification overtakes the firing one.
     deliver(&pool, &am(AM_RESOLVED)).await;
     s.engine.run_once().await.unwrap();
@@ -216,7 +200,7 @@ async fn out_of_order_firing_cannot_undo_a_resolution_but_a_new_firing_reopens(p
     s.engine.run_once().await.unwrap();
     assert_eq!(s.slack.roots().len(), 1, "reopened in the same thread");
     assert!(text_of(&s, &ts).contains("[FIRING AGAIN]"));
-    let replies: Vec<String> = s.slack.replies(&ts).into_iter().map(|m| m.text).collect();
+    let replies: Vec<String> = s.slack.replies(&ts).into_iter().map(|m| m.text().to_string()).collect();
     assert!(
         replies
             .last()
@@ -233,7 +217,7 @@ async fn out_of_order_firing_cannot_undo_a_resolution_but_a_new_firing_reopens(p
 
 #[sqlx::test]
 async fn storm_becomes_one_digest_updated_in_place(pool: PgPool) {
-    let s = setup(&pool, 3);
+    let s = setup(&pool, 3).await;
     let mut alerts = Vec::new();
     for g in 0..12 {
         let name = if g % 2 == 0 { "NodeDown" } else { "DiskFull" };
@@ -252,7 +236,7 @@ async fn storm_becomes_one_digest_updated_in_place(pool: PgPool) {
     assert_eq!(roots.len(), 4, "3 incident roots + 1 digest");
     let digest = roots
         .iter()
-        .find(|(_, _, m)| m.text.contains("Alert storm"))
+        .find(|(_, _, m)| m.text().contains("Alert storm"))
         .expect("a storm digest");
     let t = text_of(&s, &digest.1);
     assert!(
@@ -277,11 +261,11 @@ async fn storm_becomes_one_digest_updated_in_place(pool: PgPool) {
 
 #[sqlx::test]
 async fn two_replicas_post_exactly_one_root_per_incident(pool: PgPool) {
-    let slack = RecordingNotifier::new();
+    let slack = Recorder::new();
     let mk = || {
         let mut cfg = EngineConfig::new(Routes::single("C0ALERTS"));
         cfg.storm.threshold = 1000;
-        Engine::new(pool.clone(), slack.clone(), None, cfg)
+        Engine::new(pool.clone(), slack.clone(), cfg)
     };
     let (a, b) = (mk(), mk());
     // Both replicas receive the same alerts (the webhook is load-balanced and retried).
@@ -296,7 +280,7 @@ async fn two_replicas_post_exactly_one_root_per_incident(pool: PgPool) {
     x.unwrap();
     y.unwrap();
     assert_eq!(slack.roots().len(), 20);
-    let mut channels_ts: Vec<String> = slack.roots().into_iter().map(|r| r.2.text).collect();
+    let mut channels_ts: Vec<String> = slack.roots().into_iter().map(|r| r.2.text().to_string()).collect();
     channels_ts.sort();
     channels_ts.dedup();
     assert_eq!(channels_ts.len(), 20, "one root per incident");
@@ -304,7 +288,7 @@ async fn two_replicas_post_exactly_one_root_per_incident(pool: PgPool) {
 
 #[sqlx::test]
 async fn routes_by_labels(pool: PgPool) {
-    let s = setup(&pool, 5);
+    let s = setup(&pool, 5).await;
     let mut a = alert("PayFail", "p", Status::Firing, 0);
     a.labels.insert("namespace".into(), "payments".into());
     deliver(&pool, &[a, alert("Other", "p", Status::Firing, 0)]).await;
@@ -316,14 +300,14 @@ async fn routes_by_labels(pool: PgPool) {
 
 #[sqlx::test]
 async fn channel_messages_are_answered_in_their_own_thread(pool: PgPool) {
-    let s = setup(&pool, 5);
+    let s = setup(&pool, 5).await;
     let mut event: serde_json::Value = serde_json::from_str(SLACK_MSG).unwrap();
     deliver(&pool, &parse::slack_message(&event).unwrap()).await;
     s.engine.run_once().await.unwrap();
     assert!(s.slack.roots().is_empty(), "the alert message is the root");
     let replies = s.slack.replies("1763672652.331900");
     assert_eq!(replies.len(), 1);
-    assert!(replies[0].text.contains("Runbook sections"));
+    assert!(replies[0].text().contains("Runbook sections"));
     event["attachments"][0]["title"] =
         "[RESOLVED] KubePodCrashLooping checkout (prod-eu-1 kube-state-metrics warning)".into();
     event["ts"] = "1763673000.000100".into();
@@ -338,18 +322,18 @@ async fn channel_messages_are_answered_in_their_own_thread(pool: PgPool) {
         s.slack
             .calls()
             .iter()
-            .all(|c| !matches!(c, Call::Update { .. })),
+            .all(|c| !matches!(c, Call::Update { ts, .. } if ts == "1763672652.331900")),
         "never edits others' messages"
     );
 }
 
 #[sqlx::test]
 async fn slack_429s_and_errors_lose_nothing(pool: PgPool) {
-    let s = setup(&pool, 5);
+    let s = setup(&pool, 5).await;
     s.slack.fail_next(vec![
-        NotifyError::RateLimited(std::time::Duration::from_millis(5)),
-        NotifyError::RateLimited(std::time::Duration::from_millis(5)),
-        NotifyError::Transient("connection reset".into()),
+        PortError::RateLimited(std::time::Duration::from_millis(5)),
+        PortError::RateLimited(std::time::Duration::from_millis(5)),
+        PortError::Transient("connection reset".into()),
     ]);
     deliver(&pool, &[alert("A", "p", Status::Firing, 0)]).await;
     s.engine.run_once().await.unwrap();
@@ -357,7 +341,7 @@ async fn slack_429s_and_errors_lose_nothing(pool: PgPool) {
 
     // A fatal error is recorded on the incident and does not loop forever.
     s.slack
-        .fail_next(vec![NotifyError::Fatal("channel_not_found".into())]);
+        .fail_next(vec![PortError::Fatal("channel_not_found".into())]);
     deliver(&pool, &[alert("B", "p", Status::Firing, 0)]).await;
     s.engine.run_once().await.unwrap();
     let errors: Vec<String> =
@@ -370,12 +354,12 @@ async fn slack_429s_and_errors_lose_nothing(pool: PgPool) {
 
 #[sqlx::test]
 async fn slash_commands_list_and_show(pool: PgPool) {
-    let s = setup(&pool, 5);
+    let s = setup(&pool, 5).await;
     deliver(&pool, &am(AM_FIRING)).await;
     s.engine.run_once().await.unwrap();
     deliver(&pool, &[alert("Later", "p", Status::Firing, 0)]).await;
     s.engine.run_once().await.unwrap();
-    let list = commands::list(&pool, Utc::now()).await.unwrap().text;
+    let list = commands::list(&pool, Utc::now()).await.unwrap().text().to_string();
     let later = list.find("Later").unwrap();
     let crash = list.find("KubePodCrashLooping").unwrap();
     assert!(later < crash, "newest first: {list}");
@@ -386,7 +370,7 @@ async fn slash_commands_list_and_show(pool: PgPool) {
             .fetch_one(&pool)
             .await
             .unwrap();
-    let shown = commands::show(&pool, id).await.unwrap().unwrap().text;
+    let shown = commands::show(&pool, id).await.unwrap().unwrap().text().to_string();
     assert!(shown.contains("*Alerts* (2 firing of 2)"), "{shown}");
     assert!(
         shown.contains("opened") && shown.contains("posted"),
@@ -398,7 +382,7 @@ async fn slash_commands_list_and_show(pool: PgPool) {
 
     deliver(&pool, &am(AM_RESOLVED)).await;
     s.engine.run_once().await.unwrap();
-    let list = commands::list(&pool, Utc::now()).await.unwrap().text;
+    let list = commands::list(&pool, Utc::now()).await.unwrap().text().to_string();
     assert!(
         !list.contains("KubePodCrashLooping"),
         "resolved incidents are not open: {list}"

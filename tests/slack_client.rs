@@ -10,7 +10,12 @@ use common::emulator;
 use secrecy::SecretString;
 use sentinel::retry::Backoff;
 use sentinel::slack::emulator::Emulator;
-use sentinel::slack::{blocks, ClientOptions, SlackClient, SlackError};
+use sentinel::slack::{blocks, ClientOptions, Message, Mrkdwn, SlackClient, SlackError};
+
+/// A text message as the bot sends one.
+fn text(s: impl Into<String>) -> Message {
+    Message::text_only(&Mrkdwn::own(s))
+}
 use serde_json::json;
 
 fn client(emu: &Emulator) -> SlackClient {
@@ -75,19 +80,18 @@ async fn messages_threads_edits_reactions_permalinks_and_lookups() {
     let emu = emulator().await;
     let c = client(&emu);
     let parent = c
-        .post_message("C0GENERAL", None, "parent", None)
+        .post_message("C0GENERAL", None, &text("parent"))
         .await
         .unwrap();
     let reply = c
         .post_message(
             "C0GENERAL",
             Some(&parent.ts),
-            "child",
-            Some(vec![blocks::section("*child*")]),
+            &Message::new(&Mrkdwn::own("child"), vec![blocks::section(&Mrkdwn::own("*child*"))]),
         )
         .await
         .unwrap();
-    c.update_message("C0GENERAL", &reply.ts, "child v2", None)
+    c.update_message("C0GENERAL", &reply.ts, &text("child v2"))
         .await
         .unwrap();
     c.add_reaction("C0GENERAL", &parent.ts, "eyes")
@@ -98,7 +102,7 @@ async fn messages_threads_edits_reactions_permalinks_and_lookups() {
         .unwrap(); // already_reacted is fine
     let link = c.get_permalink("C0GENERAL", &parent.ts).await.unwrap();
     assert!(link.contains("/archives/C0GENERAL/p"), "{link}");
-    c.post_ephemeral("C0GENERAL", "U0ALICE", "psst", None)
+    c.post_ephemeral("C0GENERAL", "U0ALICE", &text("psst"))
         .await
         .unwrap();
 
@@ -144,11 +148,11 @@ async fn slack_errors_reach_the_caller() {
     let code =
         |r: Result<sentinel::slack::Posted, SlackError>| r.unwrap_err().code().map(str::to_string);
     assert_eq!(
-        code(c.post_message("C0NOPE", None, "x", None).await).as_deref(),
+        code(c.post_message("C0NOPE", None, &text("x")).await).as_deref(),
         Some("channel_not_found")
     );
     assert_eq!(
-        code(c.post_message("C0RANDOM", None, "x", None).await).as_deref(),
+        code(c.post_message("C0RANDOM", None, &text("x")).await).as_deref(),
         Some("not_in_channel")
     );
     let e = c
@@ -160,7 +164,7 @@ async fn slack_errors_reach_the_caller() {
         .unwrap_err();
     assert_eq!(e.code(), Some("invalid_trigger_id"));
     let e = c
-        .update_message("C0GENERAL", "1.2", "x", None)
+        .update_message("C0GENERAL", "1.2", &text("x"))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("message_not_found"));
@@ -177,8 +181,7 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
         .post_message(
             "C0GENERAL",
             None,
-            "the important message",
-            Some(bad.clone()),
+            &Message::unchecked("the important message", bad.clone()),
         )
         .await
         .unwrap();
@@ -191,7 +194,7 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
     assert!(m.blocks.is_none(), "sent as plain text");
     // Without text, the blocks' own text is the fallback, cut cleanly.
     let posted = c
-        .post_message("C0GENERAL", None, "", Some(bad))
+        .post_message("C0GENERAL", None, &Message::unchecked("", bad))
         .await
         .unwrap();
     let m = emu
@@ -206,8 +209,10 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
         .post_message(
             "C0GENERAL",
             None,
-            "fine",
-            Some(vec![blocks::section(&"é".repeat(9000))]),
+            &Message::new(
+                &Mrkdwn::own("fine"),
+                vec![blocks::section(&Mrkdwn::own("é".repeat(9000)))],
+            ),
         )
         .await
         .unwrap();
@@ -232,13 +237,13 @@ async fn server_errors_are_retried_with_backoff() {
     let emu = emulator().await;
     let c = client(&emu);
     emu.fail_next("chat.postMessage", 2, 503);
-    c.post_message("C0GENERAL", None, "after two 503s", None)
+    c.post_message("C0GENERAL", None, &text("after two 503s"))
         .await
         .unwrap();
     assert_eq!(emu.messages("C0GENERAL").len(), 1);
     emu.fail_next("chat.update", 10, 500);
     let e = c
-        .update_message("C0GENERAL", &emu.messages("C0GENERAL")[0].ts, "x", None)
+        .update_message("C0GENERAL", &emu.messages("C0GENERAL")[0].ts, &text("x"))
         .await
         .unwrap_err();
     assert!(matches!(e, SlackError::Server { status: 500, .. }), "{e:?}");
@@ -287,7 +292,7 @@ async fn emulator_rate_limits_bursts_and_the_client_paces_itself() {
     let posts = (0..6).map(|i| {
         let c = c.clone();
         async move {
-            c.post_message("C0GENERAL", None, &format!("paced {i}"), None)
+            c.post_message("C0GENERAL", None, &text(format!("paced {i}")))
                 .await
         }
     });
@@ -325,7 +330,7 @@ async fn every_call_times_out() {
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let e = c.post_message("C1", None, "x", None).await.unwrap_err();
+    let e = c.post_message("C1", None, &text("x")).await.unwrap_err();
     assert!(matches!(e, SlackError::Timeout { .. }), "{e:?}");
     assert!(
         started.elapsed() < Duration::from_secs(2),

@@ -1,10 +1,8 @@
-//! Alerts in: one model for every source, pure parsers, and the Slack side of incidents
-//! behind a trait (`notify`) with pure message rendering (`render`).
+//! Alerts in: one model for every source (Alertmanager, Grafana, generic webhooks, alert
+//! messages in Slack) and its pure parsers. Incidents own what is shown in Slack.
 
 pub mod model;
-pub mod notify;
 pub mod parse;
-pub mod render;
 
 pub use model::{Alert, Link, Severity, SlackOrigin, Source, Status};
 pub use parse::ParseError;

@@ -3,68 +3,58 @@
 
 use serde_json::Value;
 
+use super::command::ButtonAction;
+use crate::incidents::render::hit_link;
 use crate::knowledge::Hit;
+use crate::mrkdwn;
 use crate::slack::blocks;
+use crate::slack::{Message, Mrkdwn, Plain};
 use crate::text::excerpt;
 
-/// Action ids of the answer's buttons.
-pub const ACTION_HELPFUL: &str = "kb_helpful";
-pub const ACTION_SEARCH_AGAIN: &str = "kb_search_open";
 /// Callback id of the search modal.
 pub const VIEW_SEARCH: &str = "kb_search";
 
-/// The link to a runbook section (mrkdwn).
-pub fn link(hit: &Hit, base: Option<&str>) -> String {
-    let target = format!("{}#{}", hit.runbook_path, hit.anchor);
-    match base {
-        Some(b) => format!("<{}/{}|{}>", b.trim_end_matches('/'), target, target),
-        None => format!("`{target}`"),
-    }
-}
-
-/// (fallback text, blocks) answering `question` with `hits`.
-pub fn runbook_answer(
-    question: &str,
-    hits: &[Hit],
-    base: Option<&str>,
-    buttons: bool,
-) -> (String, Vec<Value>) {
+/// The message answering `question` with `hits` (with feedback buttons when `buttons`).
+pub fn runbook_answer(question: &str, hits: &[Hit], base: Option<&str>, buttons: bool) -> Message {
     if hits.is_empty() {
-        let text = format!(
+        let text = mrkdwn!(
             "I found no runbook section for “{}”. Is anything ingested? (`sentinel ingest runbooks`)",
-            excerpt(question, 200)
+            Mrkdwn::untrusted(&excerpt(question, 200))
         );
-        return (text.clone(), vec![blocks::section(&text)]);
+        return Message::new(&text, vec![blocks::section(&text)]);
     }
-    let mut out = vec![blocks::section(&format!(
-        "*Best runbook sections for:* _{}_",
-        excerpt(question, 300)
-    ))];
-    let mut text = format!("Best runbook sections for: {}\n", excerpt(question, 300));
+    let q = Mrkdwn::untrusted(&excerpt(question, 300));
+    let mut out = vec![blocks::section(&mrkdwn!("*Best runbook sections for:* _{}_", q))];
+    let mut text = vec![mrkdwn!("Best runbook sections for: {}", q)];
     for h in hits {
-        let heading = h.heading();
-        out.push(blocks::section(&format!(
-            "*{}* — {}\n{}\n{}",
-            h.runbook_title,
-            heading,
-            excerpt(&h.body, 400),
-            link(h, base)
+        out.push(blocks::section(&mrkdwn!(
+            "{}\n{}",
+            hit_link(h, base),
+            Mrkdwn::untrusted(&excerpt(&h.body, 400))
         )));
-        text.push_str(&format!(
-            "• {} — {} ({}#{})\n",
-            h.runbook_title, heading, h.runbook_path, h.anchor
+        text.push(mrkdwn!(
+            "• {} — {} ({})",
+            Mrkdwn::untrusted(&h.runbook_title),
+            Mrkdwn::untrusted(&h.heading()),
+            Mrkdwn::untrusted(&format!("{}#{}", h.runbook_path, h.anchor))
         ));
     }
     if buttons {
+        let helpful = ButtonAction::Helpful {
+            chunk_id: hits[0].chunk_id.clone(),
+        };
+        let again = ButtonAction::SearchAgain {
+            query: question.to_string(),
+        };
         out.push(blocks::actions(
             "kb_feedback",
             vec![
-                blocks::button("👍 Helpful", ACTION_HELPFUL, &hits[0].chunk_id),
-                blocks::button("🔎 Search again", ACTION_SEARCH_AGAIN, question),
+                blocks::button(&Plain::own("👍 Helpful"), helpful.action_id(), helpful.value()),
+                blocks::button(&Plain::own("🔎 Search again"), again.action_id(), again.value()),
             ],
         ));
     }
-    (text, blocks::cap_message(out))
+    Message::new(&Mrkdwn::join(text, "\n"), out)
 }
 
 /// The runbook search modal; `metadata` says where to post the answer.
@@ -131,25 +121,29 @@ mod tests {
 
     #[test]
     fn answer_has_title_heading_excerpt_link_and_buttons() {
-        let (text, b) = runbook_answer(
+        let m = runbook_answer(
             "pod restarting",
             &[hit("Crash loop", &"restart it. ".repeat(100))],
             Some("https://rb.example/"),
             true,
         );
-        assert!(text.contains("Crash loop — Crash loop > Mitigation"));
+        assert!(m.text().contains("Crash loop — Crash loop &gt; Mitigation"));
+        let b = m.blocks();
         let s = b[1]["text"]["text"].as_str().unwrap();
-        assert!(s.starts_with("*Crash loop* — Crash loop > Mitigation\nrestart it."));
-        assert!(s.contains("<https://rb.example/kubernetes/crashloop.md#mitigation|kubernetes/crashloop.md#mitigation>"));
+        assert!(s.starts_with("<https://rb.example/kubernetes/crashloop.md#mitigation|Crash loop &gt; Mitigation>\nrestart it."), "{s}");
         assert!(s.chars().count() < 3000);
-        assert_eq!(b[2]["elements"][0]["action_id"], ACTION_HELPFUL);
+        let clicked = ButtonAction::parse(
+            b[2]["elements"][0]["action_id"].as_str().unwrap(),
+            b[2]["elements"][0]["value"].as_str(),
+        );
+        assert_eq!(clicked, Some(ButtonAction::Helpful { chunk_id: "c1".into() }));
         assert_eq!(b[2]["elements"][1]["value"], "pod restarting");
     }
 
     #[test]
     fn no_hits_says_so() {
-        let (text, b) = runbook_answer("x", &[], None, true);
-        assert!(text.contains("no runbook section"));
-        assert_eq!(b.len(), 1);
+        let m = runbook_answer("x", &[], None, true);
+        assert!(m.text().contains("no runbook section"));
+        assert_eq!(m.blocks().len(), 1);
     }
 }

@@ -1,4 +1,5 @@
-//! `/sentinel` subcommands: text in, `Command` out, without I/O.
+//! What users send the bot, parsed without I/O: `/sentinel` text into a [`Command`], and
+//! a button click's `(action_id, value)` into a [`ButtonAction`].
 
 /// What the user asked `/sentinel` to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,18 +75,72 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
                 Ok(Command::Ask { question: rest })
             }
         }
-        "incidents" | "incident" => match crate::incidents::commands::parse(text) {
-            Ok(Some(crate::incidents::commands::IncidentCommand::Show(id))) => {
-                Ok(Command::Incident { id })
-            }
-            Ok(_) => Ok(Command::Incidents),
-            Err(e) => Err(ParseError(e.to_string())),
-        },
+        "incidents" => Ok(Command::Incidents),
+        "incident" => incident_id(&rest).map(|id| Command::Incident { id }),
         "status" | "version" => Ok(Command::Status),
         other => Err(ParseError(format!(
             "`{}` is not a Sentinel command.",
             crate::text::truncate_chars(other, 40)
         ))),
+    }
+}
+
+/// `12` or `#12`: a positive incident number.
+fn incident_id(arg: &str) -> Result<i64, ParseError> {
+    let Some(arg) = arg.split_whitespace().next() else {
+        return Err(ParseError(
+            "Which incident? Use `/sentinel incident ID`, e.g. `/sentinel incident 12`.".into(),
+        ));
+    };
+    arg.trim_start_matches('#')
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ParseError(format!(
+                "`{}` is not an incident number; try `/sentinel incidents` to list them.",
+                crate::text::truncate_chars(arg, 40)
+            ))
+        })
+}
+
+/// A button Sentinel rendered, as its click comes back: ids and values are made by
+/// [`ButtonAction::action_id`] and [`ButtonAction::value`] and parsed back here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ButtonAction {
+    /// "👍 Helpful" under a runbook answer; the value is the best section's chunk id.
+    Helpful { chunk_id: String },
+    /// "🔎 Search again": opens the search form with the question filled in.
+    SearchAgain { query: String },
+}
+
+/// Action ids of Sentinel's buttons.
+const ACTION_HELPFUL: &str = "kb_helpful";
+const ACTION_SEARCH_AGAIN: &str = "kb_search_open";
+
+impl ButtonAction {
+    pub fn action_id(&self) -> &'static str {
+        match self {
+            ButtonAction::Helpful { .. } => ACTION_HELPFUL,
+            ButtonAction::SearchAgain { .. } => ACTION_SEARCH_AGAIN,
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            ButtonAction::Helpful { chunk_id } => chunk_id,
+            ButtonAction::SearchAgain { query } => query,
+        }
+    }
+
+    /// `None` for a button Sentinel does not know (an old message, another app's id).
+    pub fn parse(action_id: &str, value: Option<&str>) -> Option<Self> {
+        let value = value.unwrap_or_default().to_string();
+        match action_id {
+            ACTION_HELPFUL => Some(ButtonAction::Helpful { chunk_id: value }),
+            ACTION_SEARCH_AGAIN => Some(ButtonAction::SearchAgain { query: value }),
+            _ => None,
+        }
     }
 }
 
@@ -102,6 +157,41 @@ pub fn help_text(command: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn incident_commands() {
+        assert_eq!(parse("incidents"), Ok(Command::Incidents));
+        assert_eq!(parse("  Incident #12 "), Ok(Command::Incident { id: 12 }));
+        assert_eq!(parse("incident 7"), Ok(Command::Incident { id: 7 }));
+        assert!(parse("incident").unwrap_err().0.contains("Which incident?"));
+        assert!(parse("incident abc")
+            .unwrap_err()
+            .0
+            .contains("`abc` is not an incident number"));
+        assert!(parse("incident -3").is_err());
+        assert!(parse("incident 0").is_err());
+    }
+
+    #[test]
+    fn buttons_round_trip() {
+        for b in [
+            ButtonAction::Helpful {
+                chunk_id: "c-1".into(),
+            },
+            ButtonAction::SearchAgain {
+                query: "disk full".into(),
+            },
+        ] {
+            assert_eq!(ButtonAction::parse(b.action_id(), Some(b.value())), Some(b));
+        }
+        assert_eq!(ButtonAction::parse("other_app", Some("x")), None);
+        assert_eq!(
+            ButtonAction::parse("kb_search_open", None),
+            Some(ButtonAction::SearchAgain {
+                query: String::new()
+            })
+        );
+    }
 
     #[test]
     fn empty_and_help_mean_help() {

@@ -7,12 +7,32 @@
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::answer::{self, ACTION_HELPFUL, ACTION_SEARCH_AGAIN, VIEW_SEARCH};
-use super::command::{self, Command};
+use super::answer::{self, VIEW_SEARCH};
+use super::command::{self, ButtonAction, Command};
 use super::{BotSettings, Context};
 use crate::diagnosis::ask::IncidentContext;
 use crate::knowledge::SearchRequest;
+use crate::mrkdwn;
 use crate::slack::events::{BlockAction, Inbound, MessageEvent, SlashCommand, ViewSubmission};
+use crate::slack::{Message, Mrkdwn};
+
+/// Why a handler failed: a sentence the user can act on, or an internal failure (the user
+/// gets a reference to the log line instead).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("{0}")]
+    User(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::slack::SlackError> for HandlerError {
+    fn from(e: crate::slack::SlackError) -> Self {
+        HandlerError::Internal(e.into())
+    }
+}
+
+type Handled = Result<(), HandlerError>;
 
 /// Sections shown per answer.
 const ANSWER_SECTIONS: usize = 3;
@@ -51,7 +71,7 @@ pub fn command_ack(cmd: &SlashCommand) -> Option<String> {
     }
 }
 
-pub async fn route(ctx: &Context, inbound: Inbound) -> anyhow::Result<()> {
+pub async fn route(ctx: &Context, inbound: Inbound) -> Handled {
     match inbound {
         Inbound::Mention(m) => on_mention(ctx, &m).await,
         Inbound::Message(m) => on_message(ctx, &m).await,
@@ -63,12 +83,15 @@ pub async fn route(ctx: &Context, inbound: Inbound) -> anyhow::Result<()> {
 }
 
 #[tracing::instrument(skip_all, fields(slack.channel = %m.channel, slack.ts = %m.ts))]
-async fn on_mention(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
+async fn on_mention(ctx: &Context, m: &MessageEvent) -> Handled {
     let question = answer::strip_mentions(&m.text);
     let thread = Some(m.reply_thread());
     if question.is_empty() {
+        let hint = Mrkdwn::own(
+            "Ask me a question after the mention, e.g. “@Sentinel why is checkout crash looping?”",
+        );
         ctx.slack
-            .post_message(&m.channel, thread, "Ask me a question after the mention, e.g. “@Sentinel why is checkout crash looping?”", None)
+            .post_message(&m.channel, thread, &Message::text_only(&hint))
             .await?;
         return Ok(());
     }
@@ -87,20 +110,10 @@ async fn on_mention(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
         .answer_question(&question, incident.as_ref())
         .await;
     ctx.slack
-        .post_message(
-            &m.channel,
-            thread,
-            &a.message.text,
-            blocks(&a.message.blocks),
-        )
+        .post_message(&m.channel, thread, &a.message)
         .await
         .context("Failed to post the answer")?;
     Ok(())
-}
-
-/// Block Kit blocks as the client takes them.
-fn blocks(v: &serde_json::Value) -> Option<Vec<serde_json::Value>> {
-    v.as_array().filter(|b| !b.is_empty()).cloned()
 }
 
 /// The incident whose thread `thread_ts` is: its alert, the diagnosis, the thread so far.
@@ -148,7 +161,7 @@ async fn post_answer(
     channel: &str,
     thread: Option<&str>,
     question: &str,
-) -> anyhow::Result<()> {
+) -> Handled {
     let hits = ctx
         .kb
         .search(&SearchRequest {
@@ -158,20 +171,19 @@ async fn post_answer(
             k: ANSWER_SECTIONS,
         })
         .await;
-    let (text, blocks) = match hits {
+    let msg = match hits {
         Ok(h) => {
             answer::runbook_answer(question, &h, ctx.settings.runbook_base_url.as_deref(), true)
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "runbook search failed");
-            let t =
-                "Sorry, I cannot search the runbooks right now. Try again in a minute.".to_string();
-            (t, Vec::new())
+            Message::text_only(&Mrkdwn::own(
+                "Sorry, I cannot search the runbooks right now. Try again in a minute.",
+            ))
         }
     };
-    let blocks = (!blocks.is_empty()).then_some(blocks);
     ctx.slack
-        .post_message(channel, thread, &text, blocks)
+        .post_message(channel, thread, &msg)
         .await
         .context("Failed to post runbook answer")?;
     Ok(())
@@ -180,7 +192,7 @@ async fn post_answer(
 /// Alert messages (Alertmanager's or Grafana's Slack integration, or plain `[FIRING] ...`
 /// text) in watched channels are stored as alerts; the incident engine replies in their
 /// thread. Other chat is left alone.
-async fn on_message(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
+async fn on_message(ctx: &Context, m: &MessageEvent) -> Handled {
     if !ctx.settings.watch_channels.iter().any(|c| c == &m.channel) {
         return Ok(());
     }
@@ -206,7 +218,7 @@ async fn on_message(ctx: &Context, m: &MessageEvent) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn on_command(ctx: &Context, c: &SlashCommand) -> anyhow::Result<()> {
+async fn on_command(ctx: &Context, c: &SlashCommand) -> Handled {
     match command::parse(&c.text) {
         Ok(Command::Search { query }) => {
             let hits = ctx
@@ -218,15 +230,13 @@ async fn on_command(ctx: &Context, c: &SlashCommand) -> anyhow::Result<()> {
                     k: ANSWER_SECTIONS,
                 })
                 .await?;
-            let (text, blocks) = answer::runbook_answer(
+            let msg = answer::runbook_answer(
                 &query,
                 &hits,
                 ctx.settings.runbook_base_url.as_deref(),
                 false,
             );
-            ctx.slack
-                .respond(&c.response_url, &text, Some(blocks), false)
-                .await?;
+            ctx.slack.respond(&c.response_url, &msg, false).await?;
         }
         Ok(Command::Find) => {
             let meta = json!({"channel": c.channel_id}).to_string();
@@ -236,31 +246,17 @@ async fn on_command(ctx: &Context, c: &SlashCommand) -> anyhow::Result<()> {
         }
         Ok(Command::Ask { question }) => {
             let a = ctx.diagnoser.answer_question(&question, None).await;
-            ctx.slack
-                .respond(
-                    &c.response_url,
-                    &a.message.text,
-                    blocks(&a.message.blocks),
-                    false,
-                )
-                .await?;
+            ctx.slack.respond(&c.response_url, &a.message, false).await?;
         }
         Ok(Command::Incidents) => {
             let m = crate::incidents::commands::list(&ctx.pool, chrono::Utc::now()).await?;
-            let b = m.blocks.as_ref().and_then(blocks);
-            ctx.slack
-                .respond(&c.response_url, &m.text, b, false)
-                .await?;
+            ctx.slack.respond(&c.response_url, &m, false).await?;
         }
         Ok(Command::Incident { id }) => {
-            let (text, b) = match crate::incidents::commands::show(&ctx.pool, id).await? {
-                Ok(m) => {
-                    let b = m.blocks.as_ref().and_then(blocks);
-                    (m.text, b)
-                }
-                Err(user) => (user.to_string(), None),
-            };
-            ctx.slack.respond(&c.response_url, &text, b, false).await?;
+            match crate::incidents::commands::show(&ctx.pool, id).await? {
+                Ok(m) => ctx.slack.respond(&c.response_url, &m, false).await?,
+                Err(user) => return Err(HandlerError::User(user.0)),
+            }
         }
         // Answered in the ack.
         Ok(Command::Help | Command::Status) | Err(_) => {}
@@ -268,39 +264,37 @@ async fn on_command(ctx: &Context, c: &SlashCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn on_block_action(ctx: &Context, a: &BlockAction) -> anyhow::Result<()> {
-    match a.action_id.as_str() {
-        ACTION_HELPFUL => {
+async fn on_block_action(ctx: &Context, a: &BlockAction) -> Handled {
+    match ButtonAction::parse(&a.action_id, a.value.as_deref()) {
+        Some(ButtonAction::Helpful { .. }) => {
             let (Some(channel), Some(ts)) = (&a.channel_id, &a.message_ts) else {
                 return Ok(());
             };
             let thread = a.thread_ts.as_deref().unwrap_or(ts);
+            let thanks = mrkdwn!(
+                "<@{}> found this answer helpful. Thanks!",
+                Mrkdwn::untrusted(&a.user_id)
+            );
             ctx.slack
-                .post_message(
-                    channel,
-                    Some(thread),
-                    &format!("<@{}> found this answer helpful. Thanks!", a.user_id),
-                    None,
-                )
+                .post_message(channel, Some(thread), &Message::text_only(&thanks))
                 .await?;
         }
-        ACTION_SEARCH_AGAIN => {
+        Some(ButtonAction::SearchAgain { query }) => {
             let meta = json!({
                 "channel": a.channel_id,
                 "thread_ts": a.thread_ts.as_ref().or(a.message_ts.as_ref()),
             })
             .to_string();
-            let initial = a.value.clone().unwrap_or_default();
             ctx.slack
-                .open_view(&a.trigger_id, answer::search_modal(&initial, &meta))
+                .open_view(&a.trigger_id, answer::search_modal(&query, &meta))
                 .await?;
         }
-        other => tracing::info!(action_id = other, "no handler for this button"),
+        None => tracing::info!(action_id = %a.action_id, "no handler for this button"),
     }
     Ok(())
 }
 
-async fn on_view_submission(ctx: &Context, v: &ViewSubmission) -> anyhow::Result<()> {
+async fn on_view_submission(ctx: &Context, v: &ViewSubmission) -> Handled {
     if v.callback_id != VIEW_SEARCH {
         tracing::info!(callback_id = %v.callback_id, "no handler for this view");
         return Ok(());

@@ -17,7 +17,8 @@ use crate::incidents::intake::AlertWriter;
 use crate::knowledge::KnowledgeBase;
 use crate::slack::events::{Inbound, SlashCommand};
 use crate::slack::socket::Dispatch;
-use crate::slack::SlackClient;
+use crate::slack::{Message, Mrkdwn, SlackClient};
+use handlers::HandlerError;
 
 /// Bot settings the handlers read (from `SlackConfig` and `auth.test`).
 #[derive(Debug, Clone, Default)]
@@ -76,8 +77,55 @@ impl Dispatch for Bot {
             }
         }
         let kind = inbound.kind();
-        if let Err(e) = handlers::route(&self.ctx, inbound).await {
-            tracing::error!(kind, key = %key, error = %format!("{e:#}"), "handler failed");
+        let target = ReplyTo::of(&inbound);
+        let sentence = match handlers::route(&self.ctx, inbound).await {
+            Ok(()) => return,
+            Err(HandlerError::User(sentence)) => sentence,
+            Err(HandlerError::Internal(e)) => {
+                let reference = &uuid::Uuid::new_v4().simple().to_string()[..8];
+                tracing::error!(kind, key = %key, reference, error = %format!("{e:#}"), "handler failed");
+                format!("Sorry, that failed on my side. It is logged with reference `{reference}`; please tell whoever runs Sentinel.")
+            }
+        };
+        if let Some(t) = target {
+            t.tell(&self.ctx.slack, &sentence).await;
+        }
+    }
+}
+
+/// Where to tell the user that their request failed: only they see it.
+enum ReplyTo {
+    ResponseUrl(String),
+    Ephemeral { channel: String, user: String },
+}
+
+impl ReplyTo {
+    fn of(inbound: &Inbound) -> Option<Self> {
+        match inbound {
+            Inbound::Command(c) => Some(ReplyTo::ResponseUrl(c.response_url.clone())),
+            Inbound::Mention(m) => m.user.clone().map(|user| ReplyTo::Ephemeral {
+                channel: m.channel.clone(),
+                user,
+            }),
+            Inbound::BlockAction(a) => a.channel_id.clone().map(|channel| ReplyTo::Ephemeral {
+                channel,
+                user: a.user_id.clone(),
+            }),
+            // Alert messages and modal submissions: the log is the only reader.
+            _ => None,
+        }
+    }
+
+    async fn tell(&self, slack: &SlackClient, sentence: &str) {
+        let msg = Message::text_only(&Mrkdwn::untrusted(sentence));
+        let sent = match self {
+            ReplyTo::ResponseUrl(url) => slack.respond(url, &msg, false).await,
+            ReplyTo::Ephemeral { channel, user } => {
+                slack.post_ephemeral(channel, user, &msg).await
+            }
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not tell the user that their request failed");
         }
     }
 }

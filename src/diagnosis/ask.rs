@@ -3,9 +3,10 @@
 //! `/sentinel search TEXT` listing runbook sections.
 
 use super::engine::{reason_of, repair_request, Diagnoser};
-use super::{prompt, render, validate, SlackMessage, Source, Subject};
+use super::{prompt, render, validate, Source, Subject};
+use crate::slack::Message;
 use crate::knowledge::SearchRequest;
-use crate::llm::{JsonRequest, Message};
+use crate::llm::{ChatMessage, JsonRequest};
 use crate::redact::Redactor;
 
 /// Sections given to the model for a question.
@@ -29,7 +30,7 @@ pub struct Answer {
     pub sources: Vec<Source>,
     /// False when the answer lists runbook sections because no LLM answered.
     pub by_llm: bool,
-    pub message: SlackMessage,
+    pub message: Message,
 }
 
 impl Diagnoser {
@@ -69,8 +70,8 @@ impl Diagnoser {
         let mut llm_answer = None;
         if let Some(llm) = &self.llm {
             let mut messages = vec![
-                Message::system(prompt::QUESTION_SYSTEM_PROMPT),
-                Message::user(r.redact(&prompt::question_prompt(
+                ChatMessage::system(prompt::QUESTION_SYSTEM_PROMPT),
+                ChatMessage::user(r.redact(&prompt::question_prompt(
                     &q,
                     subject.as_ref().map(|s| (s, diagnosis.as_deref())),
                     &got.sources,
@@ -95,8 +96,8 @@ impl Diagnoser {
                     match validate::answer(&content, &ids, prompt::QUESTION_SYSTEM_PROMPT) {
                         Ok(a) => return Some(a),
                         Err(problems) => {
-                            messages.push(Message::assistant(r.redact(&content)));
-                            messages.push(Message::user(repair_request(&problems)));
+                            messages.push(ChatMessage::assistant(r.redact(&content)));
+                            messages.push(ChatMessage::user(repair_request(&problems)));
                         }
                     }
                 }
@@ -128,8 +129,7 @@ impl Diagnoser {
                 (text, top.iter().map(|s| s.id.clone()).collect(), false)
             }
         };
-        let message =
-            render::redact_message(&r, render::answer(&q, &text, &cited, &got.sources, by_llm));
+        let message = render::answer(&q, &text, &cited, &got.sources, by_llm).redacted(&r);
         Answer {
             text: r.redact(&text),
             cited,
@@ -137,22 +137,5 @@ impl Diagnoser {
             by_llm,
             message,
         }
-    }
-
-    /// `/sentinel search TEXT`: the best runbook sections as a message.
-    pub async fn search_message(&self, text: &str, k: usize) -> SlackMessage {
-        let r = Redactor::new(&self.opts.redact_labels);
-        let q = r.redact(text);
-        let got = self
-            .retrieve(
-                &r,
-                SearchRequest {
-                    text: q.clone(),
-                    k: k.clamp(1, 10),
-                    ..Default::default()
-                },
-            )
-            .await;
-        render::redact_message(&r, render::search(&q, &got.hits, &got.sources))
     }
 }

@@ -80,17 +80,16 @@ impl Catalog {
         self.runbook_urls.insert(path.to_string(), urls);
     }
 
-    /// A browsable link to a section: `{base}{path}#{anchor}`, else the runbook's first URL.
+    /// A browsable link to a section: `{base}/{path}#{anchor}`, else the runbook's first URL.
     pub fn link(&self, base: Option<&str>, path: &str, anchor: &str) -> Option<String> {
+        if let Some(url) = crate::slack::message::section_url(base, path, anchor) {
+            return Some(url);
+        }
         let frag = if anchor.is_empty() {
             String::new()
         } else {
             format!("#{anchor}")
         };
-        if let Some(base) = base.filter(|b| !b.trim().is_empty()) {
-            let sep = if base.ends_with('/') { "" } else { "/" };
-            return Some(format!("{base}{sep}{path}{frag}"));
-        }
         self.runbook_urls
             .get(path)
             .and_then(|u| u.first())

@@ -1,6 +1,6 @@
 //! The diagnosis pipeline: redact, retrieve runbook sections and their action catalog, ask
 //! the LLM (one repair attempt), validate, fall back to the runbook when anything fails,
-//! render, and post "Investigating…" then edit it in place.
+//! render. The incident engine posts the result (`incidents::sync`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +10,10 @@ use anyhow::Context;
 use super::catalog::Catalog;
 use super::fallback::{self, Section};
 use super::{prompt, render, validate};
-use super::{DiagnosisSink, MessageRef, ThreadRef};
-use super::{Draft, FallbackReason, SlackMessage, Source, Subject};
+use super::{Draft, FallbackReason, Source, Subject};
+use crate::slack::Message;
 use crate::knowledge::{Hit, KnowledgeBase, SearchRequest};
-use crate::llm::{JsonRequest, LlmClient, LlmError, Message};
+use crate::llm::{ChatMessage, JsonRequest, LlmClient, LlmError};
 use crate::redact::Redactor;
 
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub struct Diagnoser {
 pub struct Outcome {
     pub draft: Draft,
     pub sources: Vec<Source>,
-    pub message: SlackMessage,
+    pub message: Message,
     /// Proposed actions that were dropped, and why.
     pub dropped: Vec<String>,
 }
@@ -178,34 +178,13 @@ impl Diagnoser {
         for d in &dropped {
             tracing::warn!(reason = %r.redact(d), "dropped a proposed action");
         }
-        let message =
-            render::redact_message(&r, render::draft(&s.alert_name, &draft, &got.sources));
+        let message = render::draft(&s.alert_name, &draft, &got.sources).redacted(&r);
         Outcome {
             draft,
             sources: got.sources,
             message,
             dropped,
         }
-    }
-
-    /// Posts "Investigating…" in the thread, diagnoses, and edits the message in place.
-    pub async fn run(
-        &self,
-        subject: &Subject,
-        thread: &ThreadRef,
-        sink: &dyn DiagnosisSink,
-    ) -> anyhow::Result<(MessageRef, Outcome)> {
-        let r = self.redactor_for(subject);
-        let placeholder = render::redact_message(&r, render::placeholder(&subject.alert_name));
-        let at = sink
-            .post_placeholder(thread, &placeholder)
-            .await
-            .context("Failed to post the diagnosis placeholder")?;
-        let outcome = self.diagnose(subject).await;
-        sink.update(&at, &outcome.message.text, &outcome.message.blocks)
-            .await
-            .context("Failed to update the diagnosis message")?;
-        Ok((at, outcome))
     }
 
     async fn llm_draft(
@@ -217,8 +196,8 @@ impl Diagnoser {
     ) -> Result<(super::Diagnosis, Vec<String>), FallbackReason> {
         let ids: Vec<String> = got.sources.iter().map(|x| x.id.clone()).collect();
         let mut messages = vec![
-            Message::system(prompt::SYSTEM_PROMPT),
-            Message::user(r.redact(&prompt::diagnosis_prompt(s, &got.sources, &got.catalog))),
+            ChatMessage::system(prompt::SYSTEM_PROMPT),
+            ChatMessage::user(r.redact(&prompt::diagnosis_prompt(s, &got.sources, &got.catalog))),
         ];
         for purpose in ["diagnosis", "repair"] {
             let req = JsonRequest {
@@ -233,10 +212,10 @@ impl Diagnoser {
                 Ok(v) => return Ok((v.diagnosis, v.dropped)),
                 Err(problems) => {
                     tracing::warn!(?problems, purpose, "LLM diagnosis failed validation");
-                    messages.push(Message::assistant(
+                    messages.push(ChatMessage::assistant(
                         r.redact(&crate::text::truncate_chars(&content, 4_000)),
                     ));
-                    messages.push(Message::user(repair_request(&problems)));
+                    messages.push(ChatMessage::user(repair_request(&problems)));
                 }
             }
         }

@@ -11,7 +11,9 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Diagnoser, DiagnoserOptions, Draft, RecordingSink, Subject, ThreadRef};
+use super::{Diagnoser, DiagnoserOptions, Draft, Subject};
+use crate::slack::recorder::Recorder;
+use crate::slack::{Message, SlackPort};
 use crate::bench::{self, percentile, print_report, round2};
 use crate::cli::App;
 use crate::eval::{load_queries, EvalQuery};
@@ -94,11 +96,17 @@ pub fn subject_of(q: &EvalQuery) -> Subject {
     }
 }
 
-fn thread() -> ThreadRef {
-    ThreadRef {
-        channel: "CBENCH".into(),
-        thread_ts: Some("1.0".into()),
-    }
+/// Diagnoses `s` and posts it as the incident engine does: a reply in the thread, edited
+/// into the diagnosis (in memory, so only Sentinel's own time is measured).
+async fn diagnose_and_post(
+    d: &Diagnoser,
+    s: &Subject,
+    slack: &Recorder,
+) -> anyhow::Result<super::Outcome> {
+    let reply = slack.reply("CBENCH", "1.0", &Message::default()).await?;
+    let out = d.diagnose(s).await;
+    slack.update("CBENCH", &reply, &out.message).await?;
+    Ok(out)
 }
 
 /// A test LLM server that answers every diagnosis at once with a valid draft citing S1,
@@ -135,13 +143,13 @@ pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
         for (i, q) in queries.iter().enumerate() {
             let mut s = subject_of(q);
             s.incident_key = Some(format!("bench-{round}-{i}"));
-            let sink = RecordingSink::new();
+            let slack = Recorder::default();
             let t = Instant::now();
-            let (_, out) = with_llm.run(&s, &thread(), &sink).await?;
+            let out = diagnose_and_post(&with_llm, &s, &slack).await?;
             llm_lat.push(t.elapsed().as_secs_f64() * 1000.0);
             drafts += usize::from(matches!(out.draft, Draft::Llm(_)));
             let t = Instant::now();
-            without.run(&s, &thread(), &sink).await?;
+            diagnose_and_post(&without, &s, &slack).await?;
             fb_lat.push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }

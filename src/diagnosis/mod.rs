@@ -2,7 +2,8 @@
 //! alert's thread; runbook-based when no LLM can answer; and questions answered with sources.
 //!
 //! `prompt`, `validate`, `fallback` and `render` are pure; `engine` and `ask` do the I/O
-//! (knowledge base, LLM) and post through a `sink::DiagnosisSink`.
+//! (knowledge base, LLM) and return a `slack::Message`; the incident engine and the bot
+//! post it.
 
 pub mod ask;
 pub mod catalog;
@@ -11,7 +12,6 @@ pub mod fallback;
 pub mod measure;
 pub mod prompt;
 pub mod render;
-pub mod sink;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use engine::{Diagnoser, DiagnoserOptions, Outcome};
-pub use sink::{DiagnosisSink, MessageRef, RecordingSink, ThreadRef};
 
 /// What is being diagnosed: the lead maps the real alert/incident types onto this.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -160,11 +159,4 @@ pub struct Fallback {
 pub enum Draft {
     Llm(Diagnosis),
     Fallback(Fallback),
-}
-
-/// Slack message content: fallback text plus Block Kit blocks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SlackMessage {
-    pub text: String,
-    pub blocks: serde_json::Value,
 }

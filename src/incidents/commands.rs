@@ -1,53 +1,19 @@
-//! `/sentinel incidents` and `/sentinel incident ID`: parsing is pure, answers read Postgres
-//! and return a Slack message (text + blocks) the bot sends back.
+//! `/sentinel incidents` and `/sentinel incident ID` (parsed in `bot::command`): the
+//! answers read Postgres and return a Slack message the bot sends back.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
 
+use super::render::{alert_line, title};
 use super::view::{load_row, thread_link};
 use crate::alerts::model::Status;
-use crate::alerts::notify::Message;
-use crate::alerts::render::{alert_line, escape, title};
 use crate::error::UserError;
-use crate::text::truncate_chars;
+use crate::mrkdwn;
+use crate::slack::blocks::{context, section};
+use crate::slack::{Message, Mrkdwn};
 
 /// Open incidents listed by `/sentinel incidents`.
 pub const LIST_LIMIT: i64 = 25;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IncidentCommand {
-    List,
-    Show(i64),
-}
-
-/// Parses the text after `/sentinel` (`incidents`, `incident 12`, `incident #12`).
-/// `Ok(None)` means "not an incident command" so the router can try others.
-pub fn parse(text: &str) -> Result<Option<IncidentCommand>, UserError> {
-    let mut words = text.split_whitespace();
-    match words.next().map(str::to_ascii_lowercase).as_deref() {
-        Some("incidents") => Ok(Some(IncidentCommand::List)),
-        Some("incident") => {
-            let Some(arg) = words.next() else {
-                return Err(UserError::new(
-                    "Which incident? Use `/sentinel incident ID`, e.g. `/sentinel incident 12`.",
-                ));
-            };
-            arg.trim_start_matches('#')
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .map(|n| Some(IncidentCommand::Show(n)))
-                .ok_or_else(|| {
-                    UserError::new(format!(
-                        "`{}` is not an incident number; try `/sentinel incidents` to list them.",
-                        truncate_chars(arg, 40)
-                    ))
-                })
-        }
-        _ => Ok(None),
-    }
-}
 
 fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let m = (now - t).num_minutes().max(0);
@@ -74,7 +40,7 @@ pub async fn list(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Message> 
     .fetch_all(pool)
     .await?;
     if rows.is_empty() {
-        return Ok(Message::text("✅ No open incidents."));
+        return Ok(Message::text_only(&Mrkdwn::own("✅ No open incidents.")));
     }
     let more = rows.len() as i64 > LIST_LIMIT;
     let mut lines = Vec::new();
@@ -82,30 +48,34 @@ pub async fn list(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Message> 
         let channel: String = r.get("channel");
         let ts: Option<String> = r.get::<Option<String>, _>("root_ts").or(r.get("digest_ts"));
         let link = ts
-            .map(|ts| format!(" · <{}|thread>", thread_link(&channel, &ts)))
+            .map(|ts| {
+                mrkdwn!(
+                    " · {}",
+                    Mrkdwn::link(&thread_link(&channel, &ts), &Mrkdwn::own("thread"))
+                )
+            })
             .unwrap_or_default();
-        lines.push(format!(
-            "🔥 *#{}* {} · {} · {} firing · opened {}{link}",
+        lines.push(mrkdwn!(
+            "🔥 *#{}* {} · {} · {} firing · opened {}{}",
             r.get::<i64, _>("id"),
-            escape(r.get("alertname")),
-            r.get::<String, _>("severity"),
+            Mrkdwn::untrusted(r.get("alertname")),
+            Mrkdwn::untrusted(r.get("severity")),
             r.get::<i64, _>("firing"),
-            ago(r.get("opened_at"), now),
+            Mrkdwn::own(ago(r.get("opened_at"), now)),
+            link
         ));
     }
-    let head = format!(
+    let head = Mrkdwn::own(format!(
         "*Open incidents* (newest first{})",
         if more { ", first 25" } else { "" }
-    );
-    let body = lines.join("\n");
-    Ok(Message {
-        text: format!("{head}\n{body}"),
-        blocks: Some(json!([
-            {"type": "section", "text": {"type": "mrkdwn", "text": head}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": truncate_chars(&body, 2900)}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": "`/sentinel incident ID` shows one incident."}]}
-        ])),
-    })
+    ));
+    let body = Mrkdwn::join(lines, "\n");
+    let blocks = vec![
+        section(&head),
+        section(&body),
+        context(&[Mrkdwn::own("`/sentinel incident ID` shows one incident.")]),
+    ];
+    Ok(Message::new(&mrkdwn!("{}\n{}", head, body), blocks))
 }
 
 /// `/sentinel incident ID`: its alerts, timeline and thread link.
@@ -121,68 +91,46 @@ pub async fn show(pool: &PgPool, id: i64) -> anyhow::Result<Result<Message, User
     .bind(id)
     .fetch_all(pool)
     .await?;
-    let timeline: Vec<String> = events
-        .iter()
-        .map(|e| {
-            format!(
-                "`{}` {} — {}",
-                e.get::<DateTime<Utc>, _>("at").format("%m-%d %H:%M:%S"),
-                e.get::<String, _>("kind"),
-                escape(e.get("detail"))
-            )
-        })
-        .collect();
-    let alerts: Vec<String> = view.alerts.iter().take(20).map(alert_line).collect();
+    let timeline = events.iter().map(|e| {
+        mrkdwn!(
+            "{} {} — {}",
+            Mrkdwn::code(&e.get::<DateTime<Utc>, _>("at").format("%m-%d %H:%M:%S").to_string()),
+            Mrkdwn::untrusted(e.get("kind")),
+            Mrkdwn::untrusted(e.get("detail"))
+        )
+    });
+    let alerts = view.alerts.iter().take(20).map(alert_line);
     let thread = match &row.root_ts {
-        Some(ts) => format!("<{}|Open the thread>", thread_link(&row.channel, ts)),
+        Some(ts) => Mrkdwn::link(
+            &thread_link(&row.channel, ts),
+            &Mrkdwn::own("Open the thread"),
+        ),
         None if row.digest_id.is_some() => {
-            "Listed in a storm digest (no thread of its own).".into()
+            Mrkdwn::own("Listed in a storm digest (no thread of its own).")
         }
-        None => "No Slack thread yet.".into(),
+        None => Mrkdwn::own("No Slack thread yet."),
     };
-    let head = format!("*{}*", escape(&title(&view)));
+    let head = Mrkdwn::bold(&title(&view));
     let firing = view
         .alerts
         .iter()
         .filter(|a| a.status == Status::Firing)
         .count();
-    let alerts_text = format!(
-        "*Alerts* ({firing} firing of {})\n{}",
+    let alerts_text = mrkdwn!(
+        "*Alerts* ({} firing of {})\n{}",
+        firing,
         view.alerts.len(),
-        alerts.join("\n")
+        Mrkdwn::join(alerts, "\n")
     );
-    let timeline_text = format!("*Timeline*\n{}", timeline.join("\n"));
-    let blocks: Vec<Value> = [&head, &alerts_text, &timeline_text, &thread]
-        .iter()
-        .map(|t| json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate_chars(t, 2900)}}))
-        .collect();
-    Ok(Ok(Message {
-        text: format!("{head}\n{alerts_text}\n{timeline_text}\n{thread}"),
-        blocks: Some(Value::Array(blocks)),
-    }))
+    let timeline_text = mrkdwn!("*Timeline*\n{}", Mrkdwn::join(timeline, "\n"));
+    let parts = [head, alerts_text, timeline_text, thread];
+    let blocks = parts.iter().map(section).collect();
+    Ok(Ok(Message::new(&Mrkdwn::join(parts, "\n"), blocks)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_commands() {
-        assert_eq!(parse("incidents").unwrap(), Some(IncidentCommand::List));
-        assert_eq!(
-            parse("  Incident #12 ").unwrap(),
-            Some(IncidentCommand::Show(12))
-        );
-        assert_eq!(parse("incident 7").unwrap(), Some(IncidentCommand::Show(7)));
-        assert_eq!(parse("search disk full").unwrap(), None);
-        assert_eq!(parse("").unwrap(), None);
-        assert!(parse("incident").unwrap_err().0.contains("Which incident?"));
-        assert!(parse("incident abc")
-            .unwrap_err()
-            .0
-            .contains("`abc` is not an incident number"));
-        assert!(parse("incident -3").is_err());
-    }
 
     #[test]
     fn ages_read_naturally() {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use sqlx::PgPool;
 
-use crate::alerts::render::IncidentView;
+use super::render::IncidentView;
 use crate::diagnosis::Subject;
 
 /// The budget key for an incident's LLM calls (also used by questions in its thread).

@@ -4,15 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::route::Routes;
-use crate::alerts::notify::IncidentNotifier;
 use crate::diagnosis::Diagnoser;
-use crate::knowledge::{Hit, KnowledgeBase, SearchRequest};
+use crate::slack::SlackPort;
 
 /// More than `threshold` new incidents in a channel within `window` start a storm digest.
 #[derive(Debug, Clone, Copy)]
@@ -54,25 +52,13 @@ impl EngineConfig {
     }
 }
 
-/// Where runbook replies come from: the knowledge base in production.
-#[async_trait]
-pub trait RunbookSearch: Send + Sync {
-    async fn search(&self, req: &SearchRequest) -> anyhow::Result<Vec<Hit>>;
-}
-
-#[async_trait]
-impl RunbookSearch for KnowledgeBase {
-    async fn search(&self, req: &SearchRequest) -> anyhow::Result<Vec<Hit>> {
-        KnowledgeBase::search(self, req).await
-    }
-}
-
 /// One replica's engine.
 pub struct Engine {
     pub pool: PgPool,
-    pub notifier: Arc<dyn IncidentNotifier>,
-    pub runbooks: Option<Arc<dyn RunbookSearch>>,
-    /// Replaces each new incident's runbook reply with a diagnosis (LLM or fallback).
+    pub notifier: Arc<dyn SlackPort>,
+    /// The knowledge step: a runbook reply for each new incident, then its diagnosis (LLM
+    /// draft or runbook fallback) edited in. `None` posts roots only (`serve-webhooks
+    /// --console` without `--runbooks`).
     pub diagnoser: Option<Arc<Diagnoser>>,
     pub config: EngineConfig,
     /// Identifies this replica's Slack sync leases.
@@ -90,14 +76,12 @@ const POLL: Duration = Duration::from_millis(500);
 impl Engine {
     pub fn new(
         pool: PgPool,
-        notifier: Arc<dyn IncidentNotifier>,
-        runbooks: Option<Arc<dyn RunbookSearch>>,
+        notifier: Arc<dyn SlackPort>,
         config: EngineConfig,
     ) -> Self {
         Self {
             pool,
             notifier,
-            runbooks,
             diagnoser: None,
             config,
             owner: Uuid::new_v4(),
@@ -106,7 +90,7 @@ impl Engine {
         }
     }
 
-    /// Adds the diagnosis step: the runbook reply says a diagnosis is being drafted, then is
+    /// Adds the knowledge step: a runbook reply saying a diagnosis is being drafted, then
     /// edited in place into the diagnosis.
     pub fn with_diagnoser(mut self, diagnoser: Arc<Diagnoser>) -> Self {
         self.diagnoser = Some(diagnoser);

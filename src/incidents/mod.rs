@@ -3,18 +3,20 @@
 //!
 //! `store` writes the intake log; `apply` turns it into incident state (serialised across
 //! replicas by an advisory lock); `sync` brings Slack up to date with that state (leases,
-//! so exactly one replica posts a root); `engine` runs both; `commands` answers
-//! `/sentinel incidents` and `/sentinel incident ID`.
+//! so exactly one replica posts a root) through the Slack port, with messages from
+//! `render` (pure); `engine` runs both; `commands` answers `/sentinel incidents` and
+//! `/sentinel incident ID`.
 
 mod apply;
 pub mod commands;
 pub mod diagnose;
 pub mod engine;
 pub mod intake;
+pub mod render;
 pub mod route;
 pub mod store;
 mod sync;
 pub mod view;
 
-pub use engine::{Engine, EngineConfig, RunbookSearch, StormConfig};
+pub use engine::{Engine, EngineConfig, StormConfig};
 pub use route::Routes;

@@ -13,11 +13,13 @@ use sqlx::Row;
 
 use super::engine::Engine;
 use super::view::load_row;
+use super::render::{self, DigestEntry, IncidentView};
+use super::view::IncidentRow;
+use crate::diagnosis::{Diagnoser, Draft, Subject};
+use crate::knowledge::Hit;
 use crate::alerts::model::Status;
-use crate::alerts::notify::{Message, NotifyError};
-use crate::alerts::render::{self, DigestEntry};
 use crate::alerts::Severity;
-use crate::knowledge::SearchRequest;
+use crate::slack::PortError;
 use crate::retry::Backoff;
 
 /// A lease longer than any sane Slack retry sequence; a crashed replica's work is
@@ -25,36 +27,20 @@ use crate::retry::Backoff;
 const LEASE_SECS: f64 = 300.0;
 /// After a failed sync, wait this long before trying the same incident again.
 const FAILED_SECS: f64 = 5.0;
-/// Attempts for one Slack call (429s wait as long as Slack says).
-const ATTEMPTS: u32 = 200;
+/// Slack posts are retried until Slack accepts them: 429s wait as long as Slack says.
+const POSTS: Backoff = Backoff {
+    attempts: 200,
+    base: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+};
 
 /// Retries a Slack call through 429s and transient errors.
-async fn call<T, F, Fut>(mut op: F) -> Result<T, NotifyError>
+async fn call<T, F, Fut>(op: F) -> Result<T, PortError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, NotifyError>>,
+    Fut: std::future::Future<Output = Result<T, PortError>>,
 {
-    let backoff = Backoff {
-        attempts: ATTEMPTS,
-        base: Duration::from_millis(100),
-        max: Duration::from_secs(10),
-    };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e @ NotifyError::Fatal(_)) => return Err(e),
-            Err(e) if attempt >= ATTEMPTS => return Err(e),
-            Err(NotifyError::RateLimited(d)) => {
-                let jitter = Duration::from_millis(rand::random::<u64>() % 50);
-                tokio::time::sleep(d + jitter).await;
-            }
-            Err(NotifyError::Transient(_)) => {
-                tokio::time::sleep(backoff.delay(attempt.min(8))).await;
-            }
-        }
-    }
+    POSTS.run(op, PortError::verdict).await
 }
 
 /// Syncs one dirty digest or incident; `false` when there is nothing to do.
@@ -132,7 +118,7 @@ async fn note(engine: &Engine, id: i64, kind: &str, detail: &str) -> anyhow::Res
 async fn sync_incident(engine: &Engine, id: i64, version: i64) -> anyhow::Result<()> {
     match sync_incident_calls(engine, id).await {
         Ok(()) => release(engine, "incidents", id, Some(version)).await,
-        Err(SyncError::Slack(NotifyError::Fatal(reason))) => {
+        Err(SyncError::Slack(PortError::Fatal(reason))) => {
             // Retrying cannot help (channel gone, bot not invited): record it and move on.
             tracing::warn!(incident.id = id, %reason, "Slack refused an incident update");
             note(engine, id, "slack_error", &reason).await?;
@@ -148,7 +134,7 @@ async fn sync_incident(engine: &Engine, id: i64, version: i64) -> anyhow::Result
 #[derive(Debug, thiserror::Error)]
 enum SyncError {
     #[error(transparent)]
-    Slack(#[from] NotifyError),
+    Slack(#[from] PortError),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -161,92 +147,106 @@ async fn sync_incident_calls(engine: &Engine, id: i64) -> Result<(), SyncError> 
         // Listed in the storm digest instead of a thread of its own.
         return Ok(());
     }
-    let n = &engine.notifier;
-    let ch = row.channel.as_str();
-    let root = match (&row.root_ts, row.root_is_ours) {
-        (None, _) => {
-            let msg = render::root_message(&view);
-            let ts = call(|| n.post_root(ch, &msg)).await?;
-            set(engine, id, "root_ts", &ts).await?;
-            note(engine, id, "posted", "root message posted").await?;
-            ts
-        }
-        (Some(ts), true) => {
-            let msg = render::root_message(&view);
-            call(|| n.update_root(ch, ts, &msg)).await?;
-            ts.clone()
-        }
-        (Some(ts), false) => ts.clone(),
-    };
-    let mut reply_ts = row.runbook_reply_ts.clone();
-    // With a diagnoser, one redacted search serves both the runbook reply and the diagnosis.
-    let mut found: Option<(crate::diagnosis::Subject, Vec<crate::knowledge::Hit>)> = None;
+    let root = ensure_root(engine, id, &row, &view).await?;
     if let (Some(d), false) = (&engine.diagnoser, row.diagnosed) {
+        // One redacted search serves both the runbook reply and the diagnosis.
         let subject = super::diagnose::subject(&engine.pool, id, &view).await?;
         let hits = d.hits_for(&subject).await;
-        found = Some((subject, hits));
-    }
-    if reply_ts.is_none() && (engine.runbooks.is_some() || engine.diagnoser.is_some()) {
-        let drafting = engine.diagnoser.is_some();
-        let base = engine.config.runbook_base_url.as_deref();
-        let k = engine.config.runbook_hits;
-        let msg = match (&found, &engine.runbooks) {
-            (Some((_, hits)), _) => {
-                render::runbook_reply(&hits[..hits.len().min(k)], base, drafting)
-            }
-            (None, Some(kb)) => {
-                let summary = view.summary.clone().unwrap_or_default();
-                let runbook_url = view
-                    .links
-                    .iter()
-                    .find(|l| l.kind == "runbook")
-                    .map(|l| l.url.clone());
-                let hits = kb
-                    .search(&SearchRequest {
-                        text: format!("{} {summary}", view.name),
-                        alert: Some(view.name.clone()),
-                        runbook_url,
-                        k,
-                    })
-                    .await?;
-                render::runbook_reply(&hits, base, drafting)
-            }
-            (None, None) => render::drafting_reply(&view.name),
+        let reply = match &row.runbook_reply_ts {
+            Some(ts) => ts.clone(),
+            None => post_runbook_reply(engine, id, &row.channel, &root, &hits).await?,
         };
-        let ts = call(|| n.reply(ch, &root, &msg)).await?;
-        set(engine, id, "runbook_reply_ts", &ts).await?;
-        reply_ts = Some(ts);
+        post_diagnosis(engine, d, id, &row.channel, &reply, &subject, hits).await?;
     }
-    if let (Some(d), Some(reply), Some((subject, hits))) = (&engine.diagnoser, &reply_ts, found) {
-        let outcome = d.diagnose_hits(&subject, hits).await;
-        let msg = Message {
-            text: outcome.message.text,
-            blocks: Some(outcome.message.blocks),
-        };
-        call(|| n.update_root(ch, reply, &msg)).await?;
-        sqlx::query("UPDATE incidents SET diagnosed_at = clock_timestamp() WHERE id = $1")
-            .bind(id)
-            .execute(&engine.pool)
-            .await
-            .context("Failed to record the diagnosis")?;
-        let kind = match outcome.draft {
-            crate::diagnosis::Draft::Llm(_) => "LLM draft".to_string(),
-            crate::diagnosis::Draft::Fallback(f) => {
-                format!("runbook fallback ({})", f.reason.explain())
-            }
-        };
-        note(engine, id, "diagnosed", &kind).await?;
+    announce_status(engine, id, &row, &view, &root).await
+}
+
+/// Posts the root message (or edits ours); returns its `ts`. A root a tool posted (an
+/// alert message in a watched channel) is left as it is.
+async fn ensure_root(
+    engine: &Engine,
+    id: i64,
+    row: &IncidentRow,
+    view: &IncidentView,
+) -> Result<String, SyncError> {
+    let (n, ch) = (&engine.notifier, row.channel.as_str());
+    match (&row.root_ts, row.root_is_ours) {
+        (None, _) => {
+            let msg = render::root_message(view);
+            let ts = call(|| n.post(ch, &msg)).await?;
+            set(engine, id, "root_ts", &ts).await?;
+            note(engine, id, "posted", "root message posted").await?;
+            Ok(ts)
+        }
+        (Some(ts), true) => {
+            let msg = render::root_message(view);
+            call(|| n.update(ch, ts, &msg)).await?;
+            Ok(ts.clone())
+        }
+        (Some(ts), false) => Ok(ts.clone()),
     }
+}
+
+/// The thread's first reply: the best runbook sections, saying a diagnosis is on its way.
+async fn post_runbook_reply(
+    engine: &Engine,
+    id: i64,
+    channel: &str,
+    root: &str,
+    hits: &[Hit],
+) -> Result<String, SyncError> {
+    let k = engine.config.runbook_hits;
+    let base = engine.config.runbook_base_url.as_deref();
+    let msg = render::runbook_reply(&hits[..hits.len().min(k)], base, true);
+    let ts = call(|| engine.notifier.reply(channel, root, &msg)).await?;
+    set(engine, id, "runbook_reply_ts", &ts).await?;
+    Ok(ts)
+}
+
+/// Diagnoses (LLM draft or runbook fallback) and edits it into the runbook reply.
+async fn post_diagnosis(
+    engine: &Engine,
+    d: &Diagnoser,
+    id: i64,
+    channel: &str,
+    reply: &str,
+    subject: &Subject,
+    hits: Vec<Hit>,
+) -> Result<(), SyncError> {
+    let outcome = d.diagnose_hits(subject, hits).await;
+    call(|| engine.notifier.update(channel, reply, &outcome.message)).await?;
+    sqlx::query("UPDATE incidents SET diagnosed_at = clock_timestamp() WHERE id = $1")
+        .bind(id)
+        .execute(&engine.pool)
+        .await
+        .context("Failed to record the diagnosis")?;
+    let kind = match outcome.draft {
+        Draft::Llm(_) => "LLM draft".to_string(),
+        Draft::Fallback(f) => format!("runbook fallback ({})", f.reason.explain()),
+    };
+    note(engine, id, "diagnosed", &kind).await?;
+    Ok(())
+}
+
+/// Resolution and reopen replies (and the ✅ reaction), once per change of status.
+async fn announce_status(
+    engine: &Engine,
+    id: i64,
+    row: &IncidentRow,
+    view: &IncidentView,
+    root: &str,
+) -> Result<(), SyncError> {
+    let (n, ch) = (&engine.notifier, row.channel.as_str());
     match (view.status, row.announced_status) {
         (Status::Resolved, Status::Firing) => {
-            call(|| n.react(ch, &root, "white_check_mark")).await?;
-            let msg = render::resolution_reply(&view);
-            call(|| n.reply(ch, &root, &msg)).await?;
+            call(|| n.react(ch, root, "white_check_mark")).await?;
+            let msg = render::resolution_reply(view);
+            call(|| n.reply(ch, root, &msg)).await?;
             set(engine, id, "announced_status", "resolved").await?;
         }
         (Status::Firing, Status::Resolved) => {
-            let msg = render::reopen_reply(&view);
-            call(|| n.reply(ch, &root, &msg)).await?;
+            let msg = render::reopen_reply(view);
+            call(|| n.reply(ch, root, &msg)).await?;
             set(engine, id, "announced_status", "firing").await?;
         }
         _ => {}
@@ -281,7 +281,7 @@ async fn sync_digest(engine: &Engine, id: i64, version: i64) -> anyhow::Result<(
     let msg = render::storm_digest(&entries, r.get("opened_at"));
     let n = &engine.notifier;
     let result = match &root_ts {
-        None => match call(|| n.post_root(&channel, &msg)).await {
+        None => match call(|| n.post(&channel, &msg)).await {
             Ok(ts) => {
                 sqlx::query("UPDATE storm_digests SET root_ts = $2 WHERE id = $1")
                     .bind(id)
@@ -292,11 +292,11 @@ async fn sync_digest(engine: &Engine, id: i64, version: i64) -> anyhow::Result<(
             }
             Err(e) => Err(e),
         },
-        Some(ts) => call(|| n.update_root(&channel, ts, &msg)).await,
+        Some(ts) => call(|| n.update(&channel, ts, &msg)).await,
     };
     match result {
         Ok(()) => release(engine, "storm_digests", id, Some(version)).await,
-        Err(NotifyError::Fatal(reason)) => {
+        Err(PortError::Fatal(reason)) => {
             tracing::warn!(digest.id = id, %reason, "Slack refused the storm digest");
             release(engine, "storm_digests", id, Some(version)).await
         }

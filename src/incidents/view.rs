@@ -1,4 +1,4 @@
-//! Reading an incident back from Postgres as the views `alerts::render` draws.
+//! Reading an incident back from Postgres as the views `render` draws.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::{PgExecutor, Row};
 
 use crate::alerts::model::{Link, Severity, Status};
-use crate::alerts::render::{AlertLine, IncidentView};
+use super::render::{AlertLine, IncidentView};
 
 /// The incident row's Slack bookkeeping, beside its view.
 #[derive(Debug, Clone)]

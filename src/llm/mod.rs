@@ -40,12 +40,12 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone)]
-pub struct Message {
+pub struct ChatMessage {
     pub role: Role,
     pub content: String,
 }
 
-impl Message {
+impl ChatMessage {
     pub fn system(c: impl Into<String>) -> Self {
         Self {
             role: Role::System,
@@ -73,7 +73,7 @@ pub struct JsonRequest {
     pub incident: Option<String>,
     /// `diagnosis`, `repair`, `question`: recorded with the tokens.
     pub purpose: &'static str,
-    pub messages: Vec<Message>,
+    pub messages: Vec<ChatMessage>,
     pub schema_name: &'static str,
     pub schema: Value,
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::retry::{Backoff, Verdict};
 use crate::slack::blocks;
+use crate::slack::message::Message;
 use crate::slack::ratelimit::Pacer;
 
 /// Why a Web API call failed. Never contains the token.
@@ -269,9 +270,9 @@ impl SlackClient {
         &self,
         channel: &str,
         thread_ts: Option<&str>,
-        text: &str,
-        blocks: Option<Vec<Value>>,
+        msg: &Message,
     ) -> Result<Posted, SlackError> {
+        let (text, blocks) = (msg.text(), msg.api_blocks());
         let url = format!("{}/chat.postMessage", self.inner.api_url);
         let mut body = json!({"channel": channel, "text": blocks::message_text(text)});
         if let Some(t) = thread_ts {
@@ -307,9 +308,9 @@ impl SlackClient {
         &self,
         channel: &str,
         ts: &str,
-        text: &str,
-        blocks: Option<Vec<Value>>,
+        msg: &Message,
     ) -> Result<(), SlackError> {
+        let (text, blocks) = (msg.text(), msg.api_blocks());
         let mut body = json!({"channel": channel, "ts": ts, "text": blocks::message_text(text)});
         if let Some(b) = &blocks {
             body["blocks"] = json!(b);
@@ -328,9 +329,9 @@ impl SlackClient {
         &self,
         channel: &str,
         user: &str,
-        text: &str,
-        blocks: Option<Vec<Value>>,
+        msg: &Message,
     ) -> Result<(), SlackError> {
+        let (text, blocks) = (msg.text(), msg.api_blocks());
         let mut body =
             json!({"channel": channel, "user": user, "text": blocks::message_text(text)});
         if let Some(b) = &blocks {
@@ -381,10 +382,10 @@ impl SlackClient {
     pub async fn respond(
         &self,
         response_url: &str,
-        text: &str,
-        blocks: Option<Vec<Value>>,
+        msg: &Message,
         in_channel: bool,
     ) -> Result<(), SlackError> {
+        let (text, blocks) = (msg.text(), msg.api_blocks());
         let mut body = json!({
             "text": blocks::message_text(text),
             "response_type": if in_channel { "in_channel" } else { "ephemeral" },

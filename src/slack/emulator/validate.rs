@@ -175,19 +175,28 @@ mod tests {
     #[test]
     fn accepts_what_the_builder_makes() {
         use crate::slack::blocks as b;
-        let blocks = json!([
-            b::header(&"h".repeat(500)),
-            b::section(&"s".repeat(9000)),
-            b::fields(&vec!["f".repeat(3000); 15]),
-            b::context(&vec!["c".to_string(); 20]),
+        use crate::slack::{Mrkdwn, Plain};
+        let m = |s: String| Mrkdwn::own(s);
+        let built = vec![
+            b::header(&Plain::own("h".repeat(500))),
+            b::section(&m("s".repeat(9000))),
+            b::fields(&vec![m("f".repeat(3000)); 15]),
+            b::context(&vec![m("c".to_string()); 20]),
             b::actions(
                 "a",
                 (0..30)
-                    .map(|i| b::button(&"t".repeat(100), &format!("x{i}"), &"v".repeat(3000)))
-                    .collect()
+                    .map(|i| {
+                        b::button(
+                            &Plain::own("t".repeat(100)),
+                            &format!("x{i}"),
+                            &"v".repeat(3000),
+                        )
+                    })
+                    .collect(),
             ),
             b::divider(),
-        ]);
+        ];
+        let blocks = json!(built.into_iter().map(b::Block::into_value).collect::<Vec<_>>());
         assert_eq!(super::blocks(&blocks, 50), Ok(()));
         let m = b::modal(
             "cb",

@@ -1,8 +1,7 @@
-//! The Slack side of incidents, behind a trait the real Slack client implements.
-//!
-//! `IncidentNotifier` is the four calls incidents need. `RecordingNotifier` keeps every
-//! call and the current text of every message (tests, benchmarks); `RateLimited` wraps
-//! any notifier with Slack's per-channel limits and answers 429s like Slack does.
+//! Fakes of the Slack port for tests, benchmarks and the console: [`Recorder`] keeps every
+//! call and the current text of every message; [`Throttled`] wraps any port with Slack's
+//! per-channel limits and answers 429s like Slack does; [`Console`] prints what would be
+//! posted (`serve-webhooks --console`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,55 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
-/// One Slack message: fallback text (notifications, screen readers) plus Block Kit blocks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub text: String,
-    pub blocks: Option<Value>,
-}
-
-impl Message {
-    pub fn text(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            blocks: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum NotifyError {
-    /// Slack said 429; try again after this long.
-    #[error("rate limited by Slack (retry after {0:?})")]
-    RateLimited(Duration),
-    /// Worth retrying (network, 5xx).
-    #[error("Slack call failed: {0}")]
-    Transient(String),
-    /// Retrying will not help (`channel_not_found`, `not_in_channel`, `invalid_blocks`).
-    #[error("Slack refused the call: {0}")]
-    Fatal(String),
-}
-
-/// What the incident engine needs from Slack. Implementations may handle 429s themselves;
-/// the engine also retries `RateLimited` and `Transient`, so no post is ever dropped for them.
-#[async_trait]
-pub trait IncidentNotifier: Send + Sync {
-    /// `chat.postMessage` in a channel; returns the message `ts`.
-    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError>;
-    /// `chat.update` of a message Sentinel posted.
-    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError>;
-    /// `chat.postMessage` with `thread_ts`; returns the reply's `ts`.
-    async fn reply(
-        &self,
-        channel: &str,
-        thread_ts: &str,
-        msg: &Message,
-    ) -> Result<String, NotifyError>;
-    /// `reactions.add` (`already_reacted` counts as success).
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError>;
-}
+use super::message::Message;
+use super::port::{PortError, SlackPort};
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,20 +42,20 @@ pub enum Call {
 /// In-memory notifier: records calls, hands out increasing `ts` values, keeps the current
 /// version of every message, optionally fails the next calls.
 #[derive(Default)]
-pub struct RecordingNotifier {
+pub struct Recorder {
     calls: Mutex<Vec<Call>>,
     seq: AtomicU64,
     /// Errors returned (and consumed) before any call succeeds.
-    failures: Mutex<Vec<NotifyError>>,
+    failures: Mutex<Vec<PortError>>,
 }
 
-impl RecordingNotifier {
+impl Recorder {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
     /// The next calls fail with these errors, in order.
-    pub fn fail_next(&self, errors: Vec<NotifyError>) {
+    pub fn fail_next(&self, errors: Vec<PortError>) {
         let mut f = self.failures.lock().expect("lock");
         f.extend(errors);
     }
@@ -163,7 +116,7 @@ impl RecordingNotifier {
         format!("1700000000.{n:06}")
     }
 
-    fn check_failure(&self) -> Result<(), NotifyError> {
+    fn check_failure(&self) -> Result<(), PortError> {
         let mut f = self.failures.lock().expect("lock");
         if f.is_empty() {
             Ok(())
@@ -178,8 +131,8 @@ impl RecordingNotifier {
 }
 
 #[async_trait]
-impl IncidentNotifier for RecordingNotifier {
-    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError> {
+impl SlackPort for Recorder {
+    async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
         self.check_failure()?;
         let ts = self.next_ts();
         self.record(Call::Post {
@@ -190,7 +143,7 @@ impl IncidentNotifier for RecordingNotifier {
         Ok(ts)
     }
 
-    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError> {
+    async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
         self.check_failure()?;
         self.record(Call::Update {
             channel: channel.into(),
@@ -205,7 +158,7 @@ impl IncidentNotifier for RecordingNotifier {
         channel: &str,
         thread_ts: &str,
         msg: &Message,
-    ) -> Result<String, NotifyError> {
+    ) -> Result<String, PortError> {
         self.check_failure()?;
         let ts = self.next_ts();
         self.record(Call::Reply {
@@ -217,7 +170,7 @@ impl IncidentNotifier for RecordingNotifier {
         Ok(ts)
     }
 
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError> {
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
         self.check_failure()?;
         self.record(Call::React {
             channel: channel.into(),
@@ -231,7 +184,7 @@ impl IncidentNotifier for RecordingNotifier {
 /// Slack's limits, emulated: `chat.postMessage` about one per second per channel (a burst
 /// of `burst`), `chat.update` Tier 3 (50 a minute). Over the limit the call is refused
 /// with `RateLimited(retry_after)` and never reaches the inner notifier.
-pub struct RateLimited<N> {
+pub struct Throttled<N> {
     pub inner: N,
     post_interval: Duration,
     update_interval: Duration,
@@ -246,7 +199,7 @@ struct Bucket {
     at: tokio::time::Instant,
 }
 
-impl<N> RateLimited<N> {
+impl<N> Throttled<N> {
     pub fn slack_like(inner: N) -> Self {
         Self {
             inner,
@@ -258,7 +211,7 @@ impl<N> RateLimited<N> {
         }
     }
 
-    fn take(&self, channel: &str, update: bool) -> Result<(), NotifyError> {
+    fn take(&self, channel: &str, update: bool) -> Result<(), PortError> {
         let interval = if update {
             self.update_interval
         } else {
@@ -281,53 +234,32 @@ impl<N> RateLimited<N> {
         } else {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             let wait = (1.0 - b.tokens) * interval.as_secs_f64();
-            Err(NotifyError::RateLimited(Duration::from_secs_f64(wait)))
+            Err(PortError::RateLimited(Duration::from_secs_f64(wait)))
         }
     }
 }
 
 #[async_trait]
-impl<N: IncidentNotifier> IncidentNotifier for RateLimited<N> {
-    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError> {
+impl<N: SlackPort> SlackPort for Throttled<N> {
+    async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
         self.take(channel, false)?;
-        self.inner.post_root(channel, msg).await
+        self.inner.post(channel, msg).await
     }
-    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError> {
+    async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
         self.take(channel, true)?;
-        self.inner.update_root(channel, ts, msg).await
+        self.inner.update(channel, ts, msg).await
     }
     async fn reply(
         &self,
         channel: &str,
         thread_ts: &str,
         msg: &Message,
-    ) -> Result<String, NotifyError> {
+    ) -> Result<String, PortError> {
         self.take(channel, false)?;
         self.inner.reply(channel, thread_ts, msg).await
     }
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError> {
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
         self.inner.react(channel, ts, emoji).await
-    }
-}
-
-#[async_trait]
-impl<N: IncidentNotifier + ?Sized> IncidentNotifier for Arc<N> {
-    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError> {
-        (**self).post_root(channel, msg).await
-    }
-    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError> {
-        (**self).update_root(channel, ts, msg).await
-    }
-    async fn reply(
-        &self,
-        channel: &str,
-        thread_ts: &str,
-        msg: &Message,
-    ) -> Result<String, NotifyError> {
-        (**self).reply(channel, thread_ts, msg).await
-    }
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError> {
-        (**self).react(channel, ts, emoji).await
     }
 }
 
@@ -335,60 +267,64 @@ impl<N: IncidentNotifier + ?Sized> IncidentNotifier for Arc<N> {
 mod tests {
     use super::*;
 
+    fn text(s: &str) -> Message {
+        Message::text_only(&crate::slack::mrkdwn::Mrkdwn::own(s))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn rate_limit_refuses_bursts_and_recovers() {
-        let n = RateLimited::slack_like(RecordingNotifier::new());
-        let m = Message::text("x");
+        let n = Throttled::slack_like(Recorder::new());
+        let m = text("x");
         for _ in 0..3 {
-            n.post_root("C1", &m).await.unwrap();
+            n.post("C1", &m).await.unwrap();
         }
-        let e = n.post_root("C1", &m).await.unwrap_err();
-        assert!(matches!(e, NotifyError::RateLimited(d) if d <= Duration::from_secs(1)));
+        let e = n.post("C1", &m).await.unwrap_err();
+        assert!(matches!(e, PortError::RateLimited(d) if d <= Duration::from_secs(1)));
         // Another channel has its own budget.
-        n.post_root("C2", &m).await.unwrap();
+        n.post("C2", &m).await.unwrap();
         tokio::time::advance(Duration::from_secs(1)).await;
-        n.post_root("C1", &m).await.unwrap();
+        n.post("C1", &m).await.unwrap();
         assert_eq!(n.inner.roots().len(), 5);
         assert_eq!(n.throttled.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
     async fn recording_keeps_current_text_and_injected_failures() {
-        let n = RecordingNotifier::new();
-        n.fail_next(vec![NotifyError::Transient("boom".into())]);
-        assert!(n.post_root("C", &Message::text("a")).await.is_err());
-        let ts = n.post_root("C", &Message::text("a")).await.unwrap();
-        n.update_root("C", &ts, &Message::text("b")).await.unwrap();
-        assert_eq!(n.current(&ts).unwrap().text, "b");
+        let n = Recorder::new();
+        n.fail_next(vec![PortError::Transient("boom".into())]);
+        assert!(n.post("C", &text("a")).await.is_err());
+        let ts = n.post("C", &text("a")).await.unwrap();
+        n.update("C", &ts, &text("b")).await.unwrap();
+        assert_eq!(n.current(&ts).unwrap().text(), "b");
         assert_eq!(n.roots().len(), 1);
     }
 }
 
 /// Prints every call on stdout as a person would read it in Slack (for `serve-webhooks
-/// --console` and the demo), recording like `RecordingNotifier`.
+/// --console` and the demo), recording like `Recorder`.
 #[derive(Default)]
-pub struct ConsoleNotifier {
-    pub recording: RecordingNotifier,
+pub struct Console {
+    pub recording: Recorder,
 }
 
-impl ConsoleNotifier {
+impl Console {
     fn print(&self, what: &str, channel: &str, ts: &str, msg: &Message) {
         println!("── {what} #{channel} ts={ts}");
-        for line in msg.text.lines() {
+        for line in msg.text().lines() {
             println!("   {line}");
         }
     }
 }
 
 #[async_trait]
-impl IncidentNotifier for ConsoleNotifier {
-    async fn post_root(&self, channel: &str, msg: &Message) -> Result<String, NotifyError> {
-        let ts = self.recording.post_root(channel, msg).await?;
+impl SlackPort for Console {
+    async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
+        let ts = self.recording.post(channel, msg).await?;
         self.print("new message in", channel, &ts, msg);
         Ok(ts)
     }
-    async fn update_root(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), NotifyError> {
-        self.recording.update_root(channel, ts, msg).await?;
+    async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
+        self.recording.update(channel, ts, msg).await?;
         self.print("message edited in", channel, ts, msg);
         Ok(())
     }
@@ -397,7 +333,7 @@ impl IncidentNotifier for ConsoleNotifier {
         channel: &str,
         thread_ts: &str,
         msg: &Message,
-    ) -> Result<String, NotifyError> {
+    ) -> Result<String, PortError> {
         let ts = self.recording.reply(channel, thread_ts, msg).await?;
         self.print(
             &format!("thread reply (thread {thread_ts}) in"),
@@ -407,7 +343,7 @@ impl IncidentNotifier for ConsoleNotifier {
         );
         Ok(ts)
     }
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), NotifyError> {
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
         self.recording.react(channel, ts, emoji).await?;
         println!("── reaction :{emoji}: on #{channel} ts={ts}");
         Ok(())

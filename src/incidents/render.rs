@@ -1,20 +1,20 @@
 //! Pure rendering of incident messages: root (text + Block Kit), resolution and reopen
-//! replies, runbook reply, storm digest. Slack limits are respected here (section text
-//! ≤ 3000 chars, ≤ 50 blocks).
+//! replies, runbook reply, storm digest. Built from the Slack message vocabulary, so every
+//! label, summary and runbook excerpt is redacted and escaped, and Slack's limits hold.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 
-use super::model::{Link, Severity, Status};
-use super::notify::Message;
-use crate::knowledge::Hit;
-use crate::text::truncate_chars;
+use crate::alerts::model::{Link, Severity, Status};
+use crate::knowledge::{Hit, MatchKind};
+use crate::mrkdwn;
+use crate::slack::blocks::{context, section};
+use crate::slack::message::{section_link, section_url, SectionRef};
+use crate::slack::{Message, Mrkdwn};
 
 /// Lines of alerts listed in a root before "and N more".
 pub const MAX_ALERT_LINES: usize = 20;
-const SECTION_MAX: usize = 2900;
 
 /// What a root message shows about one incident.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,13 +43,6 @@ pub struct AlertLine {
     pub ends_at: Option<DateTime<Utc>>,
 }
 
-/// Slack mrkdwn needs `&`, `<` and `>` escaped.
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 fn status_icon(s: Status) -> &'static str {
     match s {
         Status::Firing => "🔥",
@@ -57,12 +50,12 @@ fn status_icon(s: Status) -> &'static str {
     }
 }
 
-fn hhmm(t: DateTime<Utc>) -> String {
-    t.format("%H:%M UTC").to_string()
+fn hhmm(t: DateTime<Utc>) -> Mrkdwn {
+    Mrkdwn::own(t.format("%H:%M UTC").to_string())
 }
 
-/// `[FIRING] KubePodCrashLooping (2 alerts)`.
-pub fn title(v: &IncidentView) -> String {
+/// `🔥 [FIRING] KubePodCrashLooping · warning (2 of 3 alerts firing)`.
+pub fn title(v: &IncidentView) -> Mrkdwn {
     let state = match (v.status, v.reopened) {
         (Status::Resolved, _) => "RESOLVED",
         (Status::Firing, 0) => "FIRING",
@@ -73,110 +66,95 @@ pub fn title(v: &IncidentView) -> String {
         .iter()
         .filter(|a| a.status == Status::Firing)
         .count();
-    format!(
-        "{} [{state}] {} · {} ({} of {} alerts firing)",
-        status_icon(v.status),
-        v.name,
-        v.severity.as_str(),
+    mrkdwn!(
+        "{} [{}] {} · {} ({} of {} alerts firing)",
+        Mrkdwn::own(status_icon(v.status)),
+        Mrkdwn::own(state),
+        Mrkdwn::untrusted(&v.name),
+        Mrkdwn::own(v.severity.as_str()),
         firing,
         v.alerts.len()
     )
 }
 
-/// One line per alert: `🔥 pod=checkout-api-x2k4q · since 21:04 UTC`.
-pub fn alert_line(a: &AlertLine) -> String {
-    let labels: Vec<String> = a
-        .distinct
-        .iter()
-        .map(|(k, v)| format!("{k}=`{}`", escape(v)))
-        .collect();
+/// `key=`value`` pairs, redacted and escaped.
+fn label_pairs<'a>(labels: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<Mrkdwn> {
+    labels
+        .map(|(k, v)| mrkdwn!("{}={}", Mrkdwn::untrusted(k), Mrkdwn::code(v)))
+        .collect()
+}
+
+/// One line per alert: `🔥 pod=`checkout-api-x2k4q` · since 21:04 UTC`.
+pub fn alert_line(a: &AlertLine) -> Mrkdwn {
+    let labels = label_pairs(a.distinct.iter());
     let labels = if labels.is_empty() {
-        "(no distinguishing labels)".to_string()
+        Mrkdwn::own("(no distinguishing labels)")
     } else {
-        labels.join(" ")
+        Mrkdwn::join(labels, " ")
     };
     match (a.status, a.ends_at) {
-        (Status::Resolved, Some(end)) => format!("✅ {labels} · resolved {}", hhmm(end)),
-        (Status::Resolved, None) => format!("✅ {labels} · resolved"),
-        (Status::Firing, _) => format!("🔥 {labels} · since {}", hhmm(a.starts_at)),
+        (Status::Resolved, Some(end)) => mrkdwn!("✅ {} · resolved {}", labels, hhmm(end)),
+        (Status::Resolved, None) => mrkdwn!("✅ {} · resolved", labels),
+        (Status::Firing, _) => mrkdwn!("🔥 {} · since {}", labels, hhmm(a.starts_at)),
     }
 }
 
-fn links_line(links: &[Link]) -> Option<String> {
+/// The incident's links (one per kind), each showing its kind.
+fn links_line(links: &[Link]) -> Option<Mrkdwn> {
     let mut seen = Vec::new();
-    let parts: Vec<String> = links
+    let parts: Vec<Mrkdwn> = links
         .iter()
         .filter(|l| {
             let new = !seen.contains(&l.kind);
             seen.push(l.kind.clone());
             new
         })
-        .map(|l| {
-            format!(
-                "<{}|{}>",
-                l.url.replace('|', "%7C").replace('>', "%3E"),
-                l.kind
-            )
-        })
+        .map(|l| Mrkdwn::link(&l.url, &Mrkdwn::untrusted(&l.kind)))
         .collect();
-    (!parts.is_empty()).then(|| parts.join(" · "))
+    (!parts.is_empty()).then(|| Mrkdwn::join(parts, " · "))
 }
 
 /// The root message: updated in place as alerts join, resolve or fire again.
 pub fn root_message(v: &IncidentView) -> Message {
     let head = title(v);
-    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn",
-        "text": truncate_chars(&format!("*{}*", escape(&head)), SECTION_MAX)}})];
-    let mut about = String::new();
+    let mut blocks = vec![section(&Mrkdwn::bold(&head))];
+    let mut about = Vec::new();
     if let Some(s) = &v.summary {
-        about.push_str(&escape(s));
-        about.push('\n');
+        about.push(Mrkdwn::untrusted(s));
     }
-    let common: Vec<String> = v
-        .common_labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != "alertname")
-        .map(|(k, val)| format!("{k}=`{}`", escape(val)))
-        .collect();
+    let common = label_pairs(v.common_labels.iter().filter(|(k, _)| k.as_str() != "alertname"));
     if !common.is_empty() {
-        about.push_str(&common.join(" "));
+        about.push(Mrkdwn::join(common, " "));
     }
-    if !about.trim().is_empty() {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
-            "text": truncate_chars(about.trim(), SECTION_MAX)}}));
+    let about = Mrkdwn::join(about, "\n");
+    if !about.is_empty() {
+        blocks.push(section(&about));
     }
-    let mut lines: Vec<String> = v
+    let mut lines: Vec<Mrkdwn> = v
         .alerts
         .iter()
         .take(MAX_ALERT_LINES)
         .map(alert_line)
         .collect();
     if v.alerts.len() > MAX_ALERT_LINES {
-        lines.push(format!("… and {} more", v.alerts.len() - MAX_ALERT_LINES));
+        lines.push(mrkdwn!("… and {} more", v.alerts.len() - MAX_ALERT_LINES));
     }
     if !lines.is_empty() {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
-            "text": truncate_chars(&lines.join("\n"), SECTION_MAX)}}));
+        blocks.push(section(&Mrkdwn::join(lines, "\n")));
     }
-    let mut context = format!("Incident #{} · opened {}", v.id, hhmm(v.opened_at));
+    let mut ctx = mrkdwn!("Incident #{} · opened {}", v.id, hhmm(v.opened_at));
     if let Some(r) = v.resolved_at.filter(|_| v.status == Status::Resolved) {
-        context.push_str(&format!(" · resolved {}", hhmm(r)));
+        ctx.push(&mrkdwn!(" · resolved {}", hhmm(r)));
     }
     if let Some(l) = links_line(&v.links) {
-        context.push_str(" · ");
-        context.push_str(&l);
+        ctx.push(&mrkdwn!(" · {}", l));
     }
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
-        "text": truncate_chars(&context, SECTION_MAX)}]}));
+    blocks.push(context(&[ctx]));
     let mut text = head;
     if let Some(s) = &v.summary {
-        text.push_str(" — ");
-        text.push_str(s);
+        text.push(&mrkdwn!(" — {}", Mrkdwn::untrusted(s)));
     }
-    Message {
-        text: truncate_chars(&text, 3000),
-        blocks: Some(Value::Array(blocks)),
-    }
+    Message::new(&text, blocks)
 }
 
 /// The one short thread reply when every alert of the incident has resolved.
@@ -185,10 +163,11 @@ pub fn resolution_reply(v: &IncidentView) -> Message {
         .resolved_at
         .map(|r| (r - v.opened_at).num_minutes().max(0))
         .unwrap_or(0);
-    Message::text(format!(
-        "✅ Resolved: all {} alert(s) of incident #{} cleared after {mins} min.",
+    Message::text_only(&mrkdwn!(
+        "✅ Resolved: all {} alert(s) of incident #{} cleared after {} min.",
         v.alerts.len(),
-        v.id
+        v.id,
+        mins
     ))
 }
 
@@ -199,29 +178,24 @@ pub fn reopen_reply(v: &IncidentView) -> Message {
         .iter()
         .filter(|a| a.status == Status::Firing)
         .count();
-    Message::text(format!(
-        "🔥 Firing again: {firing} alert(s) of incident #{} (reopened {} time(s)).",
-        v.id, v.reopened
+    Message::text_only(&mrkdwn!(
+        "🔥 Firing again: {} alert(s) of incident #{} (reopened {} time(s)).",
+        firing,
+        v.id,
+        v.reopened
     ))
 }
 
-/// Where a runbook section lives: `<base>/<path>#<anchor>` when a base URL is configured.
-pub fn hit_link(h: &Hit, base: Option<&str>) -> String {
-    match base {
-        Some(b) => format!(
-            "<{}/{}#{}|{}>",
-            b.trim_end_matches('/'),
-            h.runbook_path,
-            h.anchor,
-            escape(&h.heading())
-        ),
-        None => format!(
-            "*{}* (`{}#{}`)",
-            escape(&h.heading()),
-            h.runbook_path,
-            h.anchor
-        ),
-    }
+/// A search hit as a linked runbook section (see `slack::message::section_link`).
+pub fn hit_link(h: &Hit, base: Option<&str>) -> Mrkdwn {
+    let url = section_url(base, &h.runbook_path, &h.anchor);
+    section_link(&SectionRef {
+        runbook_title: &h.runbook_title,
+        heading: &h.heading(),
+        runbook_path: &h.runbook_path,
+        anchor: &h.anchor,
+        url: url.as_deref(),
+    })
 }
 
 /// Shown under the runbook sections while the diagnosis is drafted (then edited away).
@@ -232,57 +206,47 @@ pub const DRAFTING_NOTE: &str = "⏳ Drafting a diagnosis from these sections…
 pub fn runbook_reply(hits: &[Hit], base: Option<&str>, drafting: bool) -> Message {
     let mut msg = runbook_sections(hits, base);
     if drafting {
-        let note =
-            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": DRAFTING_NOTE}]});
-        let mut blocks = match msg.blocks.take() {
-            Some(Value::Array(b)) => b,
-            _ => vec![
-                json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(&msg.text)}}),
-            ],
-        };
-        blocks.push(note);
-        msg.blocks = Some(Value::Array(blocks));
-        msg.text.push_str(&format!("\n{DRAFTING_NOTE}"));
+        if msg.blocks().is_empty() {
+            msg = Message::new(
+                &Mrkdwn::own(msg.text()),
+                vec![section(&Mrkdwn::own(msg.text()))],
+            );
+        }
+        msg.push(context(&[Mrkdwn::own(DRAFTING_NOTE)]));
+        msg.push_text_line(&Mrkdwn::own(DRAFTING_NOTE));
     }
     msg
 }
 
-/// The thread's first reply when there is no knowledge base to quote: the diagnosis
-/// replaces it.
-pub fn drafting_reply(alert_name: &str) -> Message {
-    Message::text(format!(
-        "⏳ Investigating {alert_name}… drafting a diagnosis."
-    ))
-}
-
 fn runbook_sections(hits: &[Hit], base: Option<&str>) -> Message {
     if hits.is_empty() {
-        return Message::text(
-            "📖 No runbook in the knowledge base matches this alert yet.".to_string(),
-        );
+        return Message::text_only(&Mrkdwn::own(
+            "📖 No runbook in the knowledge base matches this alert yet.",
+        ));
     }
-    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn",
-        "text": "📖 *Runbook sections that match this alert*"}})];
-    let mut text = String::from("📖 Runbook sections that match this alert:");
+    let mut blocks = vec![section(&Mrkdwn::own(
+        "📖 *Runbook sections that match this alert*",
+    ))];
+    let mut text = vec![Mrkdwn::own("📖 Runbook sections that match this alert:")];
     for h in hits.iter().take(5) {
         let exact = match h.matched_by {
-            crate::knowledge::MatchKind::Hybrid => "",
+            MatchKind::Hybrid => "",
             _ => " · exact match",
         };
         let excerpt = crate::text::excerpt(&h.body, 400);
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
-            "text": truncate_chars(&format!("{}{exact}\n{}", hit_link(h, base), escape(&excerpt)), SECTION_MAX)}}));
-        text.push_str(&format!(
-            "\n• {} ({}#{})",
-            h.heading(),
-            h.runbook_path,
-            h.anchor
+        blocks.push(section(&mrkdwn!(
+            "{}{}\n{}",
+            hit_link(h, base),
+            Mrkdwn::own(exact),
+            Mrkdwn::untrusted(&excerpt)
+        )));
+        text.push(mrkdwn!(
+            "• {} ({})",
+            Mrkdwn::untrusted(&h.heading()),
+            Mrkdwn::untrusted(&format!("{}#{}", h.runbook_path, h.anchor))
         ));
     }
-    Message {
-        text,
-        blocks: Some(Value::Array(blocks)),
-    }
+    Message::new(&Mrkdwn::join(text, "\n"), blocks)
 }
 
 /// One incident as the storm digest lists it.
@@ -295,6 +259,11 @@ pub struct DigestEntry {
     pub alerts: usize,
 }
 
+/// Alert names listed in the digest's blocks (each a section) before "and N more".
+const DIGEST_NAMES: usize = 45;
+/// Incident ids listed per alert name.
+const DIGEST_IDS: usize = 30;
+
 /// The storm digest: incidents grouped by alert name, most incidents first.
 pub fn storm_digest(entries: &[DigestEntry], since: DateTime<Utc>) -> Message {
     let firing = entries
@@ -302,7 +271,7 @@ pub fn storm_digest(entries: &[DigestEntry], since: DateTime<Utc>) -> Message {
         .filter(|e| e.status == Status::Firing)
         .count();
     let alerts: usize = entries.iter().map(|e| e.alerts).sum();
-    let head = format!(
+    let head = mrkdwn!(
         "🌩️ Alert storm: {} incidents ({} firing, {} alerts) since {}",
         entries.len(),
         firing,
@@ -315,9 +284,11 @@ pub fn storm_digest(entries: &[DigestEntry], since: DateTime<Utc>) -> Message {
     }
     let mut groups: Vec<(&str, Vec<&DigestEntry>)> = by_name.into_iter().collect();
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
-    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn",
-        "text": format!("*{}*\nOne digest instead of one thread per incident; `/sentinel incidents` lists them all.", escape(&head))}})];
-    let shown = groups.len().min(45);
+    let mut blocks = vec![section(&mrkdwn!(
+        "{}\nOne digest instead of one thread per incident; `/sentinel incidents` lists them all.",
+        Mrkdwn::bold(&head)
+    ))];
+    let shown = groups.len().min(DIGEST_NAMES);
     for (name, es) in &groups[..shown] {
         let f = es.iter().filter(|e| e.status == Status::Firing).count();
         let worst = es
@@ -325,34 +296,37 @@ pub fn storm_digest(entries: &[DigestEntry], since: DateTime<Utc>) -> Message {
             .map(|e| e.severity)
             .max()
             .unwrap_or(Severity::Unknown);
-        let ids: Vec<String> = es.iter().take(30).map(|e| format!("#{}", e.id)).collect();
-        let more = if es.len() > 30 {
-            format!(" … +{}", es.len() - 30)
+        let ids: Vec<Mrkdwn> = es
+            .iter()
+            .take(DIGEST_IDS)
+            .map(|e| mrkdwn!("#{}", e.id))
+            .collect();
+        let more = if es.len() > DIGEST_IDS {
+            mrkdwn!(" … +{}", es.len() - DIGEST_IDS)
         } else {
-            String::new()
+            Mrkdwn::default()
         };
-        let line = format!(
-            "*{}* · {} · {} incident(s), {f} firing: {}{more}",
-            escape(name),
-            worst.as_str(),
+        blocks.push(section(&mrkdwn!(
+            "{} · {} · {} incident(s), {} firing: {}{}",
+            Mrkdwn::bold(&Mrkdwn::untrusted(name)),
+            Mrkdwn::own(worst.as_str()),
             es.len(),
-            ids.join(" ")
-        );
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
-            "text": truncate_chars(&line, SECTION_MAX)}}));
+            f,
+            Mrkdwn::join(ids, " "),
+            more
+        )));
     }
     if groups.len() > shown {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
-            "text": format!("… and {} more alert names", groups.len() - shown)}]}));
+        blocks.push(context(&[mrkdwn!(
+            "… and {} more alert names",
+            groups.len() - shown
+        )]));
     }
-    let mut text = head;
+    let mut text = vec![head];
     for (name, es) in &groups {
-        text.push_str(&format!("\n{name}: {}", es.len()));
+        text.push(mrkdwn!("{}: {}", Mrkdwn::untrusted(name), es.len()));
     }
-    Message {
-        text: truncate_chars(&text, 3900),
-        blocks: Some(Value::Array(blocks)),
-    }
+    Message::new(&Mrkdwn::join(text, "\n"), blocks)
 }
 
 #[cfg(test)]
@@ -395,17 +369,17 @@ mod tests {
     }
 
     fn all_text(m: &Message) -> String {
-        m.blocks.as_ref().unwrap().to_string()
+        serde_json::Value::from(m.blocks().to_vec()).to_string()
     }
 
     #[test]
     fn root_lists_one_line_per_alert_and_escapes() {
         let m = root_message(&view(3));
         assert!(
-            m.text
+            m.text()
                 .starts_with("🔥 [FIRING] KubePodCrashLooping · warning (2 of 3 alerts firing)"),
             "{}",
-            m.text
+            m.text()
         );
         let b = all_text(&m);
         assert!(b.contains("✅ pod=`api-0` · resolved 21:30 UTC"), "{b}");
@@ -418,15 +392,14 @@ mod tests {
     #[test]
     fn long_incidents_stay_within_slack_limits() {
         let m = root_message(&view(500));
-        let blocks = m.blocks.unwrap();
-        let arr = blocks.as_array().unwrap();
+        let arr = m.blocks();
         assert!(arr.len() <= 50);
         for b in arr {
             if let Some(t) = b["text"]["text"].as_str() {
                 assert!(t.chars().count() <= 3000);
             }
         }
-        assert!(blocks.to_string().contains("and 480 more"));
+        assert!(all_text(&m).contains("and 480 more"));
     }
 
     #[test]
@@ -434,15 +407,15 @@ mod tests {
         let mut v = view(2);
         v.status = Status::Resolved;
         v.resolved_at = Some(t(21, 34));
-        assert!(title(&v).starts_with("✅ [RESOLVED]"));
+        assert!(title(&v).as_str().starts_with("✅ [RESOLVED]"));
         assert_eq!(
-            resolution_reply(&v).text,
+            resolution_reply(&v).text(),
             "✅ Resolved: all 2 alert(s) of incident #7 cleared after 30 min."
         );
         v.status = Status::Firing;
         v.reopened = 1;
-        assert!(title(&v).contains("[FIRING AGAIN]"));
-        assert!(reopen_reply(&v).text.contains("reopened 1 time(s)"));
+        assert!(title(&v).as_str().contains("[FIRING AGAIN]"));
+        assert!(reopen_reply(&v).text().contains("reopened 1 time(s)"));
     }
 
     #[test]
@@ -459,9 +432,9 @@ mod tests {
         }
         let m = storm_digest(&entries, t(21, 0));
         assert!(m
-            .text
+            .text()
             .starts_with("🌩️ Alert storm: 120 incidents (120 firing, 240 alerts) since 21:00 UTC"));
-        assert!(m.text.contains("\nB: 80\nA: 40"), "{}", m.text);
+        assert!(m.text().contains("\nB: 80\nA: 40"), "{}", m.text());
         let b = all_text(&m);
         assert!(b.contains("*B* · critical · 80 incident(s), 80 firing"));
         assert!(b.contains("+50"));
@@ -494,16 +467,15 @@ mod tests {
         let m = runbook_reply(&[hit(crate::knowledge::MatchKind::Hybrid)], None, false);
         assert!(all_text(&m).contains("`kubernetes/kubepodcrashlooping.md#diagnosis`"));
         assert!(!all_text(&m).contains("exact match"));
-        assert!(runbook_reply(&[], None, false).text.contains("No runbook"));
+        assert!(runbook_reply(&[], None, false).text().contains("No runbook"));
         let d = runbook_reply(&[hit(crate::knowledge::MatchKind::Hybrid)], None, true);
-        assert!(d.text.ends_with(DRAFTING_NOTE));
-        let blocks = d.blocks.unwrap();
+        assert!(d.text().ends_with(DRAFTING_NOTE));
         assert_eq!(
-            blocks.as_array().unwrap().last().unwrap()["type"],
+            d.blocks().last().unwrap()["type"],
             "context"
         );
         let none = runbook_reply(&[], None, true);
-        assert!(none.text.contains("No runbook") && none.text.contains(DRAFTING_NOTE));
-        assert_eq!(none.blocks.unwrap().as_array().unwrap().len(), 2);
+        assert!(none.text().contains("No runbook") && none.text().contains(DRAFTING_NOTE));
+        assert_eq!(none.blocks().len(), 2);
     }
 }
