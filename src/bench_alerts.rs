@@ -15,13 +15,13 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::slack::recorder::{Recorder, Throttled};
-use crate::slack::{Message, PortError, SlackPort};
 use crate::bench::{peak_rss_mb, percentile, round2};
 use crate::cli::App;
 use crate::http::{router, AppState, SourceAuth, WebhookAuth};
 use crate::incidents::intake::{AlertWriter, WriterConfig};
 use crate::incidents::{Engine, EngineConfig, Routes, StormConfig};
+use crate::slack::recorder::{Recorder, Throttled};
+use crate::slack::{Message, PortError, SlackPort};
 
 const TOKEN: &str = "bench-token";
 
@@ -155,6 +155,7 @@ async fn start_server(
         }),
         max_body_bytes: 8 << 20,
         slack_connected: None,
+        accepts_alerts: true,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -343,7 +344,10 @@ pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
         .collect();
     let mut shown_groups = roots.len() - digests.len();
     for ts in &digests {
-        let text = slack.current(ts).map(|m| m.text().to_string()).unwrap_or_default();
+        let text = slack
+            .current(ts)
+            .map(|m| m.text().to_string())
+            .unwrap_or_default();
         // "🌩️ Alert storm: N incidents (...)"
         let n = text
             .split("Alert storm: ")
@@ -426,19 +430,10 @@ struct ReplyWatch {
 
 #[async_trait::async_trait]
 impl SlackPort for ReplyWatch {
-    async fn post(
-        &self,
-        channel: &str,
-        msg: &Message,
-    ) -> Result<String, PortError> {
+    async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
         self.inner.post(channel, msg).await
     }
-    async fn update(
-        &self,
-        channel: &str,
-        ts: &str,
-        msg: &Message,
-    ) -> Result<(), PortError> {
+    async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
         self.inner.update(channel, ts, msg).await?;
         if self.reply_ts.lock().is_ok_and(|r| r.contains(ts)) {
             if msg.text().contains("Diagnosis draft") {
@@ -463,12 +458,7 @@ impl SlackPort for ReplyWatch {
         self.notify.notify_one();
         Ok(ts)
     }
-    async fn react(
-        &self,
-        channel: &str,
-        ts: &str,
-        emoji: &str,
-    ) -> Result<(), PortError> {
+    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
         self.inner.react(channel, ts, emoji).await
     }
 }
@@ -491,10 +481,8 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         Some(llm),
         crate::diagnosis::DiagnoserOptions::default(),
     );
-    let engine = Arc::new(
-        Engine::new(pool.clone(), watch.clone(), cfg)
-            .with_diagnoser(Arc::new(diagnoser)),
-    );
+    let engine =
+        Arc::new(Engine::new(pool.clone(), watch.clone(), cfg).with_diagnoser(Arc::new(diagnoser)));
     let addr = start_server(&pool, Some(engine.wake.clone())).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(engine.clone().run(async move {

@@ -116,15 +116,6 @@ impl AlertsConfig {
             runbook_base_url: env.get("SENTINEL_RUNBOOK_BASE_URL"),
         })
     }
-
-    /// The routes, or a sentence telling the user which variable to set.
-    pub fn require_routes(&self) -> Result<&Routes, UserError> {
-        self.routes.as_ref().ok_or_else(|| {
-            UserError::new(
-                "SENTINEL_ALERT_CHANNEL is not set: the Slack channel id incidents are posted in",
-            )
-        })
-    }
 }
 
 /// Default Slack Web API base (no trailing slash).
@@ -411,7 +402,7 @@ mod tests {
         let c = Config::from_env(&env(&[])).unwrap().alerts;
         assert_eq!(c.listen.to_string(), "127.0.0.1:9095");
         assert_eq!(c.max_body_bytes, 1024 * 1024);
-        assert!(c.routes.is_none() && c.require_routes().is_err());
+        assert!(c.routes.is_none());
         assert!(!c.auth.alertmanager.is_configured() && !c.auth.allow_unauthenticated);
         let c = Config::from_env(&env(&[
             ("SENTINEL_WEBHOOK_ADDR", "0.0.0.0:8088"),
@@ -426,7 +417,7 @@ mod tests {
         assert_eq!(c.listen.port(), 8088);
         assert!(c.auth.alertmanager.bearer.is_some() && c.auth.grafana.hmac_secret.is_some());
         assert_eq!(c.storm.threshold, 10);
-        let r = c.require_routes().unwrap();
+        let r = c.routes.as_ref().unwrap();
         assert_eq!(r.default_channel, "C0ALL");
         assert_eq!(r.routes.len(), 1);
         // Secrets never print.

@@ -12,7 +12,6 @@ use tokio::task::JoinHandle;
 use crate::bot::{Bot, BotSettings, Context};
 use crate::config::{AlertsConfig, SlackConfig};
 use crate::diagnosis::{Diagnoser, DiagnoserOptions};
-use crate::error::UserError;
 use crate::http::AppState;
 use crate::incidents::intake::{AlertWriter, WriterConfig};
 use crate::incidents::{Engine, EngineConfig, Routes};
@@ -117,22 +116,17 @@ pub fn listener_options(cfg: &SlackConfig) -> ListenerOptions {
     }
 }
 
-/// Where webhook incidents go: the configured routes, else the first watched channel.
-pub fn routes(alerts: &AlertsConfig, slack: &SlackConfig) -> Result<Routes, UserError> {
-    if let Some(r) = &alerts.routes {
-        return Ok(r.clone());
-    }
-    slack
-        .watch_channels
-        .first()
-        .map(Routes::single)
-        .ok_or_else(|| {
-            UserError::new(
-                "SENTINEL_ALERT_CHANNEL is not set (nor SENTINEL_WATCH_CHANNELS): \
-                 the Slack channel id incidents are posted in",
-            )
-        })
+/// Where webhook incidents go: the configured routes, else the first watched channel;
+/// `None` when neither is set (webhook alerts are then refused with 422).
+pub fn routes(alerts: &AlertsConfig, slack: &SlackConfig) -> Option<Routes> {
+    alerts
+        .routes
+        .clone()
+        .or_else(|| slack.watch_channels.first().map(Routes::single))
 }
+
+/// The sentence printed at start-up when webhook alerts have no channel.
+pub const NO_ALERT_CHANNEL: &str = "SENTINEL_ALERT_CHANNEL is not set: webhook alerts will be refused with 422 until it is (alert messages in watched channels are still handled)";
 
 /// The whole product in one process: bot, webhook server, incident engine.
 pub struct Stack {
@@ -157,7 +151,12 @@ pub async fn start_stack(
     let kb = diagnoser.kb.clone();
     let pool = kb.pool.clone();
     let slack = slack_client(slack_cfg)?;
-    let mut ecfg = EngineConfig::new(routes(alerts_cfg, slack_cfg)?);
+    let routes = routes(alerts_cfg, slack_cfg);
+    if routes.is_none() {
+        tracing::warn!("{NO_ALERT_CHANNEL}");
+    }
+    let accepts_alerts = routes.is_some();
+    let mut ecfg = EngineConfig::new(routes.unwrap_or_default());
     ecfg.storm = alerts_cfg.storm;
     ecfg.runbook_base_url = alerts_cfg
         .runbook_base_url
@@ -191,6 +190,7 @@ pub async fn start_stack(
         auth: Arc::new(alerts_cfg.auth.clone()),
         max_body_bytes: alerts_cfg.max_body_bytes,
         slack_connected: Some(bot.listener.connected()),
+        accepts_alerts,
     };
     let housekeeping = tokio::spawn(housekeeping(state.pool.clone(), when_stopped()));
     let server = tokio::spawn(crate::http::run(listener, state, when_stopped()));

@@ -612,7 +612,10 @@ async fn questions_without_an_llm_list_runbook_sections_and_search_lists_section
         .unwrap();
     let m = sentinel::bot::answer::runbook_answer("redis memory eviction", &hits, None, false);
     let shown = m.visible_text();
-    assert!(shown.contains("Best runbook sections for: _redis memory eviction_"));
+    assert!(
+        shown.contains("*Best runbook sections for:* _redis memory eviction_"),
+        "{shown}"
+    );
     assert!(shown.contains("redis"), "{shown}");
     assert!(m.blocks().len() <= 4);
 }

@@ -41,8 +41,7 @@ async fn setup(pool: &PgPool, threshold: u32) -> Setup {
     cfg.runbook_base_url = Some("https://git.example/runbooks".into());
     let kb = slack_common::knowledge(pool.clone()).await;
     let diagnoser = Diagnoser::new(kb, None, DiagnoserOptions::default());
-    let engine =
-        Engine::new(pool.clone(), slack.clone(), cfg).with_diagnoser(Arc::new(diagnoser));
+    let engine = Engine::new(pool.clone(), slack.clone(), cfg).with_diagnoser(Arc::new(diagnoser));
     Setup { engine, slack }
 }
 
@@ -114,11 +113,21 @@ async fn new_incident_gets_one_root_and_a_runbook_reply(pool: PgPool) {
     );
     assert!(reply.contains("exact match"), "{reply}");
     // Then the reply is edited into the diagnosis (runbook-based: no LLM here).
-    let shown = text_of(&s, &s.slack.calls().iter().find_map(|c| match c {
-        Call::Reply { ts, .. } => Some(ts.clone()),
-        _ => None,
-    }).unwrap());
-    assert!(shown.contains("Runbook-based diagnosis: KubePodCrashLooping"), "{shown}");
+    let shown = text_of(
+        &s,
+        &s.slack
+            .calls()
+            .iter()
+            .find_map(|c| match c {
+                Call::Reply { ts, .. } => Some(ts.clone()),
+                _ => None,
+            })
+            .unwrap(),
+    );
+    assert!(
+        shown.contains("Runbook-based diagnosis: KubePodCrashLooping"),
+        "{shown}"
+    );
 
     // Redelivery changes nothing in Slack.
     let before = s.slack.calls().len();
@@ -161,7 +170,12 @@ async fn group_grows_and_shrinks_in_place_then_resolves_once(pool: PgPool) {
     s.engine.run_once().await.unwrap();
     assert!(text_of(&s, &ts).contains("[RESOLVED] Api5xx"));
     assert_eq!(s.slack.reactions(&ts), vec!["white_check_mark"]);
-    let replies: Vec<String> = s.slack.replies(&ts).into_iter().map(|m| m.text().to_string()).collect();
+    let replies: Vec<String> = s
+        .slack
+        .replies(&ts)
+        .into_iter()
+        .map(|m| m.text().to_string())
+        .collect();
     assert_eq!(replies.len(), 2, "runbook reply + resolution: {replies:?}");
     assert!(replies[1].starts_with("✅ Resolved: all 2 alert(s)"));
 
@@ -200,7 +214,12 @@ async fn out_of_order_firing_cannot_undo_a_resolution_but_a_new_firing_reopens(p
     s.engine.run_once().await.unwrap();
     assert_eq!(s.slack.roots().len(), 1, "reopened in the same thread");
     assert!(text_of(&s, &ts).contains("[FIRING AGAIN]"));
-    let replies: Vec<String> = s.slack.replies(&ts).into_iter().map(|m| m.text().to_string()).collect();
+    let replies: Vec<String> = s
+        .slack
+        .replies(&ts)
+        .into_iter()
+        .map(|m| m.text().to_string())
+        .collect();
     assert!(
         replies
             .last()
@@ -280,7 +299,11 @@ async fn two_replicas_post_exactly_one_root_per_incident(pool: PgPool) {
     x.unwrap();
     y.unwrap();
     assert_eq!(slack.roots().len(), 20);
-    let mut channels_ts: Vec<String> = slack.roots().into_iter().map(|r| r.2.text().to_string()).collect();
+    let mut channels_ts: Vec<String> = slack
+        .roots()
+        .into_iter()
+        .map(|r| r.2.text().to_string())
+        .collect();
     channels_ts.sort();
     channels_ts.dedup();
     assert_eq!(channels_ts.len(), 20, "one root per incident");
@@ -359,7 +382,11 @@ async fn slash_commands_list_and_show(pool: PgPool) {
     s.engine.run_once().await.unwrap();
     deliver(&pool, &[alert("Later", "p", Status::Firing, 0)]).await;
     s.engine.run_once().await.unwrap();
-    let list = commands::list(&pool, Utc::now()).await.unwrap().text().to_string();
+    let list = commands::list(&pool, Utc::now())
+        .await
+        .unwrap()
+        .text()
+        .to_string();
     let later = list.find("Later").unwrap();
     let crash = list.find("KubePodCrashLooping").unwrap();
     assert!(later < crash, "newest first: {list}");
@@ -370,7 +397,12 @@ async fn slash_commands_list_and_show(pool: PgPool) {
             .fetch_one(&pool)
             .await
             .unwrap();
-    let shown = commands::show(&pool, id).await.unwrap().unwrap().text().to_string();
+    let shown = commands::show(&pool, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .text()
+        .to_string();
     assert!(shown.contains("*Alerts* (2 firing of 2)"), "{shown}");
     assert!(
         shown.contains("opened") && shown.contains("posted"),
@@ -382,7 +414,11 @@ async fn slash_commands_list_and_show(pool: PgPool) {
 
     deliver(&pool, &am(AM_RESOLVED)).await;
     s.engine.run_once().await.unwrap();
-    let list = commands::list(&pool, Utc::now()).await.unwrap().text().to_string();
+    let list = commands::list(&pool, Utc::now())
+        .await
+        .unwrap()
+        .text()
+        .to_string();
     assert!(
         !list.contains("KubePodCrashLooping"),
         "resolved incidents are not open: {list}"

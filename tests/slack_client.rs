@@ -87,7 +87,10 @@ async fn messages_threads_edits_reactions_permalinks_and_lookups() {
         .post_message(
             "C0GENERAL",
             Some(&parent.ts),
-            &Message::new(&Mrkdwn::own("child"), vec![blocks::section(&Mrkdwn::own("*child*"))]),
+            &Message::new(
+                &Mrkdwn::own("child"),
+                vec![blocks::section(&Mrkdwn::own("*child*"))],
+            ),
         )
         .await
         .unwrap();

@@ -41,6 +41,7 @@ fn state(pool: &PgPool, auth: WebhookAuth, slack: Option<bool>) -> AppState {
         auth: Arc::new(auth),
         max_body_bytes: 64 * 1024,
         slack_connected: slack.map(|s| Arc::new(AtomicBool::new(s))),
+        accepts_alerts: true,
     }
 }
 
@@ -103,6 +104,20 @@ async fn sample_alerts_are_stored_before_the_2xx_and_duplicates_once(pool: PgPoo
             .await
             .unwrap();
     assert_eq!(ends, None, "0001-01-01T00:00:00Z is stored as not ended");
+}
+
+#[sqlx::test]
+async fn without_an_alert_channel_webhook_alerts_get_a_422_and_nothing_is_stored(pool: PgPool) {
+    let mut s = state(&pool, auth(), None);
+    s.accepts_alerts = false;
+    let r = send(&s, am(AM_FIRING)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"], "no_alert_channel");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("set SENTINEL_ALERT_CHANNEL"));
+    assert_eq!(stored(&pool).await, 0);
 }
 
 #[sqlx::test]

@@ -24,7 +24,10 @@ pub fn runbook_answer(question: &str, hits: &[Hit], base: Option<&str>, buttons:
         return Message::new(&text, vec![blocks::section(&text)]);
     }
     let q = Mrkdwn::untrusted(&excerpt(question, 300));
-    let mut out = vec![blocks::section(&mrkdwn!("*Best runbook sections for:* _{}_", q))];
+    let mut out = vec![blocks::section(&mrkdwn!(
+        "*Best runbook sections for:* _{}_",
+        q
+    ))];
     let mut text = vec![mrkdwn!("Best runbook sections for: {}", q)];
     for h in hits {
         out.push(blocks::section(&mrkdwn!(
@@ -49,8 +52,16 @@ pub fn runbook_answer(question: &str, hits: &[Hit], base: Option<&str>, buttons:
         out.push(blocks::actions(
             "kb_feedback",
             vec![
-                blocks::button(&Plain::own("👍 Helpful"), helpful.action_id(), helpful.value()),
-                blocks::button(&Plain::own("🔎 Search again"), again.action_id(), again.value()),
+                blocks::button(
+                    &Plain::own("👍 Helpful"),
+                    helpful.action_id(),
+                    helpful.value(),
+                ),
+                blocks::button(
+                    &Plain::own("🔎 Search again"),
+                    again.action_id(),
+                    again.value(),
+                ),
             ],
         ));
     }
@@ -136,7 +147,12 @@ mod tests {
             b[2]["elements"][0]["action_id"].as_str().unwrap(),
             b[2]["elements"][0]["value"].as_str(),
         );
-        assert_eq!(clicked, Some(ButtonAction::Helpful { chunk_id: "c1".into() }));
+        assert_eq!(
+            clicked,
+            Some(ButtonAction::Helpful {
+                chunk_id: "c1".into()
+            })
+        );
         assert_eq!(b[2]["elements"][1]["value"], "pod restarting");
     }
 

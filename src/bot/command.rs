@@ -172,6 +172,17 @@ mod tests {
         assert!(parse("incident 0").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_text_or_click_makes_the_parsers_panic(text in "\\PC{0,80}", id in "\\PC{0,20}") {
+            let _ = parse(&text);
+            let _ = ButtonAction::parse(&id, Some(&text));
+            if let Ok(Command::Incident { id }) = parse(&format!("incident {text}")) {
+                proptest::prop_assert!(id > 0);
+            }
+        }
+    }
+
     #[test]
     fn buttons_round_trip() {
         for b in [

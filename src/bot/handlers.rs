@@ -246,7 +246,9 @@ async fn on_command(ctx: &Context, c: &SlashCommand) -> Handled {
         }
         Ok(Command::Ask { question }) => {
             let a = ctx.diagnoser.answer_question(&question, None).await;
-            ctx.slack.respond(&c.response_url, &a.message, false).await?;
+            ctx.slack
+                .respond(&c.response_url, &a.message, false)
+                .await?;
         }
         Ok(Command::Incidents) => {
             let m = crate::incidents::commands::list(&ctx.pool, chrono::Utc::now()).await?;

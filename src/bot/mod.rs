@@ -120,9 +120,7 @@ impl ReplyTo {
         let msg = Message::text_only(&Mrkdwn::untrusted(sentence));
         let sent = match self {
             ReplyTo::ResponseUrl(url) => slack.respond(url, &msg, false).await,
-            ReplyTo::Ephemeral { channel, user } => {
-                slack.post_ephemeral(channel, user, &msg).await
-            }
+            ReplyTo::Ephemeral { channel, user } => slack.post_ephemeral(channel, user, &msg).await,
         };
         if let Err(e) = sent {
             tracing::warn!(error = %e, "could not tell the user that their request failed");

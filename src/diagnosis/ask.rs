@@ -4,10 +4,10 @@
 
 use super::engine::{reason_of, repair_request, Diagnoser};
 use super::{prompt, render, validate, Source, Subject};
-use crate::slack::Message;
 use crate::knowledge::SearchRequest;
 use crate::llm::{ChatMessage, JsonRequest};
 use crate::redact::Redactor;
+use crate::slack::Message;
 
 /// Sections given to the model for a question.
 const QUESTION_K: usize = 5;

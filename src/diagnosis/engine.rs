@@ -11,10 +11,10 @@ use super::catalog::Catalog;
 use super::fallback::{self, Section};
 use super::{prompt, render, validate};
 use super::{Draft, FallbackReason, Source, Subject};
-use crate::slack::Message;
 use crate::knowledge::{Hit, KnowledgeBase, SearchRequest};
 use crate::llm::{ChatMessage, JsonRequest, LlmClient, LlmError};
 use crate::redact::Redactor;
+use crate::slack::Message;
 
 #[derive(Debug, Clone)]
 pub struct DiagnoserOptions {

@@ -12,14 +12,14 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Diagnoser, DiagnoserOptions, Draft, Subject};
-use crate::slack::recorder::Recorder;
-use crate::slack::{Message, SlackPort};
 use crate::bench::{self, percentile, print_report, round2};
 use crate::cli::App;
 use crate::eval::{load_queries, EvalQuery};
 use crate::knowledge::ingest;
 use crate::llm::testserver::{Reply, TestLlm};
 use crate::llm::{LlmClient, TokenLedger};
+use crate::slack::recorder::Recorder;
+use crate::slack::{Message, SlackPort};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {

@@ -176,9 +176,10 @@ pub fn fallback(alert_name: &str, f: &Fallback) -> Message {
         }
     }
     if !f.actions.is_empty() {
-        let lines = f.actions.iter().map(|(id, title)| {
-            mrkdwn!("• {} ({})", Mrkdwn::untrusted(title), Mrkdwn::code(id))
-        });
+        let lines = f
+            .actions
+            .iter()
+            .map(|(id, title)| mrkdwn!("• {} ({})", Mrkdwn::untrusted(title), Mrkdwn::code(id)));
         blocks.push(section(&mrkdwn!(
             "*🛠 Actions this runbook declares* (none proposed without an LLM)\n{}",
             Mrkdwn::join(lines, "\n")
@@ -228,7 +229,9 @@ mod tests {
     use super::super::{Cause, Claim, FallbackReason, FallbackRunbook, ProposedAction};
     use super::*;
     use crate::redact::Redactor;
-    use crate::slack::blocks::{MAX_HEADER_TEXT, MAX_MESSAGE_BLOCKS, MAX_MESSAGE_TEXT, MAX_SECTION_TEXT};
+    use crate::slack::blocks::{
+        MAX_HEADER_TEXT, MAX_MESSAGE_BLOCKS, MAX_MESSAGE_TEXT, MAX_SECTION_TEXT,
+    };
 
     fn src(id: &str) -> Source {
         Source {
@@ -278,9 +281,7 @@ mod tests {
         assert!(t.contains("Hypotheses (unverified)"));
         assert!(t.contains("_bad release_ — *72% likely*"));
         assert!(t.contains("kubectl rollout undo"));
-        assert!(t.contains(
-            "<https://wiki.example/crash#diagnosis|Checkout crash &gt; Diagnosis>"
-        ));
+        assert!(t.contains("<https://wiki.example/crash#diagnosis|Checkout crash &gt; Diagnosis>"));
         assert!(!t.contains("`S2`"), "uncited sources are not listed");
         assert!(!t.contains("<!channel>"), "model text cannot ping");
     }

@@ -38,6 +38,9 @@ pub struct AppState {
     /// Set by the Slack connection when it is up; `None` when Slack is not part of this
     /// process (readiness then ignores it).
     pub slack_connected: Option<Arc<AtomicBool>>,
+    /// Whether webhook alerts have a channel to go to (`SENTINEL_ALERT_CHANNEL`); without
+    /// one they are refused with 422, before anything is stored.
+    pub accepts_alerts: bool,
 }
 
 /// Credentials per source.
@@ -159,6 +162,13 @@ async fn intake_inner(
         .verify(headers, &bytes, s.auth.allow_unauthenticated)
         .map_err(ApiError::from)?;
     check_content_type(headers)?;
+    if !s.accepts_alerts {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_alert_channel",
+            "this Sentinel has no channel for webhook alerts: set SENTINEL_ALERT_CHANNEL (and optionally SENTINEL_ALERT_ROUTES)",
+        ));
+    }
     let alerts = parse(&bytes).map_err(ApiError::from)?;
     let n = alerts.len();
     s.writer.store(alerts).await.map_err(ApiError::from)?;

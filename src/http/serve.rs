@@ -36,6 +36,7 @@ pub async fn serve(
         auth: Arc::new(cfg.auth.clone()),
         max_body_bytes: cfg.max_body_bytes,
         slack_connected,
+        accepts_alerts: engine.is_none() || cfg.routes.is_some(),
     };
     let stop = Arc::new(tokio::sync::Notify::new());
     let engine_task = engine.map(|e| {

@@ -10,16 +10,20 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
-use super::engine::Engine;
+use super::engine::{EngineConfig, StormConfig};
 use crate::alerts::model::{Alert, Severity, SlackOrigin, Source, Status};
 
 /// Advisory lock key for applying alerts (`sentinel` apply, arbitrary but fixed).
 const APPLY_LOCK: i64 = 7_315_200;
 
-pub(crate) async fn apply_pending(engine: &Engine, limit: i64) -> anyhow::Result<usize> {
-    let mut tx = engine.pool.begin().await?;
+pub(crate) async fn apply_pending(
+    pool: &PgPool,
+    config: &EngineConfig,
+    limit: i64,
+) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(APPLY_LOCK)
         .execute(&mut *tx)
@@ -51,7 +55,7 @@ pub(crate) async fn apply_pending(engine: &Engine, limit: i64) -> anyhow::Result
     }
     for key in order {
         let alerts = groups.remove(&key).unwrap_or_default();
-        apply_group(engine, &mut tx, &key, alerts).await?;
+        apply_group(config, &mut tx, &key, alerts).await?;
     }
     sqlx::query("UPDATE alerts SET processed_at = now() WHERE id = ANY($1)")
         .bind(&ids)
@@ -103,7 +107,7 @@ fn newer(a: &Alert, than: &Alert) -> bool {
 }
 
 async fn apply_group(
-    engine: &Engine,
+    config: &EngineConfig,
     tx: &mut Transaction<'_, Postgres>,
     group_key: &str,
     alerts: Vec<Alert>,
@@ -112,26 +116,87 @@ async fn apply_group(
     let Some(first) = alerts.first() else {
         return Ok(());
     };
+    let before = find_or_open(config, tx, group_key, first).await?;
+    let changed = upsert_alerts(tx, before.id, &alerts).await?;
+    if changed.rows == 0 && !before.is_new {
+        return Ok(());
+    }
+    let firing_now: bool = sqlx::query_scalar(
+        "SELECT coalesce(bool_or(status = 'firing'), false) FROM incident_alerts WHERE incident_id = $1",
+    )
+    .bind(before.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let status = if firing_now {
+        Status::Firing
+    } else {
+        Status::Resolved
+    };
+    let reopened = !before.is_new && before.status == Status::Resolved && status == Status::Firing;
+    let severity = alerts
+        .iter()
+        .filter(|a| a.status == Status::Firing)
+        .map(|a| a.severity)
+        .fold(before.severity, Ord::max);
+    update_incident(tx, &before, status, severity, reopened).await?;
+    record_events(tx, &before, &changed, status, reopened).await
+}
+
+/// An incident as it was before this batch.
+struct Before {
+    id: i64,
+    status: Status,
+    severity: Severity,
+    digest_id: Option<i64>,
+    is_new: bool,
+}
+
+/// The group's incident, locked for this transaction, or a new one.
+async fn find_or_open(
+    config: &EngineConfig,
+    tx: &mut Transaction<'_, Postgres>,
+    group_key: &str,
+    first: &Alert,
+) -> anyhow::Result<Before> {
     let existing = sqlx::query(
         "SELECT id, status, severity, digest_id FROM incidents WHERE group_key = $1 FOR UPDATE",
     )
     .bind(group_key)
     .fetch_optional(&mut **tx)
     .await?;
-    let (id, old_status, old_severity, digest_id, is_new) = match existing {
-        Some(r) => (
-            r.get::<i64, _>("id"),
-            Status::parse(r.get("status")).unwrap_or(Status::Firing),
-            Severity::parse(r.get("severity")),
-            r.get::<Option<i64>, _>("digest_id"),
-            false,
-        ),
+    Ok(match existing {
+        Some(r) => Before {
+            id: r.get("id"),
+            status: Status::parse(r.get("status")).unwrap_or(Status::Firing),
+            severity: Severity::parse(r.get("severity")),
+            digest_id: r.get("digest_id"),
+            is_new: false,
+        },
         None => {
-            let (id, digest) = open_incident(engine, tx, group_key, first).await?;
-            (id, first.status, first.severity, digest, true)
+            let (id, digest_id) = open_incident(config, tx, group_key, first).await?;
+            Before {
+                id,
+                status: first.status,
+                severity: first.severity,
+                digest_id,
+                is_new: true,
+            }
         }
-    };
+    })
+}
 
+/// Alert rows the batch inserted or changed.
+struct Changed {
+    rows: usize,
+    added: usize,
+}
+
+/// Upserts the batch's alerts into the incident; the newest state per series wins.
+async fn upsert_alerts(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    alerts: &[Alert],
+) -> anyhow::Result<Changed> {
     let n = alerts.len();
     let mut fps = Vec::with_capacity(n);
     let mut statuses = Vec::with_capacity(n);
@@ -140,7 +205,7 @@ async fn apply_group(
     let mut labels = Vec::with_capacity(n);
     let mut annotations = Vec::with_capacity(n);
     let mut links = Vec::with_capacity(n);
-    for a in &alerts {
+    for a in alerts {
         fps.push(a.fingerprint.clone());
         statuses.push(a.status.as_str());
         starts.push(a.starts_at);
@@ -175,53 +240,60 @@ async fn apply_group(
     .fetch_all(&mut **tx)
     .await
     .context("Failed to update incident alerts")?;
-    if changed.is_empty() && !is_new {
-        return Ok(());
-    }
-    let added = changed
-        .iter()
-        .filter(|r| r.get::<bool, _>("inserted"))
-        .count();
-    let firing_now: bool = sqlx::query_scalar(
-        "SELECT coalesce(bool_or(status = 'firing'), false) FROM incident_alerts WHERE incident_id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let status = if firing_now {
-        Status::Firing
-    } else {
-        Status::Resolved
-    };
-    let reopened = !is_new && old_status == Status::Resolved && status == Status::Firing;
-    let severity = alerts
-        .iter()
-        .filter(|a| a.status == Status::Firing)
-        .map(|a| a.severity)
-        .fold(old_severity, Ord::max);
+    Ok(Changed {
+        rows: changed.len(),
+        added: changed
+            .iter()
+            .filter(|r| r.get::<bool, _>("inserted"))
+            .count(),
+    })
+}
+
+/// New status and severity; a new version for the sync loop (and the incident's digest).
+async fn update_incident(
+    tx: &mut Transaction<'_, Postgres>,
+    before: &Before,
+    status: Status,
+    severity: Severity,
+    reopened: bool,
+) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE incidents SET status = $2, severity = $3, updated_at = now(),
              resolved_at = CASE WHEN $2 = 'resolved' THEN coalesce(resolved_at, now()) ELSE NULL END,
              reopened = reopened + $4, version = version + 1
          WHERE id = $1",
     )
-    .bind(id)
+    .bind(before.id)
     .bind(status.as_str())
     .bind(severity.as_str())
     .bind(i32::from(reopened))
     .execute(&mut **tx)
     .await?;
-    if let Some(d) = digest_id {
+    if let Some(d) = before.digest_id {
         sqlx::query("UPDATE storm_digests SET version = version + 1 WHERE id = $1")
             .bind(d)
             .execute(&mut **tx)
             .await?;
     }
+    Ok(())
+}
+
+/// The incident's timeline: alerts added or changed, reopened, resolved.
+async fn record_events(
+    tx: &mut Transaction<'_, Postgres>,
+    before: &Before,
+    changed: &Changed,
+    status: Status,
+    reopened: bool,
+) -> anyhow::Result<()> {
     let mut events = Vec::new();
-    if added > 0 && !is_new {
-        events.push(("alerts_added", format!("{added} new alert(s) joined")));
+    if changed.added > 0 && !before.is_new {
+        events.push((
+            "alerts_added",
+            format!("{} new alert(s) joined", changed.added),
+        ));
     }
-    let updated = changed.len() - added;
+    let updated = changed.rows - changed.added;
     if updated > 0 {
         events.push((
             "alerts_changed",
@@ -230,66 +302,27 @@ async fn apply_group(
     }
     if reopened {
         events.push(("reopened", "firing again after resolution".to_string()));
-    } else if status != old_status && status == Status::Resolved {
+    } else if status != before.status && status == Status::Resolved {
         events.push(("resolved", "every alert resolved".to_string()));
     }
     for (kind, detail) in events {
-        event(tx, id, kind, &detail).await?;
+        event(tx, before.id, kind, &detail).await?;
     }
     Ok(())
 }
 
 /// Creates the incident for a new group, deciding storm membership under the apply lock.
 async fn open_incident(
-    engine: &Engine,
+    config: &EngineConfig,
     tx: &mut Transaction<'_, Postgres>,
     group_key: &str,
     first: &Alert,
 ) -> anyhow::Result<(i64, Option<i64>)> {
     let channel = match &first.origin {
         Some(o) => o.channel.clone(),
-        None => engine.config.routes.channel_for(&first.labels).to_string(),
+        None => config.routes.channel_for(&first.labels).to_string(),
     };
-    let storm = engine.config.storm;
-    let window_s = storm.window.as_secs_f64();
-    let recent: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM incidents
-         WHERE channel = $1 AND opened_at > clock_timestamp() - make_interval(secs => $2)",
-    )
-    .bind(&channel)
-    .bind(window_s)
-    .fetch_one(&mut **tx)
-    .await?;
-    let digest_id = if recent >= i64::from(storm.threshold) {
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM storm_digests
-             WHERE channel = $1 AND last_added_at > clock_timestamp() - make_interval(secs => $2)
-             ORDER BY last_added_at DESC LIMIT 1",
-        )
-        .bind(&channel)
-        .bind(window_s)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                sqlx::query_scalar("INSERT INTO storm_digests (channel) VALUES ($1) RETURNING id")
-                    .bind(&channel)
-                    .fetch_one(&mut **tx)
-                    .await?
-            }
-        };
-        sqlx::query(
-            "UPDATE storm_digests SET last_added_at = clock_timestamp(), version = version + 1
-             WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        Some(id)
-    } else {
-        None
-    };
+    let digest_id = storm_digest_for(tx, &channel, config.storm).await?;
     let (root_ts, ours) = match &first.origin {
         Some(o) => (Some(o.ts.clone()), false),
         None => (None, true),
@@ -320,6 +353,53 @@ async fn open_incident(
     };
     event(tx, id, "opened", &detail).await?;
     Ok((id, digest_id))
+}
+
+/// The channel's current storm digest (a new one if needed) when more than the threshold
+/// of incidents opened there within the window; `None` otherwise.
+async fn storm_digest_for(
+    tx: &mut Transaction<'_, Postgres>,
+    channel: &str,
+    storm: StormConfig,
+) -> anyhow::Result<Option<i64>> {
+    let window_s = storm.window.as_secs_f64();
+    let recent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM incidents
+         WHERE channel = $1 AND opened_at > clock_timestamp() - make_interval(secs => $2)",
+    )
+    .bind(channel)
+    .bind(window_s)
+    .fetch_one(&mut **tx)
+    .await?;
+    if recent < i64::from(storm.threshold) {
+        return Ok(None);
+    }
+    let existing: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM storm_digests
+         WHERE channel = $1 AND last_added_at > clock_timestamp() - make_interval(secs => $2)
+         ORDER BY last_added_at DESC LIMIT 1",
+    )
+    .bind(channel)
+    .bind(window_s)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let id = match existing {
+        Some(id) => id,
+        None => {
+            sqlx::query_scalar("INSERT INTO storm_digests (channel) VALUES ($1) RETURNING id")
+                .bind(channel)
+                .fetch_one(&mut **tx)
+                .await?
+        }
+    };
+    sqlx::query(
+        "UPDATE storm_digests SET last_added_at = clock_timestamp(), version = version + 1
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(id))
 }
 
 pub(crate) async fn event(

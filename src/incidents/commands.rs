@@ -94,7 +94,11 @@ pub async fn show(pool: &PgPool, id: i64) -> anyhow::Result<Result<Message, User
     let timeline = events.iter().map(|e| {
         mrkdwn!(
             "{} {} — {}",
-            Mrkdwn::code(&e.get::<DateTime<Utc>, _>("at").format("%m-%d %H:%M:%S").to_string()),
+            Mrkdwn::code(
+                &e.get::<DateTime<Utc>, _>("at")
+                    .format("%m-%d %H:%M:%S")
+                    .to_string()
+            ),
             Mrkdwn::untrusted(e.get("kind")),
             Mrkdwn::untrusted(e.get("detail"))
         )

@@ -74,11 +74,7 @@ const APPLY_BATCH: i64 = 5000;
 const POLL: Duration = Duration::from_millis(500);
 
 impl Engine {
-    pub fn new(
-        pool: PgPool,
-        notifier: Arc<dyn SlackPort>,
-        config: EngineConfig,
-    ) -> Self {
+    pub fn new(pool: PgPool, notifier: Arc<dyn SlackPort>, config: EngineConfig) -> Self {
         Self {
             pool,
             notifier,
@@ -101,7 +97,7 @@ impl Engine {
     pub async fn apply_all(&self) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
-            let n = super::apply::apply_pending(self, APPLY_BATCH).await?;
+            let n = super::apply::apply_pending(&self.pool, &self.config, APPLY_BATCH).await?;
             total += n;
             if n == 0 {
                 return Ok(total);

@@ -122,7 +122,11 @@ pub fn root_message(v: &IncidentView) -> Message {
     if let Some(s) = &v.summary {
         about.push(Mrkdwn::untrusted(s));
     }
-    let common = label_pairs(v.common_labels.iter().filter(|(k, _)| k.as_str() != "alertname"));
+    let common = label_pairs(
+        v.common_labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "alertname"),
+    );
     if !common.is_empty() {
         about.push(Mrkdwn::join(common, " "));
     }
@@ -467,13 +471,12 @@ mod tests {
         let m = runbook_reply(&[hit(crate::knowledge::MatchKind::Hybrid)], None, false);
         assert!(all_text(&m).contains("`kubernetes/kubepodcrashlooping.md#diagnosis`"));
         assert!(!all_text(&m).contains("exact match"));
-        assert!(runbook_reply(&[], None, false).text().contains("No runbook"));
+        assert!(runbook_reply(&[], None, false)
+            .text()
+            .contains("No runbook"));
         let d = runbook_reply(&[hit(crate::knowledge::MatchKind::Hybrid)], None, true);
         assert!(d.text().ends_with(DRAFTING_NOTE));
-        assert_eq!(
-            d.blocks().last().unwrap()["type"],
-            "context"
-        );
+        assert_eq!(d.blocks().last().unwrap()["type"], "context");
         let none = runbook_reply(&[], None, true);
         assert!(none.text().contains("No runbook") && none.text().contains(DRAFTING_NOTE));
         assert_eq!(none.blocks().len(), 2);

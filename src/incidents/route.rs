@@ -46,7 +46,7 @@ pub struct Route {
 }
 
 /// Ordered routes plus the channel for everything else.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Routes {
     pub routes: Vec<Route>,
     pub default_channel: String,

@@ -12,15 +12,15 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::engine::Engine;
-use super::view::load_row;
 use super::render::{self, DigestEntry, IncidentView};
+use super::view::load_row;
 use super::view::IncidentRow;
-use crate::diagnosis::{Diagnoser, Draft, Subject};
-use crate::knowledge::Hit;
 use crate::alerts::model::Status;
 use crate::alerts::Severity;
-use crate::slack::PortError;
+use crate::diagnosis::{Diagnoser, Draft, Subject};
+use crate::knowledge::Hit;
 use crate::retry::Backoff;
+use crate::slack::PortError;
 
 /// A lease longer than any sane Slack retry sequence; a crashed replica's work is
 /// picked up after it expires.

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgExecutor, Row};
 
-use crate::alerts::model::{Link, Severity, Status};
 use super::render::{AlertLine, IncidentView};
+use crate::alerts::model::{Link, Severity, Status};
 
 /// The incident row's Slack bookkeeping, beside its view.
 #[derive(Debug, Clone)]

@@ -108,7 +108,10 @@ fn cap(blocks: &mut Vec<Block>, max: usize) {
     if blocks.len() > max {
         let dropped = blocks.len() - (max - 1);
         blocks.truncate(max - 1);
-        blocks.push(context(&[crate::mrkdwn!("_{} more blocks not shown_", dropped)]));
+        blocks.push(context(&[crate::mrkdwn!(
+            "_{} more blocks not shown_",
+            dropped
+        )]));
     }
 }
 
@@ -223,7 +226,9 @@ mod tests {
                 .collect(),
         ));
         assert_eq!(a["elements"].as_array().unwrap().len(), 25);
-        let c = v(context(&(0..20).map(|i| m(&i.to_string())).collect::<Vec<_>>()));
+        let c = v(context(
+            &(0..20).map(|i| m(&i.to_string())).collect::<Vec<_>>(),
+        ));
         assert_eq!(c["elements"].as_array().unwrap().len(), 10);
         let f = v(fields(&vec![m("f"); 12]));
         assert_eq!(f["fields"].as_array().unwrap().len(), 10);
@@ -231,10 +236,11 @@ mod tests {
 
     #[test]
     fn message_is_capped_at_50_blocks_with_a_note() {
-        let blocks: Vec<Value> = cap_message((0..70).map(|i| section(&m(&format!("s{i}")))).collect())
-            .into_iter()
-            .map(v)
-            .collect();
+        let blocks: Vec<Value> =
+            cap_message((0..70).map(|i| section(&m(&format!("s{i}")))).collect())
+                .into_iter()
+                .map(v)
+                .collect();
         assert_eq!(blocks.len(), 50);
         assert_eq!(blocks[48]["text"]["text"], "s48");
         assert_eq!(

@@ -205,7 +205,9 @@ mod tests {
 
     #[test]
     fn messages_are_capped_and_read_back() {
-        let blocks = (0..60).map(|i| section(&crate::mrkdwn!("s{}", i))).collect();
+        let blocks = (0..60)
+            .map(|i| section(&crate::mrkdwn!("s{}", i)))
+            .collect();
         let mut m = Message::new(&Mrkdwn::own("hi"), blocks);
         assert_eq!(m.blocks().len(), 50);
         m.push(context(&[Mrkdwn::own("x")]));

@@ -32,9 +32,8 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-static MD_LINK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)").expect("static regex")
-});
+static MD_LINK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)").expect("static regex"));
 static MD_BOLD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\*\*([^*\n]+)\*\*").expect("static regex"));
 
@@ -98,13 +97,7 @@ impl Mrkdwn {
 
     /// The parts joined by `sep` (Sentinel's own separator).
     pub fn join<I: IntoIterator<Item = Mrkdwn>>(parts: I, sep: &str) -> Self {
-        Self(
-            parts
-                .into_iter()
-                .map(|p| p.0)
-                .collect::<Vec<_>>()
-                .join(sep),
-        )
+        Self(parts.into_iter().map(|p| p.0).collect::<Vec<_>>().join(sep))
     }
 
     pub fn push(&mut self, other: &Mrkdwn) {

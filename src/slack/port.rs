@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::message::Message;
-use crate::retry::Verdict;
 use super::{SlackClient, SlackError};
+use crate::retry::Verdict;
 
 /// Why a post failed, as the retry policy sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,8 +58,12 @@ pub trait SlackPort: Send + Sync {
     /// `chat.update` of a message Sentinel posted.
     async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError>;
     /// `chat.postMessage` with `thread_ts`; returns the reply's `ts`.
-    async fn reply(&self, channel: &str, thread_ts: &str, msg: &Message)
-        -> Result<String, PortError>;
+    async fn reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        msg: &Message,
+    ) -> Result<String, PortError>;
     /// `reactions.add` (`already_reacted` counts as success).
     async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError>;
 }

@@ -196,7 +196,10 @@ mod tests {
             ),
             b::divider(),
         ];
-        let blocks = json!(built.into_iter().map(b::Block::into_value).collect::<Vec<_>>());
+        let blocks = json!(built
+            .into_iter()
+            .map(b::Block::into_value)
+            .collect::<Vec<_>>());
         assert_eq!(super::blocks(&blocks, 50), Ok(()));
         let m = b::modal(
             "cb",
