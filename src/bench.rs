@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::cli::App;
+use crate::app::App;
 use crate::embed::l2_normalize;
 use crate::error::UserError;
 use crate::eval::load_queries;

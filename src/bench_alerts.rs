@@ -16,8 +16,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::alerts::notify::{RateLimited, RecordingNotifier};
+use crate::app::App;
 use crate::bench::{peak_rss_mb, percentile, round2};
-use crate::cli::App;
 use crate::http::{router, AppState, SourceAuth, WebhookAuth};
 use crate::incidents::intake::{AlertWriter, WriterConfig};
 use crate::incidents::{Engine, EngineConfig, Routes, StormConfig};

@@ -4,6 +4,7 @@
 //! their own modules.
 
 pub mod alerts;
+pub mod app;
 pub mod bench;
 pub mod bench_alerts;
 pub mod bot;

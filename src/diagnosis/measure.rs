@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Diagnoser, DiagnoserOptions, Draft, RecordingSink, Subject, ThreadRef};
+use crate::app::App;
 use crate::bench::{self, percentile, print_report, round2};
-use crate::cli::App;
 use crate::eval::{load_queries, EvalQuery};
 use crate::knowledge::ingest;
 use crate::llm::testserver::{Reply, TestLlm};
