@@ -9,10 +9,11 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::App;
-use crate::demo::DemoArgs;
+use crate::bench::{self, eval};
+
+use crate::demo::{self, DemoArgs};
 use crate::error::UserError;
 use crate::knowledge::{ingest, SearchRequest};
-use crate::{bench, bench_alerts, demo, eval};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,57 +91,27 @@ pub struct SearchArgs {
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
     /// Recall@1, recall@5 and MRR over a JSONL file of queries with expected runbooks.
-    Retrieval(EvalArgs),
+    Retrieval(eval::RetrievalArgs),
     /// With no LLM: how often the runbook-based diagnosis cites the expected runbook.
-    Fallback(crate::diagnosis::measure::EvalArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    #[arg(long)]
-    pub queries: PathBuf,
-    /// Use only `query`, ignoring `alert` and `runbook_url`.
-    #[arg(long)]
-    pub query_only: bool,
-    /// List every miss on stderr.
-    #[arg(long)]
-    pub verbose: bool,
-    #[arg(long)]
-    pub json: bool,
+    Fallback(eval::FallbackArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Embedding throughput and single-query latency.
-    Embed(bench::EmbedArgs),
+    Embed(bench::embed::EmbedArgs),
     /// The whole query path (embed + hybrid search) on a scratch database of N chunks.
-    Search(bench::SearchArgs),
+    Search(bench::search::SearchArgs),
     /// Webhook intake over HTTP: alerts stored per second, with de-duplication.
-    Intake(bench_alerts::IntakeArgs),
+    Intake(bench::intake::IntakeArgs),
     /// An alert storm through the whole pipeline into a Slack-like rate-limited notifier.
-    Storm(bench_alerts::StormArgs),
+    Storm(bench::alerts::StormArgs),
     /// Webhook received to runbook reply posted (emulated Slack), p50 and p99.
-    AlertLatency(bench_alerts::LatencyArgs),
+    AlertLatency(bench::alerts::LatencyArgs),
     /// Socket Mode ack latency under a burst of envelopes whose work is slow.
-    SlackAck(SlackAckArgs),
+    SlackAck(bench::slack_ack::SlackAckArgs),
     /// Subject in -> diagnosis posted, with an instantly answering test LLM, on N chunks.
-    Diagnosis(crate::diagnosis::measure::BenchArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SlackAckArgs {
-    #[arg(long, default_value_t = 1000)]
-    pub envelopes: usize,
-    /// How long each handler's work takes, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub work_ms: u64,
-    #[arg(long, default_value_t = 2)]
-    pub connections: u32,
-    /// Background jobs at once.
-    #[arg(long, default_value_t = 256)]
-    pub concurrency: usize,
-    #[arg(long)]
-    pub json: bool,
+    Diagnosis(bench::diagnosis::BenchArgs),
 }
 
 /// Runs a subcommand; returns the process exit code.
@@ -200,59 +171,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Eval(EvalCommand::Retrieval(a)) => {
-            let queries = eval::load_queries(&a.queries)?;
-            let kb = app.knowledge().await?;
-            let (scores, outcomes) = eval::retrieval(&kb, &queries, a.query_only).await?;
-            if a.verbose {
-                for o in outcomes.iter().filter(|o| o.rank != Some(1)) {
-                    eprintln!(
-                        "rank {:?}: expected {} got {:?} for `{}`",
-                        o.rank, o.expected, o.top, o.query
-                    );
-                }
-            }
-            if a.json {
-                println!("{}", serde_json::to_string(&scores)?);
-            } else {
-                println!(
-                    "n={} recall@1={:.3} recall@5={:.3} MRR={:.3}",
-                    scores.n, scores.recall_at_1, scores.recall_at_5, scores.mrr
-                );
-            }
-            Ok(0)
-        }
-        Command::Bench(BenchCommand::Embed(a)) => bench::embed(&app, a).await,
-        Command::Bench(BenchCommand::Search(a)) => bench::search(&app, a).await,
-        Command::Bench(BenchCommand::Intake(a)) => bench_alerts::intake(&app, a).await,
-        Command::Bench(BenchCommand::Storm(a)) => bench_alerts::storm(&app, a).await,
-        Command::Bench(BenchCommand::AlertLatency(a)) => bench_alerts::latency(&app, a).await,
-        Command::Bench(BenchCommand::Diagnosis(a)) => {
-            crate::diagnosis::measure::bench(&app, a).await
-        }
-        Command::Eval(EvalCommand::Fallback(a)) => {
-            crate::diagnosis::measure::eval_fallback(&app, a).await
-        }
+        Command::Eval(EvalCommand::Retrieval(a)) => eval::run_retrieval(&app, a).await,
+        Command::Bench(BenchCommand::Embed(a)) => bench::embed::run(&app, a).await,
+        Command::Bench(BenchCommand::Search(a)) => bench::search::run(&app, a).await,
+        Command::Bench(BenchCommand::Intake(a)) => bench::intake::run(&app, a).await,
+        Command::Bench(BenchCommand::Storm(a)) => bench::alerts::storm(&app, a).await,
+        Command::Bench(BenchCommand::AlertLatency(a)) => bench::alerts::latency(&app, a).await,
+        Command::Bench(BenchCommand::Diagnosis(a)) => bench::diagnosis::run(&app, a).await,
+        Command::Eval(EvalCommand::Fallback(a)) => eval::fallback(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
-        Command::Bench(BenchCommand::SlackAck(a)) => {
-            let r = crate::slack::ack_bench::measure(
-                a.envelopes,
-                std::time::Duration::from_millis(a.work_ms),
-                a.connections,
-                a.concurrency,
-            )
-            .await?;
-            if a.json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!(
-                    "{} envelopes, work {} ms each: ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} redelivered, {} handled",
-                    r.envelopes, a.work_ms, r.ack_p50_ms, r.ack_p99_ms, r.max_ms, r.redeliveries, r.handled
-                );
-            }
-            Ok(if r.max_ms < 3000.0 { 0 } else { 1 })
-        }
+        Command::Bench(BenchCommand::SlackAck(a)) => bench::slack_ack::run(a).await,
         Command::Serve => {
             let slack = app.config.require_slack()?.clone();
             let kb = app.knowledge().await?;
