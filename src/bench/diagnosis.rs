@@ -3,7 +3,6 @@
 //! share.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,26 +12,18 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::bench::eval::{load_queries, EvalQuery};
-use crate::bench::{self, percentile, print_report, round2};
+use crate::bench::{self, percentile, print_report, round2, ScratchArgs};
 use crate::diagnosis::{Diagnoser, DiagnoserOptions, Draft, RecordingSink, Subject, ThreadRef};
 use crate::llm::testserver::{Reply, TestLlm};
 use crate::llm::{LlmClient, TokenLedger};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Chunks in the scratch database (shared with `bench search` of the same size).
-    #[arg(long, default_value_t = 100_000)]
-    pub chunks: usize,
-    #[arg(long, default_value = "tests/data/runbooks")]
-    pub runbooks: PathBuf,
-    /// Alerts (JSONL with `alert`, `query`, `runbook_url`), diagnosed one by one.
-    #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
-    pub queries: PathBuf,
+    #[command(flatten)]
+    pub scratch: ScratchArgs,
     /// Passes over the alerts.
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
-    #[arg(long, default_value_t = crate::db::DEFAULT_EF_SEARCH)]
-    pub ef_search: u32,
     #[arg(long)]
     pub json: bool,
 }
@@ -94,13 +85,17 @@ pub async fn instant_llm(pool: &sqlx::PgPool) -> anyhow::Result<(TestLlm, Arc<Ll
 }
 
 pub async fn run(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
-    let kb = bench::filled_kb(app, a.chunks, &a.runbooks, a.ef_search, 8).await?;
+    let kb = a.scratch.filled_kb(app, 8).await?;
     let pool = kb.pool.clone();
     let (_server, llm) = instant_llm(&pool).await?;
     let with_llm = Diagnoser::new(kb.clone(), Some(llm), DiagnoserOptions::default());
     let without = Diagnoser::new(kb, None, DiagnoserOptions::default());
-    let queries = load_queries(&a.queries)?;
-    anyhow::ensure!(!queries.is_empty(), "no alerts in {}", a.queries.display());
+    let queries = load_queries(&a.scratch.queries)?;
+    anyhow::ensure!(
+        !queries.is_empty(),
+        "no alerts in {}",
+        a.scratch.queries.display()
+    );
     // Warm-up: model caches, index pages, connections.
     for q in queries.iter().take(10) {
         with_llm.diagnose(&subject_of(q)).await;

@@ -12,9 +12,10 @@ pub mod intake;
 pub mod search;
 pub mod slack_ack;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::Args;
 use pgvector::Vector;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use secrecy::{ExposeSecret, SecretString};
@@ -24,6 +25,44 @@ use sqlx::PgPool;
 use crate::app::App;
 use crate::embed::l2_normalize;
 use crate::knowledge::{ingest, KnowledgeBase};
+
+/// The scratch knowledge base a bench runs on, and the queries it runs (`bench search`,
+/// `bench diagnosis`).
+#[derive(Debug, Args)]
+pub struct ScratchArgs {
+    /// Chunks in the scratch database (real runbooks plus synthetic filler; one database
+    /// per size, shared by the benches).
+    #[arg(long, default_value_t = 100_000)]
+    pub chunks: usize,
+    /// Real runbooks to ingest first.
+    #[arg(long, default_value = "tests/data/runbooks")]
+    pub runbooks: PathBuf,
+    /// Queries (JSONL with `query`, and `alert`, `runbook_url` where the bench uses them),
+    /// run one by one.
+    #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
+    pub queries: PathBuf,
+    /// hnsw.ef_search for the vector path.
+    #[arg(long, default_value_t = crate::db::DEFAULT_EF_SEARCH)]
+    pub ef_search: u32,
+}
+
+impl ScratchArgs {
+    /// [`filled_kb`] of these sizes, on a pool of `connections`.
+    pub(crate) async fn filled_kb(
+        &self,
+        app: &App,
+        connections: u32,
+    ) -> anyhow::Result<KnowledgeBase> {
+        filled_kb(
+            app,
+            self.chunks,
+            &self.runbooks,
+            self.ef_search,
+            connections,
+        )
+        .await
+    }
+}
 
 /// The p-th percentile (0..=100) of sorted values, nearest-rank.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -1,7 +1,6 @@
 //! `sentinel bench search`: the whole query path (embed + hybrid search) on a scratch
 //! database of N chunks, and the HNSW index's recall@10 against exact search.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
@@ -10,23 +9,13 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::bench::eval::load_queries;
-use crate::bench::{count_chunks, filled_kb, percentile, print_report, round2};
+use crate::bench::{count_chunks, percentile, print_report, round2, ScratchArgs};
 use crate::knowledge::{KnowledgeBase, SearchRequest};
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Chunks in the scratch database (real runbooks plus synthetic filler).
-    #[arg(long, default_value_t = 100_000)]
-    pub chunks: usize,
-    /// Real runbooks to ingest first.
-    #[arg(long, default_value = "tests/data/runbooks")]
-    pub runbooks: PathBuf,
-    /// Queries (JSONL with `query`), timed one by one.
-    #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
-    pub queries: PathBuf,
-    /// hnsw.ef_search for the vector path.
-    #[arg(long, default_value_t = crate::db::DEFAULT_EF_SEARCH)]
-    pub ef_search: u32,
+    #[command(flatten)]
+    pub scratch: ScratchArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -43,9 +32,9 @@ pub struct SearchReport {
 }
 
 pub async fn run(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
-    let kb = filled_kb(app, a.chunks, &a.runbooks, a.ef_search, 8).await?;
+    let kb = a.scratch.filled_kb(app, 8).await?;
     let pool = kb.pool.clone();
-    let queries = load_queries(&a.queries)?;
+    let queries = load_queries(&a.scratch.queries)?;
     // Warm-up: load the index and the model's caches.
     for q in queries.iter().take(10) {
         kb.search(&req(&q.query)).await?;
