@@ -1,4 +1,5 @@
-//! The `sentinel` command line: clap definitions and the code each subcommand runs.
+//! The `sentinel` command line: clap definitions, and `run`, which hands each subcommand to
+//! its code (here for the small ones, else in its module: `bench`, `demo`, ...).
 //!
 //! The subcommands and their `--json` outputs are a stable contract (see README).
 
@@ -10,7 +11,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::App;
 use crate::bench::{self, eval};
-
 use crate::demo::{self, DemoArgs};
 use crate::error::UserError;
 use crate::knowledge::{ingest, SearchRequest};
@@ -118,95 +118,105 @@ pub enum BenchCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let app = App::from_env()?;
     match cli.command {
-        Command::Migrate => {
-            app.pool().await?;
-            eprintln!("migrations applied");
-            Ok(0)
-        }
-        Command::Ingest(a) => {
-            let kb = app.knowledge().await?;
-            let report = ingest::ingest(
-                &kb.pool,
-                kb.embedder.as_ref(),
-                &a.paths,
-                std::io::stderr().is_terminal() && !a.json,
-            )
-            .await?;
-            for f in &report.failed {
-                eprintln!("skipped {}: {}", f.path, f.reason);
-            }
-            if a.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!("{}", report.summary_line());
-            }
-            Ok(if report.failed.is_empty() { 0 } else { 1 })
-        }
-        Command::Search(a) => {
-            let kb = app.knowledge().await?;
-            let hits = kb
-                .search(&SearchRequest {
-                    text: a.text,
-                    alert: a.alert,
-                    runbook_url: a.runbook_url,
-                    k: a.k,
-                })
-                .await?;
-            if a.json {
-                println!("{}", serde_json::to_string(&hits)?);
-            } else if hits.is_empty() {
-                println!("no runbook sections found (is anything ingested? try `sentinel ingest runbooks`)");
-            } else {
-                for h in &hits {
-                    println!(
-                        "{:>2}. {:.4}  {}#{}  [{}]",
-                        h.rank,
-                        h.score,
-                        h.runbook_path,
-                        h.anchor,
-                        h.heading()
-                    );
-                    println!("    {}", crate::text::excerpt(&h.body, 160));
-                }
-            }
-            Ok(0)
-        }
+        Command::Migrate => migrate(&app).await,
+        Command::Ingest(a) => ingest(&app, a).await,
+        Command::Search(a) => search(&app, a).await,
         Command::Eval(EvalCommand::Retrieval(a)) => eval::run_retrieval(&app, a).await,
+        Command::Eval(EvalCommand::Fallback(a)) => eval::fallback(&app, a).await,
         Command::Bench(BenchCommand::Embed(a)) => bench::embed::run(&app, a).await,
         Command::Bench(BenchCommand::Search(a)) => bench::search::run(&app, a).await,
         Command::Bench(BenchCommand::Intake(a)) => bench::intake::run(&app, a).await,
         Command::Bench(BenchCommand::Storm(a)) => bench::alerts::storm(&app, a).await,
         Command::Bench(BenchCommand::AlertLatency(a)) => bench::alerts::latency(&app, a).await,
+        Command::Bench(BenchCommand::SlackAck(a)) => bench::slack_ack::run(a).await,
         Command::Bench(BenchCommand::Diagnosis(a)) => bench::diagnosis::run(&app, a).await,
-        Command::Eval(EvalCommand::Fallback(a)) => eval::fallback(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
-        Command::Bench(BenchCommand::SlackAck(a)) => bench::slack_ack::run(a).await,
-        Command::Serve => {
-            let slack = app.config.require_slack()?.clone();
-            let kb = app.knowledge().await?;
-            let diagnoser = Arc::new(app.diagnoser(kb));
-            let alerts = &app.config.alerts;
-            let listener = tokio::net::TcpListener::bind(alerts.listen)
-                .await
-                .map_err(|e| UserError::new(format!("cannot listen on {}: {e}", alerts.listen)))?;
-            let stack = crate::serve::start_stack(
-                &slack,
-                alerts,
-                diagnoser,
-                listener,
-                crate::serve::listener_options(&slack),
-            )
-            .await?;
-            eprintln!(
-                "Sentinel is connected to Slack; webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
-                stack.webhook_addr
+        Command::Serve => serve(&app).await,
+    }
+}
+
+async fn migrate(app: &App) -> anyhow::Result<i32> {
+    app.pool().await?;
+    eprintln!("migrations applied");
+    Ok(0)
+}
+
+async fn ingest(app: &App, a: IngestArgs) -> anyhow::Result<i32> {
+    let kb = app.knowledge().await?;
+    let report = ingest::ingest(
+        &kb.pool,
+        kb.embedder.as_ref(),
+        &a.paths,
+        std::io::stderr().is_terminal() && !a.json,
+    )
+    .await?;
+    for f in &report.failed {
+        eprintln!("skipped {}: {}", f.path, f.reason);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.summary_line());
+    }
+    Ok(if report.failed.is_empty() { 0 } else { 1 })
+}
+
+async fn search(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
+    let kb = app.knowledge().await?;
+    let hits = kb
+        .search(&SearchRequest {
+            text: a.text,
+            alert: a.alert,
+            runbook_url: a.runbook_url,
+            k: a.k,
+        })
+        .await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&hits)?);
+    } else if hits.is_empty() {
+        println!(
+            "no runbook sections found (is anything ingested? try `sentinel ingest runbooks`)"
+        );
+    } else {
+        for h in &hits {
+            println!(
+                "{:>2}. {:.4}  {}#{}  [{}]",
+                h.rank,
+                h.score,
+                h.runbook_path,
+                h.anchor,
+                h.heading()
             );
-            tokio::signal::ctrl_c().await?;
-            stack.shutdown().await;
-            Ok(0)
+            println!("    {}", crate::text::excerpt(&h.body, 160));
         }
     }
+    Ok(0)
+}
+
+async fn serve(app: &App) -> anyhow::Result<i32> {
+    let slack = app.config.require_slack()?.clone();
+    let kb = app.knowledge().await?;
+    let diagnoser = Arc::new(app.diagnoser(kb));
+    let alerts = &app.config.alerts;
+    let listener = tokio::net::TcpListener::bind(alerts.listen)
+        .await
+        .map_err(|e| UserError::new(format!("cannot listen on {}: {e}", alerts.listen)))?;
+    let stack = crate::serve::start_stack(
+        &slack,
+        alerts,
+        diagnoser,
+        listener,
+        crate::serve::listener_options(&slack),
+    )
+    .await?;
+    eprintln!(
+        "Sentinel is connected to Slack; webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
+        stack.webhook_addr
+    );
+    tokio::signal::ctrl_c().await?;
+    stack.shutdown().await;
+    Ok(0)
 }
 
 async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> {
