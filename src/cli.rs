@@ -1,4 +1,5 @@
-//! The `sentinel` command line: clap definitions and the code each subcommand runs.
+//! The `sentinel` command line: clap definitions, and `run`, which hands each subcommand to
+//! its code (here for the small ones, else in its module: `bench`, `demo`, ...).
 //!
 //! The subcommands and their `--json` outputs are a stable contract (see README).
 
@@ -8,11 +9,11 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ProcessEnv};
-use crate::embed::{self, Embedder};
+use crate::app::App;
+use crate::bench::{self, eval};
+use crate::demo::{self, DemoArgs};
 use crate::error::UserError;
-use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
-use crate::{bench, bench_alerts, db, demo, eval};
+use crate::knowledge::{ingest, SearchRequest};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,254 +91,132 @@ pub struct SearchArgs {
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
     /// Recall@1, recall@5 and MRR over a JSONL file of queries with expected runbooks.
-    Retrieval(EvalArgs),
+    Retrieval(eval::RetrievalArgs),
     /// With no LLM: how often the runbook-based diagnosis cites the expected runbook.
-    Fallback(crate::diagnosis::measure::EvalArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    #[arg(long)]
-    pub queries: PathBuf,
-    /// Use only `query`, ignoring `alert` and `runbook_url`.
-    #[arg(long)]
-    pub query_only: bool,
-    /// List every miss on stderr.
-    #[arg(long)]
-    pub verbose: bool,
-    #[arg(long)]
-    pub json: bool,
+    Fallback(eval::FallbackArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Embedding throughput and single-query latency.
-    Embed(bench::EmbedArgs),
+    Embed(bench::embed::EmbedArgs),
     /// The whole query path (embed + hybrid search) on a scratch database of N chunks.
-    Search(bench::SearchArgs),
+    Search(bench::search::SearchArgs),
     /// Webhook intake over HTTP: alerts stored per second, with de-duplication.
-    Intake(bench_alerts::IntakeArgs),
+    Intake(bench::intake::IntakeArgs),
     /// An alert storm through the whole pipeline into a Slack-like rate-limited notifier.
-    Storm(bench_alerts::StormArgs),
+    Storm(bench::alerts::StormArgs),
     /// Webhook received to runbook reply posted (emulated Slack), p50 and p99.
-    AlertLatency(bench_alerts::LatencyArgs),
+    AlertLatency(bench::alerts::LatencyArgs),
     /// Socket Mode ack latency under a burst of envelopes whose work is slow.
-    SlackAck(SlackAckArgs),
+    SlackAck(bench::slack_ack::SlackAckArgs),
     /// Subject in -> diagnosis posted, with an instantly answering test LLM, on N chunks.
-    Diagnosis(crate::diagnosis::measure::BenchArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SlackAckArgs {
-    #[arg(long, default_value_t = 1000)]
-    pub envelopes: usize,
-    /// How long each handler's work takes, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub work_ms: u64,
-    #[arg(long, default_value_t = 2)]
-    pub connections: u32,
-    /// Background jobs at once.
-    #[arg(long, default_value_t = 256)]
-    pub concurrency: usize,
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Runbooks to ingest.
-    #[arg(long, default_value = "runbooks")]
-    pub runbooks: PathBuf,
-}
-
-/// Everything a subcommand needs, built once from the configuration.
-pub struct App {
-    pub config: Config,
-}
-
-impl App {
-    pub fn from_env() -> Result<Self, UserError> {
-        Ok(Self {
-            config: Config::from_env(&ProcessEnv)?,
-        })
-    }
-
-    pub async fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
-        db::connect_and_migrate(self.config.require_database_url()?).await
-    }
-
-    pub async fn embedder(&self) -> anyhow::Result<Arc<dyn Embedder>> {
-        embed::from_config(&self.config.embedder).await
-    }
-
-    pub async fn knowledge(&self) -> anyhow::Result<KnowledgeBase> {
-        let (pool, embedder) = tokio::try_join!(self.pool(), self.embedder())?;
-        KnowledgeBase::open(pool, embedder).await
-    }
-
-    /// The configured LLM client (token usage recorded in `kb`'s database), or `None`.
-    pub fn llm(&self, kb: &KnowledgeBase) -> Option<Arc<crate::llm::LlmClient>> {
-        self.config.llm.clone().map(|cfg| {
-            Arc::new(crate::llm::LlmClient::new(
-                cfg,
-                crate::llm::TokenLedger::postgres(kb.pool.clone()),
-            ))
-        })
-    }
-
-    /// The diagnosis pipeline over `kb`, with the configured LLM (if any).
-    pub fn diagnoser(&self, kb: KnowledgeBase) -> crate::diagnosis::Diagnoser {
-        let llm = self.llm(&kb);
-        let opts = crate::diagnosis::DiagnoserOptions {
-            llm_deadline: self
-                .config
-                .llm
-                .as_ref()
-                .map(|l| l.timeout * 2)
-                .unwrap_or(std::time::Duration::from_secs(30)),
-            runbook_base_url: self.config.diagnosis.runbook_base_url.clone(),
-            redact_labels: self.config.diagnosis.redact_labels.clone(),
-            ..Default::default()
-        };
-        crate::diagnosis::Diagnoser::new(kb, llm, opts)
-    }
+    Diagnosis(bench::diagnosis::BenchArgs),
 }
 
 /// Runs a subcommand; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let app = App::from_env()?;
     match cli.command {
-        Command::Migrate => {
-            app.pool().await?;
-            eprintln!("migrations applied");
-            Ok(0)
-        }
-        Command::Ingest(a) => {
-            let kb = app.knowledge().await?;
-            let report = ingest::ingest(
-                &kb.pool,
-                kb.embedder.as_ref(),
-                &a.paths,
-                std::io::stderr().is_terminal() && !a.json,
-            )
-            .await?;
-            for f in &report.failed {
-                eprintln!("skipped {}: {}", f.path, f.reason);
-            }
-            if a.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!("{}", report.summary_line());
-            }
-            Ok(if report.failed.is_empty() { 0 } else { 1 })
-        }
-        Command::Search(a) => {
-            let kb = app.knowledge().await?;
-            let hits = kb
-                .search(&SearchRequest {
-                    text: a.text,
-                    alert: a.alert,
-                    runbook_url: a.runbook_url,
-                    k: a.k,
-                })
-                .await?;
-            if a.json {
-                println!("{}", serde_json::to_string(&hits)?);
-            } else if hits.is_empty() {
-                println!("no runbook sections found (is anything ingested? try `sentinel ingest runbooks`)");
-            } else {
-                for h in &hits {
-                    println!(
-                        "{:>2}. {:.4}  {}#{}  [{}]",
-                        h.rank,
-                        h.score,
-                        h.runbook_path,
-                        h.anchor,
-                        h.heading()
-                    );
-                    println!("    {}", crate::text::excerpt(&h.body, 160));
-                }
-            }
-            Ok(0)
-        }
-        Command::Eval(EvalCommand::Retrieval(a)) => {
-            let queries = eval::load_queries(&a.queries)?;
-            let kb = app.knowledge().await?;
-            let (scores, outcomes) = eval::retrieval(&kb, &queries, a.query_only).await?;
-            if a.verbose {
-                for o in outcomes.iter().filter(|o| o.rank != Some(1)) {
-                    eprintln!(
-                        "rank {:?}: expected {} got {:?} for `{}`",
-                        o.rank, o.expected, o.top, o.query
-                    );
-                }
-            }
-            if a.json {
-                println!("{}", serde_json::to_string(&scores)?);
-            } else {
-                println!(
-                    "n={} recall@1={:.3} recall@5={:.3} MRR={:.3}",
-                    scores.n, scores.recall_at_1, scores.recall_at_5, scores.mrr
-                );
-            }
-            Ok(0)
-        }
-        Command::Bench(BenchCommand::Embed(a)) => bench::embed(&app, a).await,
-        Command::Bench(BenchCommand::Search(a)) => bench::search(&app, a).await,
-        Command::Bench(BenchCommand::Intake(a)) => bench_alerts::intake(&app, a).await,
-        Command::Bench(BenchCommand::Storm(a)) => bench_alerts::storm(&app, a).await,
-        Command::Bench(BenchCommand::AlertLatency(a)) => bench_alerts::latency(&app, a).await,
-        Command::Bench(BenchCommand::Diagnosis(a)) => {
-            crate::diagnosis::measure::bench(&app, a).await
-        }
-        Command::Eval(EvalCommand::Fallback(a)) => {
-            crate::diagnosis::measure::eval_fallback(&app, a).await
-        }
+        Command::Migrate => migrate(&app).await,
+        Command::Ingest(a) => ingest(&app, a).await,
+        Command::Search(a) => search(&app, a).await,
+        Command::Eval(EvalCommand::Retrieval(a)) => eval::run_retrieval(&app, a).await,
+        Command::Eval(EvalCommand::Fallback(a)) => eval::fallback(&app, a).await,
+        Command::Bench(BenchCommand::Embed(a)) => bench::embed::run(&app, a).await,
+        Command::Bench(BenchCommand::Search(a)) => bench::search::run(&app, a).await,
+        Command::Bench(BenchCommand::Intake(a)) => bench::intake::run(&app, a).await,
+        Command::Bench(BenchCommand::Storm(a)) => bench::alerts::storm(&app, a).await,
+        Command::Bench(BenchCommand::AlertLatency(a)) => bench::alerts::latency(&app, a).await,
+        Command::Bench(BenchCommand::SlackAck(a)) => bench::slack_ack::run(a).await,
+        Command::Bench(BenchCommand::Diagnosis(a)) => bench::diagnosis::run(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
-        Command::Bench(BenchCommand::SlackAck(a)) => {
-            let r = crate::slack::ack_bench::measure(
-                a.envelopes,
-                std::time::Duration::from_millis(a.work_ms),
-                a.connections,
-                a.concurrency,
-            )
-            .await?;
-            if a.json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!(
-                    "{} envelopes, work {} ms each: ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} redelivered, {} handled",
-                    r.envelopes, a.work_ms, r.ack_p50_ms, r.ack_p99_ms, r.max_ms, r.redeliveries, r.handled
-                );
-            }
-            Ok(if r.max_ms < 3000.0 { 0 } else { 1 })
-        }
-        Command::Serve => {
-            let slack = app.config.require_slack()?.clone();
-            let kb = app.knowledge().await?;
-            let diagnoser = Arc::new(app.diagnoser(kb));
-            let alerts = &app.config.alerts;
-            let listener = tokio::net::TcpListener::bind(alerts.listen)
-                .await
-                .map_err(|e| UserError::new(format!("cannot listen on {}: {e}", alerts.listen)))?;
-            let stack = crate::serve::start_stack(
-                &slack,
-                alerts,
-                diagnoser,
-                listener,
-                crate::serve::listener_options(&slack),
-            )
-            .await?;
-            eprintln!(
-                "Sentinel is connected to Slack; webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
-                stack.webhook_addr
+        Command::Serve => serve(&app).await,
+    }
+}
+
+async fn migrate(app: &App) -> anyhow::Result<i32> {
+    app.pool().await?;
+    eprintln!("migrations applied");
+    Ok(0)
+}
+
+async fn ingest(app: &App, a: IngestArgs) -> anyhow::Result<i32> {
+    let kb = app.knowledge().await?;
+    let report = ingest::ingest(
+        &kb.pool,
+        kb.embedder.as_ref(),
+        &a.paths,
+        std::io::stderr().is_terminal() && !a.json,
+    )
+    .await?;
+    for f in &report.failed {
+        eprintln!("skipped {}: {}", f.path, f.reason);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.summary_line());
+    }
+    Ok(if report.failed.is_empty() { 0 } else { 1 })
+}
+
+async fn search(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
+    let kb = app.knowledge().await?;
+    let hits = kb
+        .search(&SearchRequest {
+            text: a.text,
+            alert: a.alert,
+            runbook_url: a.runbook_url,
+            k: a.k,
+        })
+        .await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&hits)?);
+    } else if hits.is_empty() {
+        println!(
+            "no runbook sections found (is anything ingested? try `sentinel ingest runbooks`)"
+        );
+    } else {
+        for h in &hits {
+            println!(
+                "{:>2}. {:.4}  {}#{}  [{}]",
+                h.rank,
+                h.score,
+                h.runbook_path,
+                h.anchor,
+                h.heading()
             );
-            tokio::signal::ctrl_c().await?;
-            stack.shutdown().await;
-            Ok(0)
+            println!("    {}", crate::text::excerpt(&h.body, 160));
         }
     }
+    Ok(0)
+}
+
+async fn serve(app: &App) -> anyhow::Result<i32> {
+    let slack = app.config.require_slack()?.clone();
+    let kb = app.knowledge().await?;
+    let diagnoser = Arc::new(app.diagnoser(kb));
+    let alerts = &app.config.alerts;
+    let listener = tokio::net::TcpListener::bind(alerts.listen)
+        .await
+        .map_err(|e| UserError::new(format!("cannot listen on {}: {e}", alerts.listen)))?;
+    let stack = crate::serve::start_stack(
+        &slack,
+        alerts,
+        diagnoser,
+        listener,
+        crate::serve::listener_options(&slack),
+    )
+    .await?;
+    eprintln!(
+        "Sentinel is connected to Slack; webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
+        stack.webhook_addr
+    );
+    tokio::signal::ctrl_c().await?;
+    stack.shutdown().await;
+    Ok(0)
 }
 
 async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> {

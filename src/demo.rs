@@ -6,15 +6,17 @@
 //! question in the incident thread and a few slash commands. Prints the channel as a
 //! transcript.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::alerts::parse;
-use crate::cli::{App, DemoArgs};
+use crate::app::App;
 use crate::config::SlackConfig;
 use crate::http::{SourceAuth, WebhookAuth};
 use crate::incidents::Routes;
@@ -27,6 +29,13 @@ const SAMPLE_ALERT: &str = include_str!("../tests/data/alerts/alertmanager-v4-fi
 const TOKEN: &str = "demo-token";
 const ALERTS: &str = "C0ALERTS";
 const WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Runbooks to ingest.
+    #[arg(long, default_value = "runbooks")]
+    pub runbooks: PathBuf,
+}
 
 pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     let kb = app.knowledge().await?;

@@ -4,8 +4,8 @@
 //! their own modules.
 
 pub mod alerts;
+pub mod app;
 pub mod bench;
-pub mod bench_alerts;
 pub mod bot;
 pub mod cli;
 pub mod config;
@@ -14,7 +14,6 @@ pub mod demo;
 pub mod diagnosis;
 pub mod embed;
 pub mod error;
-pub mod eval;
 pub mod http;
 pub mod incidents;
 pub mod knowledge;

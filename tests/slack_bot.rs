@@ -510,7 +510,7 @@ async fn startup_names_the_wrong_token() {
 #[tokio::test]
 async fn acks_stay_under_three_seconds_while_work_is_slow() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let r = sentinel::slack::ack_bench::measure(200, Duration::from_secs(2), 1, 256)
+    let r = sentinel::bench::slack_ack::measure(200, Duration::from_secs(2), 1, 256)
         .await
         .unwrap();
     assert_eq!(r.envelopes, 200);

@@ -9,7 +9,6 @@ pub mod ask;
 pub mod catalog;
 pub mod engine;
 pub mod fallback;
-pub mod measure;
 pub mod prompt;
 pub mod render;
 pub mod validate;

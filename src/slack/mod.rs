@@ -3,7 +3,6 @@
 //! inbound payload parsing, the Socket Mode listener, start-up token checks, and an
 //! emulator to test all of it.
 
-pub mod ack_bench;
 pub mod auth;
 pub mod blocks;
 pub mod client;

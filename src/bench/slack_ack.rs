@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use clap::Args;
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
@@ -14,6 +15,22 @@ use serde_json::json;
 use crate::slack::emulator::{Emulator, EmulatorConfig, BOT_USER_ID};
 use crate::slack::events::Inbound;
 use crate::slack::socket::{Dispatch, ListenerOptions, SocketListener};
+
+#[derive(Debug, Args)]
+pub struct SlackAckArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub envelopes: usize,
+    /// How long each handler's work takes, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub work_ms: u64,
+    #[arg(long, default_value_t = 2)]
+    pub connections: u32,
+    /// Background jobs at once.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AckReport {
@@ -108,4 +125,24 @@ pub async fn measure(
         redeliveries: acks.iter().filter(|a| a.retry_attempt > 0).count(),
         handled: done.load(Ordering::SeqCst),
     })
+}
+
+/// `sentinel bench slack-ack`: exits 1 when an ack took 3 s or more.
+pub async fn run(a: SlackAckArgs) -> anyhow::Result<i32> {
+    let r = measure(
+        a.envelopes,
+        Duration::from_millis(a.work_ms),
+        a.connections,
+        a.concurrency,
+    )
+    .await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} envelopes, work {} ms each: ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} redelivered, {} handled",
+            r.envelopes, a.work_ms, r.ack_p50_ms, r.ack_p99_ms, r.max_ms, r.redeliveries, r.handled
+        );
+    }
+    Ok(if r.max_ms < 3000.0 { 0 } else { 1 })
 }

@@ -1,15 +1,36 @@
-//! `sentinel eval retrieval`: recall@1, recall@5 and MRR of search over a JSONL query set.
+//! `sentinel eval retrieval`: recall@1, recall@5 and MRR of search over a JSONL query set;
+//! `sentinel eval fallback`: does the runbook-based diagnosis cite the expected runbook?
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::app::App;
+use crate::bench::diagnosis::subject_of;
+use crate::bench::{percentile, print_report, round2};
+use crate::diagnosis::{Diagnoser, DiagnoserOptions, Draft};
 use crate::error::UserError;
-use crate::knowledge::{KnowledgeBase, SearchRequest};
+use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
 
 /// Ranks looked at for MRR; a hit below this counts zero.
 pub const MRR_DEPTH: usize = 10;
+
+#[derive(Debug, Args)]
+pub struct RetrievalArgs {
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Use only `query`, ignoring `alert` and `runbook_url`.
+    #[arg(long)]
+    pub query_only: bool,
+    /// List every miss on stderr.
+    #[arg(long)]
+    pub verbose: bool,
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Deserialize)]
 pub struct EvalQuery {
@@ -125,6 +146,105 @@ pub async fn retrieval(
         });
     }
     Ok((score(&ranks), outcomes))
+}
+
+/// `sentinel eval retrieval`: scores on stdout, misses on stderr with `--verbose`.
+pub async fn run_retrieval(app: &App, a: RetrievalArgs) -> anyhow::Result<i32> {
+    let queries = load_queries(&a.queries)?;
+    let kb = app.knowledge().await?;
+    let (scores, outcomes) = retrieval(&kb, &queries, a.query_only).await?;
+    if a.verbose {
+        for o in outcomes.iter().filter(|o| o.rank != Some(1)) {
+            eprintln!(
+                "rank {:?}: expected {} got {:?} for `{}`",
+                o.rank, o.expected, o.top, o.query
+            );
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&scores)?);
+    } else {
+        println!(
+            "n={} recall@1={:.3} recall@5={:.3} MRR={:.3}",
+            scores.n, scores.recall_at_1, scores.recall_at_5, scores.mrr
+        );
+    }
+    Ok(0)
+}
+
+#[derive(Debug, Args)]
+pub struct FallbackArgs {
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Ingest this folder first (the queries' `expected` paths are relative to it).
+    #[arg(long)]
+    pub ingest: Option<PathBuf>,
+    /// List every miss on stderr.
+    #[arg(long)]
+    pub verbose: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FallbackReport {
+    pub n: usize,
+    /// Fallback diagnoses whose runbook is the expected one.
+    pub cites_expected: usize,
+    pub fraction: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// `sentinel eval fallback`: with no LLM, how often the runbook-based diagnosis cites the
+/// expected runbook.
+pub async fn fallback(app: &App, a: FallbackArgs) -> anyhow::Result<i32> {
+    let queries = load_queries(&a.queries)?;
+    let kb = app.knowledge().await?;
+    if let Some(dir) = &a.ingest {
+        ingest::ingest(
+            &kb.pool,
+            kb.embedder.as_ref(),
+            std::slice::from_ref(dir),
+            false,
+        )
+        .await?;
+    }
+    let d = Diagnoser::new(kb, None, DiagnoserOptions::default());
+    let mut hits = 0;
+    let mut lat = Vec::new();
+    for q in &queries {
+        let t = Instant::now();
+        let out = d.diagnose(&subject_of(q)).await;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let cited = match &out.draft {
+            Draft::Fallback(f) => f.runbook.as_ref().map(|r| r.runbook_path.clone()),
+            Draft::Llm(_) => None,
+        };
+        if cited.as_deref() == Some(q.expected.as_str()) {
+            hits += 1;
+        } else if a.verbose {
+            eprintln!(
+                "miss: {:?} expected {} got {:?}",
+                q.alert, q.expected, cited
+            );
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let n = queries.len();
+    let report = FallbackReport {
+        n,
+        cites_expected: hits,
+        fraction: if n == 0 {
+            0.0
+        } else {
+            (hits as f64 / n as f64 * 10_000.0).round() / 10_000.0
+        },
+        p50_ms: round2(percentile(&lat, 50.0)),
+        p99_ms: round2(percentile(&lat, 99.0)),
+    };
+    print_report(&report, a.json)?;
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! `sentinel bench intake` and `sentinel bench storm`: the alert pipeline driven over real
-//! HTTP on 127.0.0.1 by a local load generator, on a scratch database.
+//! `sentinel bench storm` and `sentinel bench alert-latency`: the alert pipeline driven over
+//! real HTTP on 127.0.0.1 by a local load generator, on a scratch database; and that load
+//! generator (Alertmanager payloads, webhook server, scratch tables), which `bench intake`
+//! shares.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -15,8 +17,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::bench::{peak_rss_mb, percentile, round2};
-use crate::cli::App;
+use crate::app::App;
+use crate::bench::{percentile, print_report_pretty, round2};
 use crate::http::{router, AppState, SourceAuth, WebhookAuth};
 use crate::incidents::intake::{AlertWriter, WriterConfig};
 use crate::incidents::{Engine, EngineConfig, Routes, StormConfig};
@@ -24,42 +26,6 @@ use crate::slack::recorder::{Recorder, Throttled};
 use crate::slack::{Message, PortError, SlackPort};
 
 const TOKEN: &str = "bench-token";
-
-#[derive(Debug, Args)]
-pub struct IntakeArgs {
-    /// Unique alerts to send.
-    #[arg(long, default_value_t = 100_000)]
-    pub alerts: usize,
-    /// Alerts per webhook request (one Alertmanager group notification).
-    #[arg(long, default_value_t = 50)]
-    pub per_request: usize,
-    /// Requests in flight.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
-    /// Share of requests delivered twice (Alertmanager redeliveries), de-duplicated on store.
-    #[arg(long, default_value_t = 0.1)]
-    pub duplicate_ratio: f64,
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct IntakeReport {
-    pub requests: usize,
-    pub alerts_sent: usize,
-    pub alerts_unique: usize,
-    pub alerts_stored: i64,
-    pub seconds: f64,
-    /// Alerts received and acknowledged per second (duplicates included).
-    pub alerts_per_s: f64,
-    /// New rows committed per second.
-    pub stored_per_s: f64,
-    pub request_p50_ms: f64,
-    pub request_p99_ms: f64,
-    pub errors: usize,
-    pub cores: usize,
-    pub rss_mb: f64,
-}
 
 #[derive(Debug, Args)]
 pub struct StormArgs {
@@ -100,7 +66,7 @@ pub struct StormReport {
     pub shown_after_last_send_seconds: f64,
 }
 
-fn am_payload(group: usize, alerts: std::ops::Range<usize>, name: &str) -> String {
+pub(super) fn am_payload(group: usize, alerts: std::ops::Range<usize>, name: &str) -> String {
     let items: Vec<serde_json::Value> = alerts
         .map(|i| {
             json!({
@@ -126,7 +92,7 @@ fn am_payload(group: usize, alerts: std::ops::Range<usize>, name: &str) -> Strin
     .to_string()
 }
 
-async fn scratch(app: &App, name: &str) -> anyhow::Result<PgPool> {
+pub(super) async fn scratch(app: &App, name: &str) -> anyhow::Result<PgPool> {
     let url = app.config.require_database_url()?;
     let (small, scratch) = crate::bench::scratch_pool(url, name).await?;
     small.close().await;
@@ -138,7 +104,7 @@ async fn scratch(app: &App, name: &str) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-async fn start_server(
+pub(super) async fn start_server(
     pool: &PgPool,
     wake: Option<Arc<tokio::sync::Notify>>,
 ) -> anyhow::Result<SocketAddr> {
@@ -167,7 +133,7 @@ async fn start_server(
     Ok(addr)
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: String) -> (bool, f64) {
+pub(super) async fn post(client: &reqwest::Client, url: &str, body: String) -> (bool, f64) {
     let t = Instant::now();
     let ok = client
         .post(url)
@@ -179,72 +145,6 @@ async fn post(client: &reqwest::Client, url: &str, body: String) -> (bool, f64) 
         .map(|r| r.status().is_success())
         .unwrap_or(false);
     (ok, t.elapsed().as_secs_f64() * 1000.0)
-}
-
-fn print<T: Serialize + std::fmt::Debug>(r: &T, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(r)?);
-    } else {
-        println!("{r:#?}");
-    }
-    Ok(())
-}
-
-pub async fn intake(app: &App, a: IntakeArgs) -> anyhow::Result<i32> {
-    let pool = scratch(app, "sentinel_bench_alerts").await?;
-    let addr = start_server(&pool, None).await?;
-    let url = format!("http://{addr}/hooks/alertmanager");
-    let per = a.per_request.max(1);
-    let groups = a.alerts.div_ceil(per);
-    let mut bodies = Vec::with_capacity(groups + groups / 5);
-    for g in 0..groups {
-        let end = ((g + 1) * per).min(a.alerts);
-        bodies.push((end - g * per, am_payload(g, g * per..end, "BenchAlert")));
-    }
-    let dup_every = if a.duplicate_ratio > 0.0 {
-        (1.0 / a.duplicate_ratio).round().max(1.0) as usize
-    } else {
-        usize::MAX
-    };
-    let dups: Vec<(usize, String)> = bodies.iter().step_by(dup_every).cloned().collect();
-    bodies.extend(dups);
-    let requests = bodies.len();
-    let alerts_sent: usize = bodies.iter().map(|b| b.0).sum();
-    let client = crate::net::client_builder()
-        .pool_max_idle_per_host(a.concurrency)
-        .build()?;
-    let t = Instant::now();
-    let results: Vec<(bool, f64)> = futures::stream::iter(bodies)
-        .map(|(_, body)| post(&client, &url, body))
-        .buffer_unordered(a.concurrency.max(1))
-        .collect()
-        .await;
-    let secs = t.elapsed().as_secs_f64();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts")
-        .fetch_one(&pool)
-        .await?;
-    let mut lat: Vec<f64> = results.iter().map(|r| r.1).collect();
-    lat.sort_by(f64::total_cmp);
-    let report = IntakeReport {
-        requests,
-        alerts_sent,
-        alerts_unique: a.alerts,
-        alerts_stored: stored,
-        seconds: round2(secs),
-        alerts_per_s: round2(alerts_sent as f64 / secs),
-        stored_per_s: round2(stored as f64 / secs),
-        request_p50_ms: round2(percentile(&lat, 50.0)),
-        request_p99_ms: round2(percentile(&lat, 99.0)),
-        errors: results.iter().filter(|r| !r.0).count(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        rss_mb: peak_rss_mb(),
-    };
-    print(&report, a.json)?;
-    Ok(if report.errors == 0 && stored as usize == a.alerts {
-        0
-    } else {
-        1
-    })
 }
 
 const NAMES: [&str; 8] = [
@@ -375,7 +275,7 @@ pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
         all_shown_seconds: round2(shown),
         shown_after_last_send_seconds: round2(shown - send_secs),
     };
-    print(&report, a.json)?;
+    print_report_pretty(&report, a.json)?;
     Ok(
         if report.lost == 0 && shown_groups == a.groups && slack_errors == 0 {
             0
@@ -475,7 +375,7 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
     let watch = Arc::new(ReplyWatch::default());
     let mut cfg = EngineConfig::new(Routes::single("C0LATENCY"));
     cfg.storm.threshold = u32::MAX;
-    let (_llm_server, llm) = crate::diagnosis::measure::instant_llm(&pool).await?;
+    let (_llm_server, llm) = crate::bench::diagnosis::instant_llm(&pool).await?;
     let diagnoser = crate::diagnosis::Diagnoser::new(
         kb.clone(),
         Some(llm),
@@ -490,7 +390,7 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
     }));
     let hook = format!("http://{addr}/hooks/alertmanager");
     let client = crate::net::client();
-    let queries = crate::eval::load_queries(&a.alerts)?;
+    let queries = crate::bench::eval::load_queries(&a.alerts)?;
     // Warm-up: model caches and index pages.
     for q in queries.iter().take(5) {
         kb.search(&crate::knowledge::SearchRequest {
@@ -548,6 +448,6 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         diagnosis_p99_ms: round2(percentile(&diag, 99.0)),
         llm_drafts: watch.drafts.load(Ordering::SeqCst),
     };
-    print(&report, a.json)?;
+    print_report_pretty(&report, a.json)?;
     Ok(0)
 }

@@ -1,9 +1,18 @@
-//! `sentinel bench`: embedding throughput and the whole search path, as one JSON line each.
+//! Measurement in one place: `sentinel bench` (speed, one JSON line each) and `sentinel
+//! eval` (quality); here the helpers they share: percentiles, rounding, peak RSS, printing
+//! a report, and the scratch knowledge base the benches fill once.
 //!
 //! These machines are noisy: compare ratios measured in one run, not absolute numbers.
 
+pub mod alerts;
+pub mod diagnosis;
+pub mod embed;
+pub mod eval;
+pub mod intake;
+pub mod search;
+pub mod slack_ack;
+
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
@@ -13,85 +22,46 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::cli::App;
+use crate::app::App;
 use crate::embed::l2_normalize;
-use crate::error::UserError;
-use crate::eval::load_queries;
-use crate::knowledge::{ingest, KnowledgeBase, SearchRequest};
+use crate::knowledge::{ingest, KnowledgeBase};
 
+/// The scratch knowledge base a bench runs on, and the queries it runs (`bench search`,
+/// `bench diagnosis`).
 #[derive(Debug, Args)]
-pub struct EmbedArgs {
-    /// JSONL, one `{"text": ...}` per line: embedded in batches for throughput.
-    #[arg(long)]
-    pub texts: PathBuf,
-    /// JSONL of `{"text": ...}` embedded one at a time for latency (default: first 200 texts).
-    #[arg(long)]
-    pub queries: Option<PathBuf>,
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct EmbedReport {
-    pub texts: usize,
-    pub chunks_per_s: f64,
-    pub query_p50_ms: f64,
-    pub query_p99_ms: f64,
-    pub rss_mb: f64,
-}
-
-#[derive(Debug, Args)]
-pub struct SearchArgs {
-    /// Chunks in the scratch database (real runbooks plus synthetic filler).
+pub struct ScratchArgs {
+    /// Chunks in the scratch database (real runbooks plus synthetic filler; one database
+    /// per size, shared by the benches).
     #[arg(long, default_value_t = 100_000)]
     pub chunks: usize,
     /// Real runbooks to ingest first.
     #[arg(long, default_value = "tests/data/runbooks")]
     pub runbooks: PathBuf,
-    /// Queries (JSONL with `query`), timed one by one.
+    /// Queries (JSONL with `query`, and `alert`, `runbook_url` where the bench uses them),
+    /// run one by one.
     #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
     pub queries: PathBuf,
     /// hnsw.ef_search for the vector path.
     #[arg(long, default_value_t = crate::db::DEFAULT_EF_SEARCH)]
     pub ef_search: u32,
-    #[arg(long)]
-    pub json: bool,
 }
 
-#[derive(Debug, Serialize)]
-pub struct SearchReport {
-    pub chunks: usize,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub recall_at_10: f64,
-    /// Embedding the query alone, measured on the same queries in the same run: the
-    /// part of `p50_ms` the database does not own.
-    pub embed_p50_ms: f64,
-}
-
-fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        text: String,
+impl ScratchArgs {
+    /// [`filled_kb`] of these sizes, on a pool of `connections`.
+    pub(crate) async fn filled_kb(
+        &self,
+        app: &App,
+        connections: u32,
+    ) -> anyhow::Result<KnowledgeBase> {
+        filled_kb(
+            app,
+            self.chunks,
+            &self.runbooks,
+            self.ef_search,
+            connections,
+        )
+        .await
     }
-    let raw = std::fs::read_to_string(path)
-        .map_err(|e| UserError::new(format!("{}: {e}", path.display())))?;
-    raw.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str::<Line>(l)
-                .map(|x| x.text)
-                .map_err(|e| {
-                    UserError::new(format!(
-                        "{}:{}: expected {{\"text\": ...}}: {e}",
-                        path.display(),
-                        i + 1
-                    ))
-                    .into()
-                })
-        })
-        .collect()
 }
 
 /// The p-th percentile (0..=100) of sorted values, nearest-rank.
@@ -122,37 +92,7 @@ pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-pub async fn embed(app: &App, a: EmbedArgs) -> anyhow::Result<i32> {
-    let texts = read_texts(&a.texts)?;
-    let queries = match &a.queries {
-        Some(p) => read_texts(p)?,
-        None => texts.iter().take(200).cloned().collect(),
-    };
-    let embedder = app.embedder().await?;
-    // Warm-up, as the reference does.
-    embedder.embed(&texts[..texts.len().min(64)]).await?;
-    let t = Instant::now();
-    let vecs = embedder.embed(&texts).await?;
-    let secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(vecs.len() == texts.len(), "embedder lost texts");
-    let mut lat = Vec::with_capacity(queries.len());
-    for q in &queries {
-        let t = Instant::now();
-        embedder.embed_one(q).await?;
-        lat.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    lat.sort_by(f64::total_cmp);
-    let report = EmbedReport {
-        texts: texts.len(),
-        chunks_per_s: round2(texts.len() as f64 / secs),
-        query_p50_ms: round2(percentile(&lat, 50.0)),
-        query_p99_ms: round2(percentile(&lat, 99.0)),
-        rss_mb: peak_rss_mb(),
-    };
-    print_report(&report, a.json)?;
-    Ok(0)
-}
-
+/// Prints a report: one JSON line with `json`, else its debug form on one line.
 pub(crate) fn print_report<T: Serialize + std::fmt::Debug>(
     r: &T,
     json: bool,
@@ -162,6 +102,18 @@ pub(crate) fn print_report<T: Serialize + std::fmt::Debug>(
     } else {
         println!("{r:?}");
     }
+    Ok(())
+}
+
+/// As [`print_report`], with the debug form one field a line (the alert benches' reports).
+pub(crate) fn print_report_pretty<T: Serialize + std::fmt::Debug>(
+    r: &T,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return print_report(r, json);
+    }
+    println!("{r:#?}");
     Ok(())
 }
 
@@ -208,52 +160,6 @@ pub(crate) async fn filled_kb(
     pool.close().await;
     let pool = crate::db::connect_with_ef_search(&scratch, connections, ef_search).await?;
     Ok(KnowledgeBase { pool, ..kb })
-}
-
-pub async fn search(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
-    let kb = filled_kb(app, a.chunks, &a.runbooks, a.ef_search, 8).await?;
-    let pool = kb.pool.clone();
-    let queries = load_queries(&a.queries)?;
-    // Warm-up: load the index and the model's caches.
-    for q in queries.iter().take(10) {
-        kb.search(&req(&q.query)).await?;
-    }
-    let mut lat = Vec::new();
-    let mut embed_lat = Vec::new();
-    for _round in 0..3 {
-        for q in &queries {
-            let t = Instant::now();
-            kb.search(&req(&q.query)).await?;
-            lat.push(t.elapsed().as_secs_f64() * 1000.0);
-            let t = Instant::now();
-            kb.embedder.embed_one(&q.query).await?;
-            embed_lat.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
-    lat.sort_by(f64::total_cmp);
-    embed_lat.sort_by(f64::total_cmp);
-    let recall = hnsw_recall(
-        &kb,
-        &queries.iter().map(|q| q.query.clone()).collect::<Vec<_>>(),
-    )
-    .await?;
-    let report = SearchReport {
-        chunks: count_chunks(&pool).await?,
-        p50_ms: round2(percentile(&lat, 50.0)),
-        p99_ms: round2(percentile(&lat, 99.0)),
-        recall_at_10: (recall * 1000.0).round() / 1000.0,
-        embed_p50_ms: round2(percentile(&embed_lat, 50.0)),
-    };
-    print_report(&report, a.json)?;
-    Ok(0)
-}
-
-fn req(text: &str) -> SearchRequest {
-    SearchRequest {
-        text: text.to_string(),
-        k: 10,
-        ..Default::default()
-    }
 }
 
 pub(crate) async fn count_chunks(pool: &PgPool) -> anyhow::Result<usize> {
@@ -375,37 +281,6 @@ async fn fill(kb: &KnowledgeBase, chunks: usize, runbooks: &Path) -> anyhow::Res
         .execute(&kb.pool)
         .await?;
     Ok(())
-}
-
-/// Recall@10 of the HNSW path against exact (sequential) search, over the query vectors.
-async fn hnsw_recall(kb: &KnowledgeBase, queries: &[String]) -> anyhow::Result<f64> {
-    let dim = kb.embedder.dim();
-    let vecs = kb.embedder.embed(queries).await?;
-    let sql = format!(
-        "SELECT id FROM chunks WHERE model_id = $1 ORDER BY embedding::vector({dim}) <=> $2 LIMIT 10"
-    );
-    let mut total = 0.0;
-    for v in &vecs {
-        let v = Vector::from(v.clone());
-        let approx: Vec<(String,)> = sqlx::query_as(&sql)
-            .bind(kb.model_id)
-            .bind(&v)
-            .fetch_all(&kb.pool)
-            .await?;
-        let mut tx = kb.pool.begin().await?;
-        sqlx::query("SET LOCAL enable_indexscan = off")
-            .execute(&mut *tx)
-            .await?;
-        let exact: Vec<(String,)> = sqlx::query_as(&sql)
-            .bind(kb.model_id)
-            .bind(&v)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.rollback().await?;
-        let hits = approx.iter().filter(|a| exact.contains(a)).count();
-        total += hits as f64 / exact.len().max(1) as f64;
-    }
-    Ok(total / vecs.len().max(1) as f64)
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
-//! `sentinel bench diagnosis` (subject in -> diagnosis posted, with an instantly answering
-//! test LLM) and `sentinel eval fallback` (does the runbook-based diagnosis cite the
-//! expected runbook?).
+//! `sentinel bench diagnosis`: subject in -> diagnosis posted, with an instantly answering
+//! test LLM; and the subjects and test LLM that `eval fallback` and `bench alert-latency`
+//! share.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,11 +10,10 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Diagnoser, DiagnoserOptions, Draft, Subject};
-use crate::bench::{self, percentile, print_report, round2};
-use crate::cli::App;
-use crate::eval::{load_queries, EvalQuery};
-use crate::knowledge::ingest;
+use crate::app::App;
+use crate::bench::eval::{load_queries, EvalQuery};
+use crate::bench::{self, percentile, print_report, round2, ScratchArgs};
+use crate::diagnosis::{Diagnoser, DiagnoserOptions, Draft, Subject};
 use crate::llm::testserver::{Reply, TestLlm};
 use crate::llm::{LlmClient, TokenLedger};
 use crate::slack::recorder::Recorder;
@@ -23,19 +21,11 @@ use crate::slack::{Message, SlackPort};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Chunks in the scratch database (shared with `bench search` of the same size).
-    #[arg(long, default_value_t = 100_000)]
-    pub chunks: usize,
-    #[arg(long, default_value = "tests/data/runbooks")]
-    pub runbooks: PathBuf,
-    /// Alerts (JSONL with `alert`, `query`, `runbook_url`), diagnosed one by one.
-    #[arg(long, default_value = "tests/data/eval/kube-prometheus-alerts.jsonl")]
-    pub queries: PathBuf,
+    #[command(flatten)]
+    pub scratch: ScratchArgs,
     /// Passes over the alerts.
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
-    #[arg(long, default_value_t = crate::db::DEFAULT_EF_SEARCH)]
-    pub ef_search: u32,
     #[arg(long)]
     pub json: bool,
 }
@@ -52,30 +42,6 @@ pub struct BenchReport {
     pub fallback_p99_ms: f64,
     /// Runs whose posted message was an LLM draft (should be all of them).
     pub llm_drafts: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    #[arg(long)]
-    pub queries: PathBuf,
-    /// Ingest this folder first (the queries' `expected` paths are relative to it).
-    #[arg(long)]
-    pub ingest: Option<PathBuf>,
-    /// List every miss on stderr.
-    #[arg(long)]
-    pub verbose: bool,
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct EvalReport {
-    pub n: usize,
-    /// Fallback diagnoses whose runbook is the expected one.
-    pub cites_expected: usize,
-    pub fraction: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
 }
 
 /// The subject for one eval line: alert name, runbook URL and the query text.
@@ -102,7 +68,7 @@ async fn diagnose_and_post(
     d: &Diagnoser,
     s: &Subject,
     slack: &Recorder,
-) -> anyhow::Result<super::Outcome> {
+) -> anyhow::Result<crate::diagnosis::Outcome> {
     let reply = slack.reply("CBENCH", "1.0", &Message::default()).await?;
     let out = d.diagnose(s).await;
     slack.update("CBENCH", &reply, &out.message).await?;
@@ -126,14 +92,18 @@ pub async fn instant_llm(pool: &sqlx::PgPool) -> anyhow::Result<(TestLlm, Arc<Ll
     Ok((server, llm))
 }
 
-pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
-    let kb = bench::filled_kb(app, a.chunks, &a.runbooks, a.ef_search, 8).await?;
+pub async fn run(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
+    let kb = a.scratch.filled_kb(app, 8).await?;
     let pool = kb.pool.clone();
     let (_server, llm) = instant_llm(&pool).await?;
     let with_llm = Diagnoser::new(kb.clone(), Some(llm), DiagnoserOptions::default());
     let without = Diagnoser::new(kb, None, DiagnoserOptions::default());
-    let queries = load_queries(&a.queries)?;
-    anyhow::ensure!(!queries.is_empty(), "no alerts in {}", a.queries.display());
+    let queries = load_queries(&a.scratch.queries)?;
+    anyhow::ensure!(
+        !queries.is_empty(),
+        "no alerts in {}",
+        a.scratch.queries.display()
+    );
     // Warm-up: model caches, index pages, connections.
     for q in queries.iter().take(10) {
         with_llm.diagnose(&subject_of(q)).await;
@@ -163,55 +133,6 @@ pub async fn bench(app: &App, a: BenchArgs) -> anyhow::Result<i32> {
         fallback_p50_ms: round2(percentile(&fb_lat, 50.0)),
         fallback_p99_ms: round2(percentile(&fb_lat, 99.0)),
         llm_drafts: drafts,
-    };
-    print_report(&report, a.json)?;
-    Ok(0)
-}
-
-pub async fn eval_fallback(app: &App, a: EvalArgs) -> anyhow::Result<i32> {
-    let queries = load_queries(&a.queries)?;
-    let kb = app.knowledge().await?;
-    if let Some(dir) = &a.ingest {
-        ingest::ingest(
-            &kb.pool,
-            kb.embedder.as_ref(),
-            std::slice::from_ref(dir),
-            false,
-        )
-        .await?;
-    }
-    let d = Diagnoser::new(kb, None, DiagnoserOptions::default());
-    let mut hits = 0;
-    let mut lat = Vec::new();
-    for q in &queries {
-        let t = Instant::now();
-        let out = d.diagnose(&subject_of(q)).await;
-        lat.push(t.elapsed().as_secs_f64() * 1000.0);
-        let cited = match &out.draft {
-            Draft::Fallback(f) => f.runbook.as_ref().map(|r| r.runbook_path.clone()),
-            Draft::Llm(_) => None,
-        };
-        if cited.as_deref() == Some(q.expected.as_str()) {
-            hits += 1;
-        } else if a.verbose {
-            eprintln!(
-                "miss: {:?} expected {} got {:?}",
-                q.alert, q.expected, cited
-            );
-        }
-    }
-    lat.sort_by(f64::total_cmp);
-    let n = queries.len();
-    let report = EvalReport {
-        n,
-        cites_expected: hits,
-        fraction: if n == 0 {
-            0.0
-        } else {
-            (hits as f64 / n as f64 * 10_000.0).round() / 10_000.0
-        },
-        p50_ms: round2(percentile(&lat, 50.0)),
-        p99_ms: round2(percentile(&lat, 99.0)),
     };
     print_report(&report, a.json)?;
     Ok(0)

@@ -1,0 +1,62 @@
+//! The composition root: builds the app's parts from config once.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ProcessEnv};
+use crate::db;
+use crate::embed::{self, Embedder};
+use crate::error::UserError;
+use crate::knowledge::KnowledgeBase;
+
+/// Everything a subcommand needs, built once from the configuration.
+pub struct App {
+    pub config: Config,
+}
+
+impl App {
+    pub fn from_env() -> Result<Self, UserError> {
+        Ok(Self {
+            config: Config::from_env(&ProcessEnv)?,
+        })
+    }
+
+    pub async fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
+        db::connect_and_migrate(self.config.require_database_url()?).await
+    }
+
+    pub async fn embedder(&self) -> anyhow::Result<Arc<dyn Embedder>> {
+        embed::from_config(&self.config.embedder).await
+    }
+
+    pub async fn knowledge(&self) -> anyhow::Result<KnowledgeBase> {
+        let (pool, embedder) = tokio::try_join!(self.pool(), self.embedder())?;
+        KnowledgeBase::open(pool, embedder).await
+    }
+
+    /// The configured LLM client (token usage recorded in `kb`'s database), or `None`.
+    pub fn llm(&self, kb: &KnowledgeBase) -> Option<Arc<crate::llm::LlmClient>> {
+        self.config.llm.clone().map(|cfg| {
+            Arc::new(crate::llm::LlmClient::new(
+                cfg,
+                crate::llm::TokenLedger::postgres(kb.pool.clone()),
+            ))
+        })
+    }
+
+    /// The diagnosis pipeline over `kb`, with the configured LLM (if any).
+    pub fn diagnoser(&self, kb: KnowledgeBase) -> crate::diagnosis::Diagnoser {
+        let llm = self.llm(&kb);
+        let opts = crate::diagnosis::DiagnoserOptions {
+            llm_deadline: self
+                .config
+                .llm
+                .as_ref()
+                .map(|l| l.timeout * 2)
+                .unwrap_or(std::time::Duration::from_secs(30)),
+            runbook_base_url: self.config.diagnosis.runbook_base_url.clone(),
+            redact_labels: self.config.diagnosis.redact_labels.clone(),
+            ..Default::default()
+        };
+        crate::diagnosis::Diagnoser::new(kb, llm, opts)
+    }
+}
