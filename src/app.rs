@@ -20,6 +20,14 @@ impl App {
         })
     }
 
+    /// Binds the webhook address (`SENTINEL_WEBHOOK_ADDR`).
+    pub async fn webhook_listener(&self) -> Result<tokio::net::TcpListener, UserError> {
+        let addr = self.config.alerts.listen;
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| UserError::new(format!("cannot listen on {addr}: {e}")))
+    }
+
     pub async fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
         db::connect_and_migrate(self.config.require_database_url()?).await
     }

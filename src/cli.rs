@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::App;
 use crate::bench::{self, eval};
 use crate::demo::{self, DemoArgs};
-use crate::error::UserError;
 use crate::knowledge::{ingest, SearchRequest};
+use crate::slack::recorder::Console;
+use crate::stack::{listener_options, Parts, SlackSide, Stack};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -196,65 +197,61 @@ async fn search(app: &App, a: SearchArgs) -> anyhow::Result<i32> {
 
 async fn serve(app: &App) -> anyhow::Result<i32> {
     let slack = app.config.require_slack()?.clone();
+    let listener = app.webhook_listener().await?;
     let kb = app.knowledge().await?;
-    let diagnoser = Arc::new(app.diagnoser(kb));
-    let alerts = &app.config.alerts;
-    let listener = tokio::net::TcpListener::bind(alerts.listen)
-        .await
-        .map_err(|e| UserError::new(format!("cannot listen on {}: {e}", alerts.listen)))?;
-    let stack = crate::serve::start_stack(
-        &slack,
-        alerts,
-        diagnoser,
+    let stack = Stack::start(Parts {
+        pool: kb.pool.clone(),
+        alerts: app.config.alerts.clone(),
         listener,
-        crate::serve::listener_options(&slack),
-    )
+        slack: SlackSide::Bot {
+            listener: listener_options(&slack),
+            config: slack,
+        },
+        diagnoser: Some(Arc::new(app.diagnoser(kb))),
+    })
     .await?;
     eprintln!(
         "Sentinel is connected to Slack; webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
         stack.webhook_addr
     );
-    tokio::signal::ctrl_c().await?;
-    stack.shutdown().await;
+    stack.run_until(ctrl_c()).await;
     Ok(0)
 }
 
 async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> {
-    let cfg = &app.config.alerts;
-    let engine = if a.console {
-        let routes = cfg.routes.clone().unwrap_or_else(|| {
-            eprintln!("{}", crate::serve::NO_ALERT_CHANNEL);
-            crate::incidents::Routes::default()
-        });
-        let (pool, diagnoser) = if a.runbooks {
-            let kb = app.knowledge().await?;
-            (kb.pool.clone(), Some(Arc::new(app.diagnoser(kb))))
-        } else {
-            (app.pool().await?, None)
-        };
-        let mut ecfg = crate::incidents::EngineConfig::new(routes);
-        ecfg.storm = cfg.storm;
-        ecfg.runbook_base_url = cfg.runbook_base_url.clone();
-        let notifier = Arc::new(crate::slack::recorder::Console::default());
-        let mut engine = crate::incidents::Engine::new(pool, notifier, ecfg);
-        engine.diagnoser = diagnoser;
-        Some(Arc::new(engine))
+    let listener = app.webhook_listener().await?;
+    let (pool, diagnoser) = if a.runbooks {
+        let kb = app.knowledge().await?;
+        (kb.pool.clone(), Some(Arc::new(app.diagnoser(kb))))
     } else {
-        None
+        (app.pool().await?, None)
     };
-    let pool = match &engine {
-        Some(e) => e.pool.clone(),
-        None => app.pool().await?,
+    let slack = if a.console {
+        SlackSide::Port(Arc::new(Console::default()))
+    } else {
+        SlackSide::StoreOnly
     };
-    eprintln!(
-        "listening for webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}",
-        cfg.listen
-    );
-    crate::http::serve(cfg, pool, engine, None, async {
-        let _ = tokio::signal::ctrl_c().await;
+    let stack = Stack::start(Parts {
+        pool,
+        alerts: app.config.alerts.clone(),
+        listener,
+        slack,
+        diagnoser,
     })
     .await?;
+    eprintln!(
+        "listening for webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}",
+        stack.webhook_addr
+    );
+    stack.run_until(ctrl_c()).await;
     Ok(0)
+}
+
+/// Resolves on Ctrl-C.
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot listen for Ctrl-C; stopping");
+    }
 }
 
 #[cfg(test)]

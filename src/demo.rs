@@ -23,6 +23,7 @@ use crate::incidents::Routes;
 use crate::knowledge::ingest;
 use crate::slack::emulator::{transcript, Emulator, EmulatorConfig, BOT_USER_ID};
 use crate::slack::socket::ListenerOptions;
+use crate::stack::{Parts, SlackSide, Stack};
 
 /// The sample alert shipped with the repository (Alertmanager webhook v4).
 const SAMPLE_ALERT: &str = include_str!("../tests/data/alerts/alertmanager-v4-firing.json");
@@ -85,7 +86,17 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         ..ListenerOptions::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let stack = crate::serve::start_stack(&slack, &alerts, diagnoser, listener, opts).await?;
+    let stack = Stack::start(Parts {
+        pool: kb.pool.clone(),
+        alerts,
+        listener,
+        slack: SlackSide::Bot {
+            config: slack,
+            listener: opts,
+        },
+        diagnoser: Some(diagnoser),
+    })
+    .await?;
     anyhow::ensure!(
         emu.wait_connected(1, WAIT).await,
         "the bot did not connect to the Slack emulator"

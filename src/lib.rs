@@ -21,7 +21,7 @@ pub mod llm;
 pub mod net;
 pub mod redact;
 pub mod retry;
-pub mod serve;
 pub mod slack;
+pub mod stack;
 pub mod telemetry;
 pub mod text;

@@ -79,11 +79,11 @@ async fn mention_is_answered_in_thread_with_runbook_sections(pool: PgPool) {
         .await
         .unwrap();
     assert!(acks.iter().all(|a| a.latency < Duration::from_secs(3)));
-    bot.listener.shutdown().await;
+    bot.shutdown().await;
 }
 
 #[sqlx::test]
-async fn watched_channel_messages_are_seen_but_own_messages_ignored(pool: PgPool) {
+async fn watched_channel_alert_posts_get_a_thread_but_own_messages_are_ignored(pool: PgPool) {
     let emu = emulator().await;
     let bot = bot(&emu, pool, 1, &["C0ALERTS"]).await;
     // Our own posts, by bot id and by user id: never handled.
@@ -96,13 +96,22 @@ async fn watched_channel_messages_are_seen_but_own_messages_ignored(pool: PgPool
     let mut alert = alert;
     alert["channel"] = json!("C0ALERTS");
     let alert_ts = emu.bot_posts(alert);
-    let got = emu
+    // The alert post becomes an incident answered in its own thread.
+    let reply = emu
         .wait_for(WAIT, |s| {
-            s.reactions.iter().find(|r| r.ts == alert_ts).cloned()
+            s.messages
+                .iter()
+                .find(|m| m.thread_ts.as_deref() == Some(alert_ts.as_str()))
+                .cloned()
         })
         .await
-        .expect("the alert post gets a reaction");
-    assert_eq!(got.name, "eyes");
+        .expect("the alert post gets a thread reply");
+    let shown = format!(
+        "{} {}",
+        reply.text,
+        reply.blocks.clone().unwrap_or_default()
+    );
+    assert!(shown.contains("checkout-api-crashloop.md"), "{shown}");
     emu.wait_for(WAIT, |s| (s.acks.len() >= 4).then_some(()))
         .await
         .unwrap();
@@ -113,13 +122,15 @@ async fn watched_channel_messages_are_seen_but_own_messages_ignored(pool: PgPool
                 !st.reactions.iter().any(|r| r.ts == ts),
                 "no reaction on {ts}"
             );
+            assert!(
+                !st.messages
+                    .iter()
+                    .any(|m| m.thread_ts.as_deref() == Some(ts.as_str())),
+                "no reply to {ts}"
+            );
         }
-        assert!(
-            st.messages.iter().all(|m| m.thread_ts.is_none()),
-            "no replies at all"
-        );
     }
-    bot.listener.shutdown().await;
+    bot.shutdown().await;
 }
 
 #[sqlx::test]
@@ -178,7 +189,7 @@ async fn slash_commands_help_search_and_mistakes(pool: PgPool) {
     assert!(text.contains("Kubernetes node disk filling up"), "{text}");
     // Nothing was posted in the channel for everyone.
     assert!(emu.messages("C0GENERAL").is_empty());
-    bot.listener.shutdown().await;
+    bot.shutdown().await;
 }
 
 #[sqlx::test]
@@ -246,7 +257,7 @@ async fn buttons_and_the_search_modal(pool: PgPool) {
             .count(),
         1
     );
-    bot.listener.shutdown().await;
+    bot.shutdown().await;
 }
 
 #[sqlx::test]
@@ -294,7 +305,7 @@ async fn redelivered_event_is_answered_once(pool: PgPool) {
         1,
         "one answer for three deliveries"
     );
-    bot.listener.shutdown().await;
+    bot.shutdown().await;
 }
 
 #[sqlx::test]
@@ -331,8 +342,8 @@ async fn two_replicas_sharing_a_database_answer_once(pool: PgPool) {
     );
     wait_replies(&emu, "C0GENERAL", &marker, 1).await;
     assert_eq!(emu.thread("C0GENERAL", &ts).len(), 1);
-    a.listener.shutdown().await;
-    b.listener.shutdown().await;
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 #[sqlx::test]
@@ -372,7 +383,7 @@ async fn event_sent_while_disconnected_is_handled_once_after_reconnect(pool: PgP
     let marker = emu.user_says("C0GENERAL", "U0BOB", &mention("cart cache"), None);
     wait_replies(&emu, "C0GENERAL", &marker, 1).await;
     assert_eq!(emu.thread("C0GENERAL", &ts).len(), 1, "handled once");
-    bot.listener.shutdown().await;
+    bot.shutdown().await;
 }
 
 #[sqlx::test]
@@ -413,7 +424,7 @@ async fn a_storm_of_429s_loses_no_message(pool: PgPool) {
         emu.state().faults.rate_limits["chat.postMessage"].0 == 0,
         "the 429s were really served"
     );
-    bot.listener.shutdown().await;
+    bot.shutdown().await;
 }
 
 #[sqlx::test]
@@ -445,7 +456,7 @@ async fn malformed_envelopes_are_acked_and_the_bot_keeps_working(pool: PgPool) {
         1,
         "still answering"
     );
-    bot.listener.shutdown().await;
+    bot.shutdown().await;
 }
 
 #[tokio::test]

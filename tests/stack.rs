@@ -15,9 +15,9 @@ use sentinel::http::{SourceAuth, WebhookAuth};
 use sentinel::incidents::{Routes, StormConfig};
 use sentinel::llm::testserver::{Reply, TestLlm};
 use sentinel::llm::{LlmClient, TokenLedger};
-use sentinel::serve::{start_stack, Stack};
 use sentinel::slack::emulator::state::{Message, State};
 use sentinel::slack::emulator::{Emulator, BOT_USER_ID};
+use sentinel::stack::{Parts, SlackSide, Stack};
 use serde_json::{json, Value};
 use slack_common::*;
 use sqlx::PgPool;
@@ -61,14 +61,16 @@ async fn stack(emu: &Emulator, pool: PgPool, llm: Option<&TestLlm>) -> Stack {
             ..DiagnoserOptions::default()
         },
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let s = start_stack(
-        &slack_config(emu, 1, &[ALERTS]),
-        &alerts_config(),
-        Arc::new(diagnoser),
-        listener,
-        test_listener(1),
-    )
+    let s = Stack::start(Parts {
+        pool,
+        alerts: alerts_config(),
+        listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        slack: SlackSide::Bot {
+            config: slack_config(emu, 1, &[ALERTS]),
+            listener: test_listener(1),
+        },
+        diagnoser: Some(Arc::new(diagnoser)),
+    })
     .await
     .unwrap();
     assert!(emu.wait_connected(1, WAIT).await, "bot did not connect");

@@ -3,7 +3,6 @@
 //! generator (Alertmanager payloads, webhook server, scratch tables), which `bench intake`
 //! shares.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,11 +18,12 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::bench::{percentile, print_report_pretty, round2};
-use crate::http::{router, AppState, SourceAuth, WebhookAuth};
-use crate::incidents::intake::{AlertWriter, WriterConfig};
-use crate::incidents::{Engine, EngineConfig, Routes, StormConfig};
+use crate::config::AlertsConfig;
+use crate::http::{SourceAuth, WebhookAuth};
+use crate::incidents::{Routes, StormConfig};
 use crate::slack::recorder::{Recorder, Throttled};
 use crate::slack::{Message, PortError, SlackPort};
+use crate::stack::{Parts, SlackSide, Stack};
 
 const TOKEN: &str = "bench-token";
 
@@ -104,33 +104,37 @@ pub(super) async fn scratch(app: &App, name: &str) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-pub(super) async fn start_server(
+/// The stack as `serve` runs it, on loopback, with the bench's webhook token and the Slack
+/// side given (a fake port, or none for intake alone).
+pub(super) async fn start_stack(
     pool: &PgPool,
-    wake: Option<Arc<tokio::sync::Notify>>,
-) -> anyhow::Result<SocketAddr> {
-    let writer = AlertWriter::spawn(pool.clone(), wake, WriterConfig::default());
-    let state = AppState {
-        pool: pool.clone(),
-        writer,
-        auth: Arc::new(WebhookAuth {
+    slack: SlackSide,
+    diagnoser: Option<Arc<crate::diagnosis::Diagnoser>>,
+    channel: &str,
+    storm: StormConfig,
+) -> anyhow::Result<Stack> {
+    let alerts = AlertsConfig {
+        listen: "127.0.0.1:0".parse()?,
+        max_body_bytes: 8 << 20,
+        auth: WebhookAuth {
             alertmanager: SourceAuth {
                 bearer: Some(SecretString::from(TOKEN)),
                 hmac_secret: None,
             },
             ..WebhookAuth::default()
-        }),
-        max_body_bytes: 8 << 20,
-        slack_connected: None,
-        accepts_alerts: true,
+        },
+        routes: Some(Routes::single(channel)),
+        storm,
+        runbook_base_url: None,
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(state)).await {
-            tracing::warn!(error = %e, "bench server stopped");
-        }
-    });
-    Ok(addr)
+    Stack::start(Parts {
+        pool: pool.clone(),
+        alerts,
+        listener: TcpListener::bind("127.0.0.1:0").await?,
+        slack,
+        diagnoser,
+    })
+    .await
 }
 
 pub(super) async fn post(client: &reqwest::Client, url: &str, body: String) -> (bool, f64) {
@@ -162,17 +166,19 @@ pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
     let pool = scratch(app, "sentinel_bench_storm").await?;
     let slack = Recorder::new();
     let limited = Arc::new(Throttled::slack_like(slack.clone()));
-    let mut cfg = EngineConfig::new(Routes::single("C0STORM"));
-    cfg.storm = StormConfig {
+    let storm = StormConfig {
         threshold: a.threshold,
         window: Duration::from_secs(60),
     };
-    let engine = Arc::new(Engine::new(pool.clone(), limited.clone(), cfg));
-    let addr = start_server(&pool, Some(engine.wake.clone())).await?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn(engine.clone().run(async move {
-        let _ = stop_rx.await;
-    }));
+    let stack = start_stack(
+        &pool,
+        SlackSide::Port(limited.clone()),
+        None,
+        "C0STORM",
+        storm,
+    )
+    .await?;
+    let addr = stack.webhook_addr;
 
     let url = format!("http://{addr}/hooks/alertmanager");
     let per_group = a.alerts / a.groups.max(1);
@@ -224,8 +230,7 @@ pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let shown = t.elapsed().as_secs_f64();
-    let _ = stop_tx.send(());
-    let _ = runner.await;
+    stack.shutdown().await;
 
     let q = |sql: &'static str| {
         let pool = pool.clone();
@@ -373,21 +378,19 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         .await?;
 
     let watch = Arc::new(ReplyWatch::default());
-    let mut cfg = EngineConfig::new(Routes::single("C0LATENCY"));
-    cfg.storm.threshold = u32::MAX;
+    let storm = StormConfig {
+        threshold: u32::MAX,
+        ..StormConfig::default()
+    };
     let (_llm_server, llm) = crate::bench::diagnosis::instant_llm(&pool).await?;
     let diagnoser = crate::diagnosis::Diagnoser::new(
         kb.clone(),
         Some(llm),
         crate::diagnosis::DiagnoserOptions::default(),
     );
-    let engine =
-        Arc::new(Engine::new(pool.clone(), watch.clone(), cfg).with_diagnoser(Arc::new(diagnoser)));
-    let addr = start_server(&pool, Some(engine.wake.clone())).await?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn(engine.clone().run(async move {
-        let _ = stop_rx.await;
-    }));
+    let slack = SlackSide::Port(watch.clone());
+    let stack = start_stack(&pool, slack, Some(Arc::new(diagnoser)), "C0LATENCY", storm).await?;
+    let addr = stack.webhook_addr;
     let hook = format!("http://{addr}/hooks/alertmanager");
     let client = crate::net::client();
     let queries = crate::bench::eval::load_queries(&a.alerts)?;
@@ -434,8 +437,7 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         lat.push(replied.unwrap_or(done).as_secs_f64() * 1000.0);
         diag.push(done.as_secs_f64() * 1000.0);
     }
-    let _ = stop_tx.send(());
-    let _ = runner.await;
+    stack.shutdown().await;
     lat.sort_by(f64::total_cmp);
     diag.sort_by(f64::total_cmp);
     let report = LatencyReport {

@@ -8,8 +8,10 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::bench::alerts::{am_payload, post, scratch, start_server};
+use crate::bench::alerts::{am_payload, post, scratch, start_stack};
 use crate::bench::{peak_rss_mb, percentile, print_report_pretty, round2};
+use crate::incidents::StormConfig;
+use crate::stack::SlackSide;
 
 #[derive(Debug, Args)]
 pub struct IntakeArgs {
@@ -49,7 +51,15 @@ pub struct IntakeReport {
 
 pub async fn run(app: &App, a: IntakeArgs) -> anyhow::Result<i32> {
     let pool = scratch(app, "sentinel_bench_alerts").await?;
-    let addr = start_server(&pool, None).await?;
+    let stack = start_stack(
+        &pool,
+        SlackSide::StoreOnly,
+        None,
+        "C0INTAKE",
+        StormConfig::default(),
+    )
+    .await?;
+    let addr = stack.webhook_addr;
     let url = format!("http://{addr}/hooks/alertmanager");
     let per = a.per_request.max(1);
     let groups = a.alerts.div_ceil(per);

@@ -204,17 +204,12 @@ async fn on_message(ctx: &Context, m: &MessageEvent) -> Handled {
             return Ok(());
         }
     };
-    match &ctx.alerts {
-        Some(w) => {
-            let n = alerts.len();
-            w.store(alerts)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot store the alert message: {e}"))?;
-            tracing::info!(alerts = n, slack.channel = %m.channel, "alert message stored");
-        }
-        // Intake is not part of this process: show the alert was seen.
-        None => ctx.slack.add_reaction(&m.channel, &m.ts, "eyes").await?,
-    }
+    let n = alerts.len();
+    ctx.alerts
+        .store(alerts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot store the alert message: {e}"))?;
+    tracing::info!(alerts = n, slack.channel = %m.channel, "alert message stored");
     Ok(())
 }
 

@@ -40,7 +40,7 @@ pub struct Context {
     /// Answers questions with the LLM when one is configured (sections otherwise).
     pub diagnoser: Arc<Diagnoser>,
     /// Alert messages in watched channels are stored here and become incidents.
-    pub alerts: Option<AlertWriter>,
+    pub alerts: AlertWriter,
     pub settings: BotSettings,
 }
 

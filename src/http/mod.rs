@@ -4,7 +4,6 @@
 
 pub mod auth;
 mod error;
-mod serve;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,6 @@ use tokio::net::TcpListener;
 
 pub use auth::SourceAuth;
 pub use error::ApiError;
-pub use serve::serve;
 
 use crate::alerts::model::Source;
 use crate::alerts::{parse, Alert, ParseError};

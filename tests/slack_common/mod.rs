@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
+use sentinel::config::AlertsConfig;
 use sentinel::config::SlackConfig;
+use sentinel::diagnosis::{Diagnoser, DiagnoserOptions};
 use sentinel::embed::{l2_normalize, Embedder};
 use sentinel::knowledge::{ingest, KnowledgeBase};
-use sentinel::serve::{self, Running};
 use sentinel::slack::emulator::{Emulator, EmulatorConfig};
 use sentinel::slack::socket::ListenerOptions;
+use sentinel::stack::{Parts, SlackSide, Stack};
 use sqlx::PgPool;
 
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -96,15 +98,36 @@ pub async fn emulator() -> Emulator {
     Emulator::start(EmulatorConfig::default()).await.unwrap()
 }
 
-/// A bot on `pool`, connected to `emu` with `connections` sockets, watching `watch`.
-pub async fn bot(emu: &Emulator, pool: PgPool, connections: u32, watch: &[&str]) -> Running {
-    let kb = knowledge(pool).await;
-    let before = emu.state().connections.len();
-    let running = serve::start(
-        &slack_config(emu, connections, watch),
+/// Sentinel as `serve` runs it (bot, webhooks, engine; runbook answers, no LLM) on
+/// `pool`, connected to `emu` with `connections` sockets, watching `watch`.
+pub async fn bot(emu: &Emulator, pool: PgPool, connections: u32, watch: &[&str]) -> Stack {
+    let kb = knowledge(pool.clone()).await;
+    let diagnoser = Diagnoser::new(
         kb,
-        test_listener(connections),
-    )
+        None,
+        DiagnoserOptions {
+            runbook_base_url: Some("https://runbooks.example.com".into()),
+            ..DiagnoserOptions::default()
+        },
+    );
+    let before = emu.state().connections.len();
+    let stack = Stack::start(Parts {
+        pool,
+        alerts: AlertsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_body_bytes: 1 << 20,
+            auth: Default::default(),
+            routes: None,
+            storm: Default::default(),
+            runbook_base_url: None,
+        },
+        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        slack: SlackSide::Bot {
+            config: slack_config(emu, connections, watch),
+            listener: test_listener(connections),
+        },
+        diagnoser: Some(std::sync::Arc::new(diagnoser)),
+    })
     .await
     .unwrap();
     assert!(
@@ -112,5 +135,5 @@ pub async fn bot(emu: &Emulator, pool: PgPool, connections: u32, watch: &[&str])
             .await,
         "bot did not connect"
     );
-    running
+    stack
 }

@@ -1,0 +1,262 @@
+//! The one way to run Sentinel in a process: the webhook server and its alert writer, the
+//! incident engine, and the Socket Mode bot, under one shutdown signal. `serve`,
+//! `serve-webhooks`, `demo`, the benches and the tests all start through [`Stack::start`];
+//! what differs between them is only which [`SlackSide`] they pass.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::bot::{Bot, BotSettings, Context};
+use crate::config::{AlertsConfig, SlackConfig};
+use crate::diagnosis::Diagnoser;
+use crate::http::AppState;
+use crate::incidents::intake::{AlertWriter, WriterConfig};
+use crate::incidents::{Engine, EngineConfig, Routes};
+use crate::slack::socket::{ListenerOptions, SocketListener};
+use crate::slack::{auth, ClientOptions, SlackClient, SlackPort};
+
+/// Where the stack's Slack side goes.
+pub enum SlackSide {
+    /// Slack (or the emulator) over Socket Mode: the bot answers, the engine posts through
+    /// the bot's Web API client.
+    Bot {
+        config: SlackConfig,
+        listener: ListenerOptions,
+    },
+    /// No bot; the engine posts through this port (the console printer, a recorder).
+    Port(Arc<dyn SlackPort>),
+    /// No Slack at all: webhook alerts are stored for another process to show.
+    StoreOnly,
+}
+
+/// What a stack is made of. `App` (app.rs) builds these from configuration.
+pub struct Parts {
+    pub pool: PgPool,
+    pub alerts: AlertsConfig,
+    /// Where the webhook server listens (bind `127.0.0.1:0` in tests).
+    pub listener: TcpListener,
+    pub slack: SlackSide,
+    /// Runbook replies and diagnoses for incidents, answers for the bot. Without one the
+    /// engine posts roots only; a bot needs one.
+    pub diagnoser: Option<Arc<Diagnoser>>,
+}
+
+/// A running bot: the Socket Mode listener plus the context its handlers share.
+pub struct Running {
+    pub listener: SocketListener,
+    pub ctx: Arc<Context>,
+}
+
+/// The whole product in one process.
+pub struct Stack {
+    pub bot: Option<Running>,
+    pub engine: Option<Arc<Engine>>,
+    pub webhook_addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: JoinHandle<anyhow::Result<()>>,
+    engine_task: Option<JoinHandle<()>>,
+    housekeeping: JoinHandle<()>,
+}
+
+/// The sentence logged at start-up when webhook alerts have no channel.
+pub const NO_ALERT_CHANNEL: &str = "SENTINEL_ALERT_CHANNEL is not set: webhook alerts will be refused with 422 until it is (alert messages in watched channels are still handled)";
+
+/// The process's one outbound Slack client.
+pub fn slack_client(cfg: &SlackConfig) -> anyhow::Result<SlackClient> {
+    SlackClient::new(
+        &cfg.api_url,
+        cfg.bot_token.clone(),
+        ClientOptions {
+            timeout: Duration::from_secs(cfg.timeout_secs),
+            ..ClientOptions::default()
+        },
+    )
+}
+
+/// Listener options from the configuration.
+pub fn listener_options(cfg: &SlackConfig) -> ListenerOptions {
+    ListenerOptions {
+        connections: cfg.connections,
+        concurrency: cfg.handler_concurrency,
+        ..ListenerOptions::default()
+    }
+}
+
+/// Where webhook incidents go: the configured routes, else the first watched channel;
+/// `None` when neither is set (webhook alerts are then refused with 422).
+pub fn routes(alerts: &AlertsConfig, slack: Option<&SlackConfig>) -> Option<Routes> {
+    alerts
+        .routes
+        .clone()
+        .or_else(|| slack?.watch_channels.first().map(Routes::single))
+}
+
+impl Stack {
+    /// Starts everything `parts` asks for; a bot's tokens are checked first (the error
+    /// names the wrong one).
+    pub async fn start(parts: Parts) -> anyhow::Result<Stack> {
+        let Parts {
+            pool,
+            alerts,
+            listener,
+            slack,
+            diagnoser,
+        } = parts;
+        let slack_cfg = match &slack {
+            SlackSide::Bot { config, .. } => Some(config),
+            _ => None,
+        };
+        let routes = routes(&alerts, slack_cfg);
+        let store_only = matches!(slack, SlackSide::StoreOnly);
+        if routes.is_none() && !store_only {
+            tracing::warn!("{NO_ALERT_CHANNEL}");
+        }
+        let accepts_alerts = routes.is_some() || store_only;
+        let mut ecfg = EngineConfig::new(routes.unwrap_or_default());
+        ecfg.storm = alerts.storm;
+        ecfg.runbook_base_url = alerts
+            .runbook_base_url
+            .clone()
+            .or_else(|| slack_cfg.and_then(|s| s.runbook_base_url.clone()));
+        let client = slack_cfg.map(slack_client).transpose()?;
+        let port: Option<Arc<dyn SlackPort>> = match (&slack, &client) {
+            (SlackSide::Bot { .. }, Some(c)) => Some(Arc::new(c.clone())),
+            (SlackSide::Port(p), _) => Some(p.clone()),
+            _ => None,
+        };
+        let engine = port.map(|p| {
+            let mut e = Engine::new(pool.clone(), p, ecfg);
+            e.diagnoser = diagnoser.clone();
+            Arc::new(e)
+        });
+        let writer = AlertWriter::spawn(
+            pool.clone(),
+            engine.as_ref().map(|e| e.wake.clone()),
+            WriterConfig::default(),
+        );
+        let bot = match (slack, client) {
+            (SlackSide::Bot { config, listener }, Some(client)) => {
+                let diagnoser =
+                    diagnoser.ok_or_else(|| anyhow::anyhow!("the Slack bot needs a diagnoser"))?;
+                Some(start_bot(&config, client, diagnoser, writer.clone(), listener).await?)
+            }
+            _ => None,
+        };
+        let webhook_addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let when_stopped = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let state = AppState {
+            pool: pool.clone(),
+            writer,
+            auth: Arc::new(alerts.auth.clone()),
+            max_body_bytes: alerts.max_body_bytes,
+            slack_connected: bot.as_ref().map(|b| b.listener.connected()),
+            accepts_alerts,
+        };
+        let housekeeping = tokio::spawn(housekeeping(pool, when_stopped()));
+        let server = tokio::spawn(crate::http::run(listener, state, when_stopped()));
+        let engine_task = engine.clone().map(|e| tokio::spawn(e.run(when_stopped())));
+        Ok(Stack {
+            bot,
+            engine,
+            webhook_addr,
+            stop,
+            server,
+            engine_task,
+            housekeeping,
+        })
+    }
+
+    /// Runs until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        self.shutdown().await;
+    }
+
+    /// Stops the webhook server (in-flight requests finish), the engine and the bot.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let grace = Duration::from_secs(10);
+        match tokio::time::timeout(grace, self.server).await {
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %format!("{e:#}"), "webhook server stopped with an error")
+            }
+            Err(_) => tracing::warn!("webhook server did not stop in time"),
+            _ => {}
+        }
+        self.housekeeping.abort();
+        if let Some(t) = self.engine_task {
+            if tokio::time::timeout(grace, t).await.is_err() {
+                tracing::warn!("incident engine did not stop in time");
+            }
+        }
+        if let Some(bot) = self.bot {
+            bot.listener.shutdown().await;
+        }
+    }
+}
+
+/// Checks the tokens, then connects the bot over Socket Mode.
+async fn start_bot(
+    cfg: &SlackConfig,
+    slack: SlackClient,
+    diagnoser: Arc<Diagnoser>,
+    alerts: AlertWriter,
+    listener_opts: ListenerOptions,
+) -> anyhow::Result<Running> {
+    let me = auth::check_tokens(&slack, &cfg.app_token, &cfg.bot_token).await?;
+    tracing::info!(bot.user_id = %me.user_id, bot.id = %me.bot_id, team.id = %me.team_id, "Slack tokens accepted");
+    let kb = diagnoser.kb.clone();
+    let ctx = Arc::new(Context {
+        pool: kb.pool.clone(),
+        slack,
+        kb,
+        diagnoser,
+        alerts,
+        settings: BotSettings {
+            bot_user_id: me.user_id,
+            bot_id: me.bot_id,
+            watch_channels: cfg.watch_channels.clone(),
+            runbook_base_url: cfg.runbook_base_url.clone(),
+        },
+    });
+    let listener = SocketListener::start(
+        &cfg.api_url,
+        &cfg.app_token,
+        Arc::new(Bot { ctx: ctx.clone() }),
+        listener_opts,
+    )
+    .await?;
+    Ok(Running { listener, ctx })
+}
+
+/// Slack event claims older than this are pruned (Slack retries within minutes).
+const DEDUPE_KEEP_DAYS: i32 = 7;
+
+/// Periodic clean-up shared by all replicas (each statement is idempotent).
+async fn housekeeping(pool: PgPool, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        match crate::bot::dedupe::prune(&pool, DEDUPE_KEEP_DAYS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned old Slack event claims"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "pruning Slack event claims failed")
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
