@@ -294,7 +294,7 @@ pub async fn ingest(
     .fetch_one(pool)
     .await?;
     if stats_missing || report.chunks_added + report.chunks_updated + report.chunks_removed > 0 {
-        super::search::refresh_lexeme_stats(pool).await?;
+        super::index::refresh_lexeme_stats(pool).await?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -401,7 +401,7 @@ async fn write_runbook(
             }
         }
     }
-    super::search::index_terms(&mut tx, &touched).await?;
+    super::index::index_terms(&mut tx, &touched).await?;
     tx.commit().await?;
     Ok(removed)
 }
