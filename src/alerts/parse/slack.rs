@@ -7,16 +7,16 @@
 //! `[FIRING] Name ...`, `RESOLVED: Name ...` or `ALERT Name ...`.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
-use once_cell::sync::Lazy;
 use regex::Regex;
 use serde_json::Value;
 
 use super::ParseError;
 use crate::alerts::model::{label_fingerprint, Alert, Link, Severity, SlackOrigin, Source, Status};
 
-static TITLE: Lazy<Regex> = Lazy::new(|| {
+static TITLE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         // Leading emoji (`:rotating_light:`) and punctuation, an upper-case state word
         // (optionally `[...]` with a count), the alert name, the rest.
@@ -24,17 +24,17 @@ static TITLE: Lazy<Regex> = Lazy::new(|| {
     )
     .expect("static regex")
 });
-static DETAIL: Lazy<Regex> = Lazy::new(|| {
+static DETAIL: LazyLock<Regex> = LazyLock::new(|| {
     // `• *pod:* `checkout-api`` (community template) or ` - pod = checkout-api` (Grafana).
     Regex::new(r"^\s*(?:[•\-*]\s*)?(?:\*([\w.\-]+):\*\s*`?([^`]*)`?|([\w.\-]+)\s*=\s*(.*))\s*$")
         .expect("static regex")
 });
-static FIELD: Lazy<Regex> = Lazy::new(|| {
+static FIELD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*\*(Alert|Summary|Description|Runbook|Severity):\*\s*(.*)$")
         .expect("static regex")
 });
-static SLACK_LINK: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"<(https?://[^|>]+)(?:\|[^>]*)?>").expect("static regex"));
+static SLACK_LINK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"<(https?://[^|>]+)(?:\|[^>]*)?>").expect("static regex"));
 
 /// Parses one Slack `message` event. `Err(NotAnAlert)` for ordinary chat.
 pub fn slack_message(event: &Value) -> Result<Vec<Alert>, ParseError> {
