@@ -5,15 +5,15 @@
 //! API key formats, and the values of labels named in configuration.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
-use once_cell::sync::Lazy;
 use regex::Regex;
 
 /// What a secret is replaced with.
 pub const MARK: &str = "[REDACTED]";
 
 /// Patterns replaced whole, in order (private keys first: they contain everything else).
-static WHOLE: Lazy<Vec<Regex>> = Lazy::new(|| {
+static WHOLE: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     [
         // PEM private keys, including an unterminated one cut off by a message limit.
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
@@ -36,15 +36,15 @@ static WHOLE: Lazy<Vec<Regex>> = Lazy::new(|| {
 });
 
 /// `Bearer xyz` / `Basic xyz` credentials: the scheme stays, the credential goes.
-static AUTH: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap());
+static AUTH: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap());
 
 /// `scheme://user:password@host`: the password goes.
-static URL_PASSWORD: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^@\s/]+@").unwrap());
+static URL_PASSWORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^@\s/]+@").unwrap());
 
 /// `password=...`, `"client_secret": "..."`, `api-key: ...`: the key stays, the value goes.
-static PAIR: Lazy<Regex> = Lazy::new(|| {
+static PAIR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?)[a-z0-9_.-]*["']?\s*[:=]\s*)(\[REDACTED\]|"[^"\n]*"|'[^'\n]*'|[^\s,;&"'}\]]+)"#,
     )
@@ -52,7 +52,7 @@ static PAIR: Lazy<Regex> = Lazy::new(|| {
 });
 
 /// A bare AWS secret access key: 40 base64 characters mixing cases and digits.
-static AWS_SECRET: Lazy<Regex> = Lazy::new(|| {
+static AWS_SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[^A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?:$|[^A-Za-z0-9/+=])").unwrap()
 });
 

@@ -20,10 +20,10 @@ async fn matches_sentence_transformers_reference() {
     let e = common::embedder();
     assert_eq!(e.dim(), 384);
     // Batched and one-by-one must both match. The sentences four times over, 3 tokens or
-    // more each, are more rows than `halfmat::MAX_ROWS`: the batch runs on the f32 `gemm`
-    // path, and each short sentence alone on the f16 weights.
+    // more each, are more rows than `HALF_PRECISION_MAX_ROWS`: the batch runs on the f32
+    // `gemm` path, and each short sentence alone on the f16 weights.
     let four: Vec<String> = (0..4).flat_map(|_| texts.iter().cloned()).collect();
-    assert!(four.len() * 3 > sentinel::embed::halfmat::MAX_ROWS);
+    assert!(four.len() * 3 > sentinel::embed::local::HALF_PRECISION_MAX_ROWS);
     let batched = e.embed(&four).await.unwrap();
     for (i, s) in sentences.iter().enumerate() {
         let expected: Vec<f32> = s["embedding"]

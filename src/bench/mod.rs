@@ -259,7 +259,7 @@ async fn fill(kb: &KnowledgeBase, chunks: usize, runbooks: &Path) -> anyhow::Res
     // Statistics over the whole corpus first, so filler postings are written once, against
     // the mean length that includes them. If the filler moved the mean, the refresh has
     // already rewritten every chunk's postings, filler included; the rest get theirs here.
-    crate::knowledge::search::refresh_lexeme_stats(&kb.pool).await?;
+    crate::knowledge::index::refresh_lexeme_stats(&kb.pool).await?;
     let unindexed: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM chunks c WHERE runbook_id = $1
          AND NOT EXISTS (SELECT 1 FROM chunk_terms t WHERE t.chunk_id = c.id)",
@@ -268,7 +268,7 @@ async fn fill(kb: &KnowledgeBase, chunks: usize, runbooks: &Path) -> anyhow::Res
     .fetch_all(&kb.pool)
     .await?;
     let mut conn = kb.pool.acquire().await?;
-    crate::knowledge::search::write_terms(&mut conn, &unindexed)
+    crate::knowledge::index::write_terms(&mut conn, &unindexed)
         .await
         .context("Failed to index filler terms")?;
     drop(conn);

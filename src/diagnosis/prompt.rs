@@ -4,9 +4,13 @@
 //! Every text placed here must already be redacted. Data blocks are fenced with a random
 //! per-prompt marker the data cannot guess, and the system prompt says they are data.
 
-use serde_json::{json, Value};
+use schemars::generate::SchemaSettings;
+use schemars::transform::RecursiveTransform;
+use schemars::{JsonSchema, Schema};
+use serde_json::Value;
 
 use super::catalog::Catalog;
+use super::validate::{RawAnswer, RawDiagnosis};
 use super::{Source, Subject, ALERT_SOURCE};
 
 /// Runbook text per source given to the model (keeps prompts bounded).
@@ -213,66 +217,50 @@ pub fn question_prompt(
     out
 }
 
-fn sources_schema() -> Value {
-    json!({"type": "array", "items": {"type": "string"}})
-}
-
-/// The diagnosis output schema (strict-mode compatible: every field required, no extras).
+/// The diagnosis output schema, derived from the type the answer is parsed into.
 pub fn diagnosis_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["summary", "likely_causes", "next_checks", "proposed_actions"],
-        "properties": {
-            "summary": {
-                "type": "object", "additionalProperties": false,
-                "required": ["text", "sources"],
-                "properties": {"text": {"type": "string"}, "sources": sources_schema()}
-            },
-            "likely_causes": {"type": "array", "items": {
-                "type": "object", "additionalProperties": false,
-                "required": ["cause", "confidence", "sources"],
-                "properties": {
-                    "cause": {"type": "string"},
-                    "confidence": {"type": "number"},
-                    "sources": sources_schema()
-                }
-            }},
-            "next_checks": {"type": "array", "items": {
-                "type": "object", "additionalProperties": false,
-                "required": ["check", "sources"],
-                "properties": {"check": {"type": "string"}, "sources": sources_schema()}
-            }},
-            "proposed_actions": {"type": "array", "items": {
-                "type": "object", "additionalProperties": false,
-                "required": ["action_id", "params", "reason", "sources"],
-                "properties": {
-                    "action_id": {"type": "string"},
-                    "params": {"type": "array", "items": {
-                        "type": "object", "additionalProperties": false,
-                        "required": ["name", "value"],
-                        "properties": {"name": {"type": "string"}, "value": {"type": "string"}}
-                    }},
-                    "reason": {"type": "string"},
-                    "sources": sources_schema()
-                }
-            }}
-        }
-    })
+    strict_schema::<RawDiagnosis>()
 }
 
+/// The answer output schema, derived from the type the answer is parsed into.
 pub fn answer_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["answer", "sources"],
-        "properties": {"answer": {"type": "string"}, "sources": sources_schema()}
-    })
+    strict_schema::<RawAnswer>()
+}
+
+/// `T`'s JSON Schema as strict structured outputs take it: one object with everything
+/// inline (no `$defs`), every property required (fields the parser would default too), no
+/// other properties allowed, and no titles, formats or defaults.
+fn strict_schema<T: JsonSchema>() -> Value {
+    SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .with_transform(RecursiveTransform(strict))
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value()
+}
+
+/// Makes one (sub)schema strict; `RecursiveTransform` applies it to every subschema.
+fn strict(schema: &mut Schema) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    for keyword in ["title", "format", "default"] {
+        obj.remove(keyword);
+    }
+    if let Some(Value::Object(props)) = obj.get("properties") {
+        let required: Vec<Value> = props.keys().cloned().map(Value::String).collect();
+        obj.insert("required".into(), Value::Array(required));
+        obj.insert("additionalProperties".into(), Value::Bool(false));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     fn subject() -> Subject {
@@ -315,5 +303,80 @@ mod tests {
         assert!(block.contains("id: restart-checkout"));
         assert!(block.contains("pattern `[a-z-]+`, alert label namespace = checkout"));
         assert!(!block.contains("kubectl"));
+    }
+
+    /// `required` lists in a fixed order, so schemas compare regardless of field order.
+    fn sorted_required(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Array(r)) = m.get_mut("required") {
+                    r.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                }
+                m.values_mut().for_each(sorted_required);
+            }
+            Value::Array(a) => a.iter_mut().for_each(sorted_required),
+            _ => {}
+        }
+    }
+
+    /// Every object schema requires all its properties and allows no others (strict mode).
+    fn assert_strict(v: &Value, at: &str) {
+        if let Some(props) = v.get("properties").and_then(Value::as_object) {
+            let mut required: Vec<&str> = v["required"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: no required"))
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            required.sort_unstable();
+            let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            assert_eq!(required, names, "{at}: every property is required");
+            assert_eq!(v["additionalProperties"], json!(false), "{at}");
+            for (name, p) in props {
+                assert_strict(p, &format!("{at}.{name}"));
+            }
+        }
+        if let Some(items) = v.get("items") {
+            assert_strict(items, &format!("{at}[]"));
+        }
+    }
+
+    #[test]
+    fn derived_schemas_list_every_field_of_the_answer_types_strictly() {
+        let strs = json!({"type": "array", "items": {"type": "string"}});
+        let object = |props: Value| {
+            let required: Vec<&String> = props.as_object().unwrap().keys().collect();
+            json!({"type": "object", "additionalProperties": false, "required": required,
+                   "properties": props})
+        };
+        let param = object(json!({"name": {"type": "string"}, "value": {"type": "string"}}));
+        let mut expected = object(json!({
+            "summary": object(json!({"text": {"type": "string"}, "sources": strs})),
+            "likely_causes": {"type": "array", "items": object(json!({
+                "cause": {"type": "string"}, "confidence": {"type": "number"}, "sources": strs
+            }))},
+            "next_checks": {"type": "array", "items": object(json!({
+                "check": {"type": "string"}, "sources": strs
+            }))},
+            "proposed_actions": {"type": "array", "items": object(json!({
+                "action_id": {"type": "string"},
+                "params": {"type": "array", "items": param},
+                "reason": {"type": "string"},
+                "sources": strs
+            }))}
+        }));
+        let mut derived = diagnosis_schema();
+        assert_strict(&derived, "diagnosis");
+        sorted_required(&mut derived);
+        sorted_required(&mut expected);
+        assert_eq!(derived, expected);
+
+        let mut derived = answer_schema();
+        assert_strict(&derived, "answer");
+        sorted_required(&mut derived);
+        let mut expected = object(json!({"answer": {"type": "string"}, "sources": strs}));
+        sorted_required(&mut expected);
+        assert_eq!(derived, expected);
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::catalog::Catalog;
@@ -17,32 +18,35 @@ pub const MAX_CHECKS: usize = 6;
 pub const MAX_ACTIONS: usize = 3;
 const MAX_TEXT: usize = 1_200;
 
-#[derive(Deserialize)]
+// The model's answer as parsed. The JSON Schema it answers in is derived from these types
+// (`prompt::diagnosis_schema`, `prompt::answer_schema`): a field added here is in it.
+
+#[derive(Deserialize, JsonSchema)]
 struct RawClaim {
     text: String,
     sources: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct RawCause {
     cause: String,
     confidence: f64,
     sources: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct RawCheck {
     check: String,
     sources: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct RawParam {
     name: String,
     value: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct RawAction {
     action_id: String,
     #[serde(default)]
@@ -53,8 +57,8 @@ struct RawAction {
     sources: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct RawDiagnosis {
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct RawDiagnosis {
     summary: RawClaim,
     likely_causes: Vec<RawCause>,
     next_checks: Vec<RawCheck>,
@@ -62,7 +66,7 @@ struct RawDiagnosis {
     proposed_actions: Vec<RawAction>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct RawAnswer {
     pub answer: String,
     pub sources: Vec<String>,

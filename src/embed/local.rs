@@ -20,6 +20,9 @@ use crate::error::UserError;
 
 /// sentence-transformers' `max_seq_length` for this model.
 pub const MAX_TOKENS: usize = 256;
+/// Batches of up to this many tokens (all sequences together) multiply against f16 copies
+/// of the weights; longer ones against the f32 weights (see `halfmat`).
+pub const HALF_PRECISION_MAX_ROWS: usize = super::halfmat::MAX_ROWS;
 /// A batch holds at most this many sequences and this many tokens: packed sequences make
 /// one GEMM per layer, and bigger GEMMs run closer to the CPU's peak.
 const BATCH: usize = 128;

@@ -1,10 +1,11 @@
 //! Text embedders behind one trait: local all-MiniLM-L6-v2 (pure Rust) or an OpenAI-compatible API.
 
-pub mod bert;
-pub mod halfmat;
-pub mod kernels;
+// The local model's forward pass and its kernels: private, reached through `LocalEmbedder`.
+mod bert;
+mod halfmat;
+mod kernels;
 pub mod local;
-pub mod matmul;
+mod matmul;
 pub mod openai;
 
 use std::sync::Arc;

@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
 
 pub use auth::SourceAuth;
 pub use error::ApiError;
@@ -69,7 +70,27 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; webhooks are POST /hooks/alertmanager, /hooks/grafana, /hooks/generic") })
+        .layer(
+            // Refusals are logged by the handlers (`webhook refused`): no second line for 5xx.
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(()),
+        )
         .with_state(state)
+}
+
+/// The span a request is handled in: method, path and the sender's `X-Request-ID`, if any.
+fn request_span(req: &axum::http::Request<Body>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok());
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id
+    )
 }
 
 /// Serves until `shutdown` resolves.

@@ -189,10 +189,31 @@ pub async fn ingest(
         files: found.len(),
         ..Default::default()
     };
+    let (prepared, seen_by_source) = prepare_all(&found, embedder, &mut report);
+    let existing = stored_chunks(pool, &prepared).await?;
+    let todo = changed_chunks(&prepared, &existing, model_id, &mut report);
+    let vectors = embed_changed(embedder, &prepared, &todo, show_progress).await?;
+    for (fi, p) in prepared.iter().enumerate() {
+        report.chunks_removed += write_runbook(pool, model_id, fi, p, &vectors)
+            .await
+            .with_context(|| format!("Failed to store {}", p.runbook.path))?;
+    }
+    remove_vanished(pool, &seen_by_source, &mut report).await?;
+    refresh_stats_if_needed(pool, &report).await?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
 
+/// Reads and parses every found file; failures go to `report`. Also returns the files seen
+/// under each source, to find the ones that vanished.
+fn prepare_all(
+    found: &[Found],
+    embedder: &dyn Embedder,
+    report: &mut IngestReport,
+) -> (Vec<Prepared>, HashMap<String, HashSet<String>>) {
     let mut prepared = Vec::new();
     let mut seen_by_source: HashMap<String, HashSet<String>> = HashMap::new();
-    for f in &found {
+    for f in found {
         seen_by_source
             .entry(f.source.clone())
             .or_default()
@@ -205,8 +226,14 @@ pub async fn ingest(
             }),
         }
     }
+    (prepared, seen_by_source)
+}
 
-    // What is stored already: content hash and model per chunk id.
+/// What is stored already: content hash and model per chunk id, for the prepared runbooks.
+async fn stored_chunks(
+    pool: &PgPool,
+    prepared: &[Prepared],
+) -> anyhow::Result<HashMap<String, (String, Option<i32>)>> {
     let paths: Vec<String> = prepared.iter().map(|p| p.runbook.path.clone()).collect();
     let existing: Vec<(String, String, Option<i32>)> = sqlx::query_as(
         "SELECT c.id, c.content_hash, c.model_id FROM chunks c
@@ -216,12 +243,20 @@ pub async fn ingest(
     .fetch_all(pool)
     .await
     .context("Failed to read stored chunks")?;
-    let existing: HashMap<String, (String, Option<i32>)> = existing
+    Ok(existing
         .into_iter()
         .map(|(id, h, m)| (id, (h, m)))
-        .collect();
+        .collect())
+}
 
-    // Embed only what changed, in length-sorted batches across all files.
+/// The chunks (file index, chunk index) to embed: new ones, and stored ones whose text or
+/// model changed. Counts added, updated and unchanged chunks in `report`.
+fn changed_chunks(
+    prepared: &[Prepared],
+    existing: &HashMap<String, (String, Option<i32>)>,
+    model_id: i32,
+    report: &mut IngestReport,
+) -> Vec<(usize, usize)> {
     let mut todo: Vec<(usize, usize)> = Vec::new();
     for (fi, p) in prepared.iter().enumerate() {
         for (ci, c) in p.chunks.iter().enumerate() {
@@ -240,6 +275,17 @@ pub async fn ingest(
             }
         }
     }
+    todo
+}
+
+/// Embeds the `todo` chunks in batches across all files (in `todo`'s order), keyed by
+/// (file index, chunk index).
+async fn embed_changed(
+    embedder: &dyn Embedder,
+    prepared: &[Prepared],
+    todo: &[(usize, usize)],
+    show_progress: bool,
+) -> anyhow::Result<HashMap<(usize, usize), Vector>> {
     let bar = progress_bar(todo.len() as u64, show_progress);
     let mut vectors: HashMap<(usize, usize), Vector> = HashMap::with_capacity(todo.len());
     for batch in todo.chunks(EMBED_BATCH) {
@@ -257,15 +303,16 @@ pub async fn ingest(
         bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
+    Ok(vectors)
+}
 
-    for (fi, p) in prepared.iter().enumerate() {
-        report.chunks_removed += write_runbook(pool, model_id, fi, p, &vectors)
-            .await
-            .with_context(|| format!("Failed to store {}", p.runbook.path))?;
-    }
-
-    // Files that vanished from a folder that was ingested before.
-    for (source, seen) in &seen_by_source {
+/// Removes the runbooks of files that vanished from a folder that was ingested before.
+async fn remove_vanished(
+    pool: &PgPool,
+    seen_by_source: &HashMap<String, HashSet<String>>,
+    report: &mut IngestReport,
+) -> anyhow::Result<()> {
+    for (source, seen) in seen_by_source {
         let seen: Vec<String> = seen.iter().cloned().collect();
         let mut tx = pool.begin().await?;
         let (chunks,): (i64,) = sqlx::query_as(
@@ -287,17 +334,21 @@ pub async fn ingest(
         report.chunks_removed += chunks as usize;
         report.runbooks_removed += gone as usize;
     }
-    // Missing statistics (a new database, or one migrated to BM25) are rebuilt.
+    Ok(())
+}
+
+/// Refreshes the full-text statistics when the ingest changed any chunk, or when they are
+/// missing (a new database, or one migrated to BM25).
+async fn refresh_stats_if_needed(pool: &PgPool, report: &IngestReport) -> anyhow::Result<()> {
     let stats_missing: bool = sqlx::query_scalar(
         "SELECT NOT EXISTS (SELECT 1 FROM lexeme_df) OR NOT EXISTS (SELECT 1 FROM fulltext_stats)",
     )
     .fetch_one(pool)
     .await?;
     if stats_missing || report.chunks_added + report.chunks_updated + report.chunks_removed > 0 {
-        super::search::refresh_lexeme_stats(pool).await?;
+        super::index::refresh_lexeme_stats(pool).await?;
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 /// Writes one runbook and its chunks in a transaction; returns how many chunks it dropped.
@@ -308,8 +359,41 @@ async fn write_runbook(
     p: &Prepared,
     vectors: &HashMap<(usize, usize), Vector>,
 ) -> anyhow::Result<usize> {
-    let r = &p.runbook;
     let mut tx = pool.begin().await?;
+    let runbook_id = upsert_runbook(&mut tx, p).await?;
+    let ids: Vec<String> = p.chunks.iter().map(|c| c.id.clone()).collect();
+    let removed = sqlx::query("DELETE FROM chunks WHERE runbook_id = $1 AND NOT (id = ANY($2))")
+        .bind(runbook_id)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as usize;
+    let stem = runbook::file_stem(&p.runbook.path);
+    let mut touched: Vec<String> = Vec::new();
+    for (ci, c) in p.chunks.iter().enumerate() {
+        let ident = identifier_terms(&format!("{stem} {} {}", c.heading_path.join(" "), c.body));
+        let changed = match vectors.get(&(fi, ci)) {
+            Some(v) => {
+                upsert_chunk(&mut tx, c, runbook_id, model_id, v, &ident).await?;
+                true
+            }
+            None => refresh_unchanged_chunk(&mut tx, c, &ident).await?,
+        };
+        if changed {
+            touched.push(c.id.clone());
+        }
+    }
+    super::index::index_terms(&mut tx, &touched).await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// Inserts or updates the runbook row of `p`; returns its id.
+async fn upsert_runbook(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    p: &Prepared,
+) -> anyhow::Result<i64> {
+    let r = &p.runbook;
     let (runbook_id,): (i64,) = sqlx::query_as(
         "INSERT INTO runbooks (path, source, title, alerts, services, tags, urls, actions,
                                match_keys, stem_key, url_keys, content_hash, ingested_at,
@@ -338,72 +422,67 @@ async fn write_runbook(
     .bind(r.urls.iter().map(|u| normalize_url(u)).collect::<Vec<_>>())
     .bind(runbook_hash(&p.chunks))
     .bind(super::names::alert_name_words(r))
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
+    Ok(runbook_id)
+}
 
-    let ids: Vec<String> = p.chunks.iter().map(|c| c.id.clone()).collect();
-    let removed = sqlx::query("DELETE FROM chunks WHERE runbook_id = $1 AND NOT (id = ANY($2))")
-        .bind(runbook_id)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected() as usize;
+/// Writes a new or changed chunk with its fresh vector.
+async fn upsert_chunk(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    c: &Chunk,
+    runbook_id: i64,
+    model_id: i32,
+    v: &Vector,
+    ident: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO chunks (id, runbook_id, ord, heading_path, anchor, body,
+                             content_hash, model_id, embedding, heading_text,
+                             ident_text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (id) DO UPDATE SET runbook_id = EXCLUDED.runbook_id,
+             ord = EXCLUDED.ord, heading_path = EXCLUDED.heading_path,
+             heading_text = EXCLUDED.heading_text, ident_text = EXCLUDED.ident_text,
+             anchor = EXCLUDED.anchor, body = EXCLUDED.body,
+             content_hash = EXCLUDED.content_hash, model_id = EXCLUDED.model_id,
+             embedding = EXCLUDED.embedding",
+    )
+    .bind(&c.id)
+    .bind(runbook_id)
+    .bind(c.ord)
+    .bind(&c.heading_path)
+    .bind(&c.anchor)
+    .bind(&c.body)
+    .bind(&c.content_hash)
+    .bind(model_id)
+    .bind(v)
+    .bind(c.heading_path.join(" "))
+    .bind(ident)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
-    let stem = runbook::file_stem(&r.path);
-    let mut touched: Vec<String> = Vec::new();
-    for (ci, c) in p.chunks.iter().enumerate() {
-        let ident = identifier_terms(&format!("{stem} {} {}", c.heading_path.join(" "), c.body));
-        match vectors.get(&(fi, ci)) {
-            Some(v) => {
-                sqlx::query(
-                    "INSERT INTO chunks (id, runbook_id, ord, heading_path, anchor, body,
-                                         content_hash, model_id, embedding, heading_text,
-                                         ident_text)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                     ON CONFLICT (id) DO UPDATE SET runbook_id = EXCLUDED.runbook_id,
-                         ord = EXCLUDED.ord, heading_path = EXCLUDED.heading_path,
-                         heading_text = EXCLUDED.heading_text, ident_text = EXCLUDED.ident_text,
-                         anchor = EXCLUDED.anchor, body = EXCLUDED.body,
-                         content_hash = EXCLUDED.content_hash, model_id = EXCLUDED.model_id,
-                         embedding = EXCLUDED.embedding",
-                )
-                .bind(&c.id)
-                .bind(runbook_id)
-                .bind(c.ord)
-                .bind(&c.heading_path)
-                .bind(&c.anchor)
-                .bind(&c.body)
-                .bind(&c.content_hash)
-                .bind(model_id)
-                .bind(v)
-                .bind(c.heading_path.join(" "))
-                .bind(&ident)
-                .execute(&mut *tx)
-                .await?;
-                touched.push(c.id.clone());
-            }
-            None => {
-                // Unchanged text: keep the vector; refresh what is derived from the text
-                // (rows written before `ident_text` existed get it here, without re-embedding).
-                let n = sqlx::query(
-                    "UPDATE chunks SET ord = $2, ident_text = $3
-                     WHERE id = $1 AND (ord <> $2 OR ident_text <> $3)",
-                )
-                .bind(&c.id)
-                .bind(c.ord)
-                .bind(&ident)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n > 0 {
-                    touched.push(c.id.clone());
-                }
-            }
-        }
-    }
-    super::search::index_terms(&mut tx, &touched).await?;
-    tx.commit().await?;
-    Ok(removed)
+/// Unchanged text: keeps the vector and refreshes what is derived from the text (rows
+/// written before `ident_text` existed get it here, without re-embedding). True when the
+/// row changed.
+async fn refresh_unchanged_chunk(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    c: &Chunk,
+    ident: &str,
+) -> anyhow::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE chunks SET ord = $2, ident_text = $3
+         WHERE id = $1 AND (ord <> $2 OR ident_text <> $3)",
+    )
+    .bind(&c.id)
+    .bind(c.ord)
+    .bind(ident)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
 }
 
 fn runbook_hash(chunks: &[Chunk]) -> String {

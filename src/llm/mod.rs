@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod testserver;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use async_openai::config::OpenAIConfig;
@@ -21,7 +22,6 @@ use async_openai::types::chat::{
 };
 use async_openai::Client;
 use futures::StreamExt;
-use once_cell::sync::Lazy;
 use regex::Regex;
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -148,8 +148,8 @@ impl LlmError {
 }
 
 /// "Please try again in 1.5s" / "in 250ms", as OpenAI and LiteLLM phrase rate limits.
-static TRY_AGAIN: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"(?i)try again in ([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\b").unwrap());
+static TRY_AGAIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)try again in ([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\b").unwrap());
 
 fn retry_hint(message: &str) -> Option<Duration> {
     let c = TRY_AGAIN.captures(message)?;

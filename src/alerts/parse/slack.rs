@@ -7,16 +7,16 @@
 //! `[FIRING] Name ...`, `RESOLVED: Name ...` or `ALERT Name ...`.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeZone, Utc};
-use once_cell::sync::Lazy;
 use regex::Regex;
 use serde_json::Value;
 
 use super::ParseError;
 use crate::alerts::model::{label_fingerprint, Alert, Link, Severity, SlackOrigin, Source, Status};
 
-static TITLE: Lazy<Regex> = Lazy::new(|| {
+static TITLE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         // Leading emoji (`:rotating_light:`) and punctuation, an upper-case state word
         // (optionally `[...]` with a count), the alert name, the rest.
@@ -24,17 +24,17 @@ static TITLE: Lazy<Regex> = Lazy::new(|| {
     )
     .expect("static regex")
 });
-static DETAIL: Lazy<Regex> = Lazy::new(|| {
+static DETAIL: LazyLock<Regex> = LazyLock::new(|| {
     // `• *pod:* `checkout-api`` (community template) or ` - pod = checkout-api` (Grafana).
     Regex::new(r"^\s*(?:[•\-*]\s*)?(?:\*([\w.\-]+):\*\s*`?([^`]*)`?|([\w.\-]+)\s*=\s*(.*))\s*$")
         .expect("static regex")
 });
-static FIELD: Lazy<Regex> = Lazy::new(|| {
+static FIELD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*\*(Alert|Summary|Description|Runbook|Severity):\*\s*(.*)$")
         .expect("static regex")
 });
-static SLACK_LINK: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"<(https?://[^|>]+)(?:\|[^>]*)?>").expect("static regex"));
+static SLACK_LINK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"<(https?://[^|>]+)(?:\|[^>]*)?>").expect("static regex"));
 
 /// Parses one Slack `message` event. `Err(NotAnAlert)` for ordinary chat.
 pub fn slack_message(event: &Value) -> Result<Vec<Alert>, ParseError> {
@@ -121,111 +121,22 @@ fn from_parts(
     at: DateTime<Utc>,
     origin: &SlackOrigin,
 ) -> Option<Alert> {
-    let title = unescape(title.trim());
-    let caps = TITLE.captures(&title)?;
-    let bracketed = caps.get(1).is_some();
-    let status = match caps[2].to_ascii_uppercase().as_str() {
-        // A bare "OK ..." is too often just chat.
-        "OK" if !bracketed => return None,
-        "RESOLVED" | "OK" => Status::Resolved,
-        _ => Status::Firing,
-    };
-    let name = caps[4].to_string();
-    let rest = caps.get(5).map_or("", |m| m.as_str()).trim();
-    // `checkout (prod-eu-1 kube-state-metrics warning)`: values of the group labels, then
-    // the other common label values in parentheses.
-    let group_values = rest
-        .split(" (")
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-
-    let mut labels = BTreeMap::new();
-    let mut annotations = BTreeMap::new();
-    let mut links = Vec::new();
-    let mut section = "";
-    for raw in body.lines() {
-        let line = unescape(raw);
-        let trimmed = line.trim();
-        match trimmed.trim_end_matches(':') {
-            "Labels" | "*Labels*" => {
-                section = "labels";
-                continue;
-            }
-            "Annotations" | "*Annotations*" => {
-                section = "annotations";
-                continue;
-            }
-            "*Details" | "*Details:*" => {
-                section = "labels";
-                continue;
-            }
-            _ => {}
-        }
-        if let Some(f) = FIELD.captures(&line) {
-            let value = f[2].trim();
-            match &f[1] {
-                "Alert" | "Summary" => {
-                    // `Pod is crash looping. - `warning``
-                    let (summary, sev) = match value.rsplit_once(" - `") {
-                        Some((s, sev)) => (s, Some(sev.trim_end_matches('`'))),
-                        None => (value, None),
-                    };
-                    annotations.insert("summary".into(), summary.trim().to_string());
-                    if let Some(sev) = sev.filter(|s| !s.is_empty()) {
-                        labels
-                            .entry("severity".into())
-                            .or_insert_with(|| sev.to_string());
-                    }
-                }
-                "Description" => {
-                    annotations.insert("description".into(), value.to_string());
-                }
-                "Runbook" => {
-                    if let Some(u) = SLACK_LINK.captures(value) {
-                        annotations.insert("runbook_url".into(), u[1].to_string());
-                    }
-                }
-                _ => {
-                    labels.insert("severity".into(), value.trim_matches('`').to_string());
-                }
-            }
-            section = "";
-            continue;
-        }
-        if section.is_empty() || trimmed.is_empty() {
-            continue;
-        }
-        if let Some(d) = DETAIL.captures(&line) {
-            let (k, v) = match (d.get(1), d.get(2), d.get(3), d.get(4)) {
-                (Some(k), Some(v), _, _) | (_, _, Some(k), Some(v)) => (k.as_str(), v.as_str()),
-                _ => continue,
-            };
-            let target = if section == "annotations" {
-                &mut annotations
-            } else {
-                &mut labels
-            };
-            target.insert(k.to_string(), v.trim().to_string());
-        }
+    let title = parse_title(title)?;
+    let Details {
+        mut labels,
+        mut annotations,
+    } = read_body(body);
+    labels.insert("alertname".into(), title.name.clone());
+    let links = links(&annotations, title_link);
+    if !annotations.contains_key("summary") && !title.group_values.is_empty() {
+        annotations.insert("summary".into(), title.rest.clone());
     }
-    labels.insert("alertname".into(), name.clone());
-    if let Some(u) = annotations.get("runbook_url") {
-        links.push(Link {
-            kind: "runbook".into(),
-            url: u.clone(),
-        });
-    }
-    if let Some(l) = title_link {
-        links.push(Link {
-            kind: "alertmanager".into(),
-            url: unescape(l),
-        });
-    }
-    if !annotations.contains_key("summary") && !group_values.is_empty() {
-        annotations.insert("summary".into(), rest.to_string());
-    }
+    let Title {
+        status,
+        name,
+        group_values,
+        ..
+    } = title;
     Some(Alert {
         source: Source::Slack,
         fingerprint: label_fingerprint(&labels),
@@ -239,6 +150,163 @@ fn from_parts(
         links,
         origin: Some(origin.clone()),
     })
+}
+
+/// What a title line says: `[FIRING:2] Name group-values (other values)`.
+struct Title {
+    status: Status,
+    name: String,
+    /// Everything after the name.
+    rest: String,
+    /// The values of the group labels: `rest` up to the parenthesised other values.
+    group_values: String,
+}
+
+/// Reads a title line; `None` when it does not look like an alert.
+fn parse_title(title: &str) -> Option<Title> {
+    let title = unescape(title.trim());
+    let caps = TITLE.captures(&title)?;
+    let bracketed = caps.get(1).is_some();
+    let status = match caps[2].to_ascii_uppercase().as_str() {
+        // A bare "OK ..." is too often just chat.
+        "OK" if !bracketed => return None,
+        "RESOLVED" | "OK" => Status::Resolved,
+        _ => Status::Firing,
+    };
+    let rest = caps.get(5).map_or("", |m| m.as_str()).trim().to_string();
+    // `checkout (prod-eu-1 kube-state-metrics warning)`: values of the group labels, then
+    // the other common label values in parentheses.
+    let group_values = rest
+        .split(" (")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    Some(Title {
+        status,
+        name: caps[4].to_string(),
+        rest,
+        group_values,
+    })
+}
+
+/// Labels and annotations read from a message body.
+#[derive(Default)]
+struct Details {
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// Which map the body's `key: value` detail lines go to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    None,
+    Labels,
+    Annotations,
+}
+
+/// Reads the `*Field:*` lines and the `Labels`/`Annotations`/`*Details*` lists of a body.
+fn read_body(body: &str) -> Details {
+    let mut details = Details::default();
+    let mut section = Section::None;
+    for raw in body.lines() {
+        let line = unescape(raw);
+        let trimmed = line.trim();
+        if let Some(s) = section_header(trimmed) {
+            section = s;
+            continue;
+        }
+        if let Some(f) = FIELD.captures(&line) {
+            details.field(&f[1], f[2].trim());
+            section = Section::None;
+            continue;
+        }
+        if section == Section::None || trimmed.is_empty() {
+            continue;
+        }
+        if let Some((k, v)) = detail(&line) {
+            let target = if section == Section::Annotations {
+                &mut details.annotations
+            } else {
+                &mut details.labels
+            };
+            target.insert(k, v);
+        }
+    }
+    details
+}
+
+/// The section a (trimmed) header line opens, if it is one.
+fn section_header(trimmed: &str) -> Option<Section> {
+    match trimmed.trim_end_matches(':') {
+        "Labels" | "*Labels*" | "*Details" | "*Details:*" => Some(Section::Labels),
+        "Annotations" | "*Annotations*" => Some(Section::Annotations),
+        _ => None,
+    }
+}
+
+/// Key and value of a detail line: `• *pod:* `checkout-api`` or ` - pod = checkout-api`.
+fn detail(line: &str) -> Option<(String, String)> {
+    let d = DETAIL.captures(line)?;
+    let (k, v) = match (d.get(1), d.get(2), d.get(3), d.get(4)) {
+        (Some(k), Some(v), _, _) | (_, _, Some(k), Some(v)) => (k.as_str(), v.as_str()),
+        _ => return None,
+    };
+    Some((k.to_string(), v.trim().to_string()))
+}
+
+impl Details {
+    /// One `*Alert|Summary|Description|Runbook|Severity:* value` line.
+    fn field(&mut self, field: &str, value: &str) {
+        match field {
+            "Alert" | "Summary" => {
+                // `Pod is crash looping. - `warning``
+                let (summary, sev) = match value.rsplit_once(" - `") {
+                    Some((s, sev)) => (s, Some(sev.trim_end_matches('`'))),
+                    None => (value, None),
+                };
+                self.annotations
+                    .insert("summary".into(), summary.trim().to_string());
+                if let Some(sev) = sev.filter(|s| !s.is_empty()) {
+                    self.labels
+                        .entry("severity".into())
+                        .or_insert_with(|| sev.to_string());
+                }
+            }
+            "Description" => {
+                self.annotations
+                    .insert("description".into(), value.to_string());
+            }
+            "Runbook" => {
+                if let Some(u) = SLACK_LINK.captures(value) {
+                    self.annotations
+                        .insert("runbook_url".into(), u[1].to_string());
+                }
+            }
+            _ => {
+                self.labels
+                    .insert("severity".into(), value.trim_matches('`').to_string());
+            }
+        }
+    }
+}
+
+/// The runbook link (from the annotations) and the Alertmanager link (the title's).
+fn links(annotations: &BTreeMap<String, String>, title_link: Option<&str>) -> Vec<Link> {
+    let mut links = Vec::new();
+    if let Some(u) = annotations.get("runbook_url") {
+        links.push(Link {
+            kind: "runbook".into(),
+            url: u.clone(),
+        });
+    }
+    if let Some(l) = title_link {
+        links.push(Link {
+            kind: "alertmanager".into(),
+            url: unescape(l),
+        });
+    }
+    links
 }
 
 #[cfg(test)]
