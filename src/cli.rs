@@ -214,7 +214,9 @@ async fn serve(app: &App) -> anyhow::Result<i32> {
         "Sentinel is connected to Slack; webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
         stack.webhook_addr
     );
-    stack.run_until(ctrl_c()).await;
+    stack
+        .run_until(shutdown_signal(), app.config.shutdown_grace)
+        .await;
     Ok(0)
 }
 
@@ -243,14 +245,33 @@ async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> 
         "listening for webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}",
         stack.webhook_addr
     );
-    stack.run_until(ctrl_c()).await;
+    stack
+        .run_until(shutdown_signal(), app.config.shutdown_grace)
+        .await;
     Ok(0)
 }
 
-/// Resolves on Ctrl-C.
-async fn ctrl_c() {
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::warn!(error = %e, "cannot listen for Ctrl-C; stopping");
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes, Fly and systemd send on a deploy).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await
+            }
+        }
+        _ = term => {}
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Config {
     /// The LLM that drafts diagnoses; `None` means runbook-only (fallback) diagnoses.
     pub llm: Option<LlmConfig>,
     pub diagnosis: DiagnosisConfig,
+    /// `SENTINEL_SHUTDOWN_SECS`: on SIGTERM or Ctrl-C, how long draining may take.
+    pub shutdown_grace: Duration,
 }
 
 /// Alerts in: the webhook server, alert channels and storm control.
@@ -223,9 +225,11 @@ impl Config {
                 )))
             }
         };
+        let shutdown_secs: u64 = parse_or(env, "SENTINEL_SHUTDOWN_SECS", 20)?;
         Ok(Self {
             database_url,
             embedder,
+            shutdown_grace: Duration::from_secs(shutdown_secs.max(1)),
             alerts: AlertsConfig::from_env(env)?,
             slack: slack_from_env(env)?,
             llm: llm_from_env(env)?,

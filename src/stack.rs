@@ -4,6 +4,7 @@
 //! what differs between them is only which [`SlackSide`] they pass.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,7 @@ pub struct Stack {
     pub bot: Option<Running>,
     pub engine: Option<Arc<Engine>>,
     pub webhook_addr: SocketAddr,
+    draining: Arc<AtomicBool>,
     stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<anyhow::Result<()>>,
     engine_task: Option<JoinHandle<()>>,
@@ -148,6 +150,7 @@ impl Stack {
             _ => None,
         };
         let webhook_addr = listener.local_addr()?;
+        let draining = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let when_stopped = move || {
             let mut rx = stopped.clone();
@@ -162,6 +165,7 @@ impl Stack {
             max_body_bytes: alerts.max_body_bytes,
             slack_connected: bot.as_ref().map(|b| b.listener.connected()),
             accepts_alerts,
+            draining: draining.clone(),
         };
         let housekeeping = tokio::spawn(housekeeping(pool, when_stopped()));
         let server = tokio::spawn(crate::http::run(listener, state, when_stopped()));
@@ -170,6 +174,7 @@ impl Stack {
             bot,
             engine,
             webhook_addr,
+            draining,
             stop,
             server,
             engine_task,
@@ -177,32 +182,59 @@ impl Stack {
         })
     }
 
-    /// Runs until `signal` resolves, then shuts down.
-    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+    /// Runs until `signal` resolves, then drains and shuts down within `deadline`.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+        deadline: Duration,
+    ) {
         signal.await;
-        self.shutdown().await;
+        tracing::info!(deadline_s = deadline.as_secs(), "shutting down");
+        if tokio::time::timeout(deadline, self.drain(deadline))
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown deadline passed; exiting with work unfinished (leases expire and other replicas resume it)");
+        }
     }
 
     /// Stops the webhook server (in-flight requests finish), the engine and the bot.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let grace = Duration::from_secs(10);
-        match tokio::time::timeout(grace, self.server).await {
+        self.drain(Duration::from_secs(10)).await
+    }
+
+    /// Drains: new webhooks get 503 + `Retry-After` and `/readyz` says not ready; the bot
+    /// closes Socket Mode (envelopes not yet acked are redelivered elsewhere); requests
+    /// already accepted, and the engine's current step, finish within `grace`.
+    async fn drain(self, grace: Duration) {
+        let Stack {
+            bot,
+            draining,
+            stop,
+            server,
+            engine_task,
+            housekeeping,
+            ..
+        } = self;
+        draining.store(true, Ordering::Relaxed);
+        if let Some(bot) = bot {
+            bot.listener.shutdown().await;
+        }
+        let _ = stop.send(true);
+        match tokio::time::timeout(grace, server).await {
             Ok(Ok(Err(e))) => {
                 tracing::warn!(error = %format!("{e:#}"), "webhook server stopped with an error")
             }
             Err(_) => tracing::warn!("webhook server did not stop in time"),
             _ => {}
         }
-        self.housekeeping.abort();
-        if let Some(t) = self.engine_task {
+        housekeeping.abort();
+        if let Some(t) = engine_task {
             if tokio::time::timeout(grace, t).await.is_err() {
                 tracing::warn!("incident engine did not stop in time");
             }
         }
-        if let Some(bot) = self.bot {
-            bot.listener.shutdown().await;
-        }
+        tracing::info!("stopped");
     }
 }
 

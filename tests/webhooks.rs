@@ -42,6 +42,7 @@ fn state(pool: &PgPool, auth: WebhookAuth, slack: Option<bool>) -> AppState {
         max_body_bytes: 64 * 1024,
         slack_connected: slack.map(|s| Arc::new(AtomicBool::new(s))),
         accepts_alerts: true,
+        draining: Arc::new(AtomicBool::new(false)),
     }
 }
 
@@ -104,6 +105,20 @@ async fn sample_alerts_are_stored_before_the_2xx_and_duplicates_once(pool: PgPoo
             .await
             .unwrap();
     assert_eq!(ends, None, "0001-01-01T00:00:00Z is stored as not ended");
+}
+
+#[sqlx::test]
+async fn while_shutting_down_webhooks_get_503_with_retry_after_and_readyz_says_so(pool: PgPool) {
+    let s = state(&pool, auth(), None);
+    s.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    let r = send(&s, am(AM_FIRING)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["error"], "shutting_down");
+    assert_eq!(r.retry_after.as_deref(), Some("5"));
+    assert_eq!(stored(&pool).await, 0);
+    let ready = send(&s, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.body["status"], "shutting_down");
 }
 
 #[sqlx::test]

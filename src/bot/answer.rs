@@ -141,7 +141,7 @@ mod tests {
         assert!(m.text().contains("Crash loop — Crash loop &gt; Mitigation"));
         let b = m.blocks();
         let s = b[1]["text"]["text"].as_str().unwrap();
-        assert!(s.starts_with("<https://rb.example/kubernetes/crashloop.md#mitigation|Crash loop &gt; Mitigation>\nrestart it."), "{s}");
+        assert!(s.starts_with("<https://rb.example/kubernetes/crashloop.md#mitigation|Crash loop &gt; Mitigation (rb.example)>\nrestart it."), "{s}");
         assert!(s.chars().count() < 3000);
         let clicked = ButtonAction::parse(
             b[2]["elements"][0]["action_id"].as_str().unwrap(),

@@ -281,7 +281,9 @@ mod tests {
         assert!(t.contains("Hypotheses (unverified)"));
         assert!(t.contains("_bad release_ — *72% likely*"));
         assert!(t.contains("kubectl rollout undo"));
-        assert!(t.contains("<https://wiki.example/crash#diagnosis|Checkout crash &gt; Diagnosis>"));
+        assert!(t.contains(
+            "<https://wiki.example/crash#diagnosis|Checkout crash &gt; Diagnosis (wiki.example)>"
+        ));
         assert!(!t.contains("`S2`"), "uncited sources are not listed");
         assert!(!t.contains("<!channel>"), "model text cannot ping");
     }
@@ -329,7 +331,7 @@ mod tests {
         let t = fallback("KubePodCrashLooping", &f).visible_text();
         assert!(t.contains("Runbook-based diagnosis"));
         assert!(t.contains("Not an LLM draft (the LLM did not answer in time)"));
-        assert!(t.contains("Pods *restart* see <https://docs.example/x|docs>"));
+        assert!(t.contains("Pods *restart* see <https://docs.example/x|docs (docs.example)>"));
         assert!(t.contains("🔍 Diagnosis"));
         assert!(!t.contains("Mitigation"));
         assert!(t.contains("Roll back (`rollback-checkout`)"));

@@ -40,6 +40,10 @@ pub struct AppState {
     /// Whether webhook alerts have a channel to go to (`SENTINEL_ALERT_CHANNEL`); without
     /// one they are refused with 422, before anything is stored.
     pub accepts_alerts: bool,
+    /// Set when the process is shutting down: new webhooks get 503 + `Retry-After` (the
+    /// sender retries, another replica or this one after restart stores them) and
+    /// `/readyz` says not ready, while requests already accepted finish.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// Credentials per source.
@@ -156,6 +160,13 @@ async fn intake_inner(
     body: Body,
     parse: impl Fn(&[u8]) -> Result<Vec<Alert>, ParseError>,
 ) -> Result<usize, ApiError> {
+    if s.draining.load(Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this Sentinel is shutting down; retry shortly",
+        ));
+    }
     let limit = s.max_body_bytes;
     let too_big = || {
         ApiError::new(
@@ -231,9 +242,10 @@ async fn readyz(State(s): State<AppState>) -> Response {
         .slack_connected
         .as_ref()
         .map(|c| c.load(Ordering::Relaxed));
-    let ready = db_ok && slack.unwrap_or(true);
+    let draining = s.draining.load(Ordering::Relaxed);
+    let ready = db_ok && slack.unwrap_or(true) && !draining;
     let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
+        "status": if draining { "shutting_down" } else if ready { "ready" } else { "not_ready" },
         "database": if db_ok { "ok" } else { "unreachable" },
         "slack": match slack { None => "not_configured", Some(true) => "connected", Some(false) => "disconnected" },
     });

@@ -51,7 +51,7 @@ pub async fn list(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Message> 
             .map(|ts| {
                 mrkdwn!(
                     " · {}",
-                    Mrkdwn::link(&thread_link(&channel, &ts), &Mrkdwn::own("thread"))
+                    Mrkdwn::own_link(&thread_link(&channel, &ts), &Mrkdwn::own("thread"))
                 )
             })
             .unwrap_or_default();
@@ -105,7 +105,7 @@ pub async fn show(pool: &PgPool, id: i64) -> anyhow::Result<Result<Message, User
     });
     let alerts = view.alerts.iter().take(20).map(alert_line);
     let thread = match &row.root_ts {
-        Some(ts) => Mrkdwn::link(
+        Some(ts) => Mrkdwn::own_link(
             &thread_link(&row.channel, ts),
             &Mrkdwn::own("Open the thread"),
         ),

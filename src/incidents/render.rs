@@ -390,7 +390,7 @@ mod tests {
         assert!(b.contains("🔥 pod=`api-2` · since 21:04 UTC"));
         assert!(b.contains("&lt;fast&gt; &amp; hard"));
         assert!(b.contains("Incident #7"));
-        assert!(b.contains("<https://r/x|runbook>"));
+        assert!(b.contains("<https://r/x|runbook (r)>"), "{b}");
     }
 
     #[test]
@@ -466,7 +466,7 @@ mod tests {
             false,
         );
         let b = all_text(&m);
-        assert!(b.contains("<https://git/x/kubernetes/kubepodcrashlooping.md#diagnosis|KubePodCrashLooping &gt; Diagnosis>"), "{b}");
+        assert!(b.contains("<https://git/x/kubernetes/kubepodcrashlooping.md#diagnosis|KubePodCrashLooping &gt; Diagnosis (git)>"), "{b}");
         assert!(b.contains("exact match"));
         let m = runbook_reply(&[hit(crate::knowledge::MatchKind::Hybrid)], None, false);
         assert!(all_text(&m).contains("`kubernetes/kubepodcrashlooping.md#diagnosis`"));

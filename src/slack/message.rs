@@ -180,7 +180,7 @@ mod tests {
     fn a_section_is_linked_one_way() {
         assert_eq!(
             section_link(&sref(Some("https://rb.example/k8s/crash.md#mitigation"))).as_str(),
-            "<https://rb.example/k8s/crash.md#mitigation|Crash loop &gt; Mitigation>"
+            "<https://rb.example/k8s/crash.md#mitigation|Crash loop &gt; Mitigation (rb.example)>"
         );
         assert_eq!(
             section_link(&sref(None)).as_str(),

@@ -32,6 +32,29 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Characters that change how text reads without being seen: bidirectional overrides and
+/// isolates, zero-width characters, and control characters other than newline and tab.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}' | '\u{180E}')
+        || (c.is_control() && c != '\n' && c != '\t')
+}
+
+/// Outside text as it may be shown: secrets redacted, invisible characters removed.
+fn clean(s: &str) -> String {
+    let s: String = s.chars().filter(|c| !invisible(*c)).collect();
+    redact_patterns(&s)
+}
+
+/// The host a URL really goes to (`evil.example` for `https://user@evil.example/x`).
+fn host_of(url: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .host_str()
+        .map(|h| h.trim_start_matches("www.").to_string())
+}
+
 static MD_LINK: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)").expect("static regex"));
 static MD_BOLD: LazyLock<Regex> =
@@ -39,7 +62,8 @@ static MD_BOLD: LazyLock<Regex> =
 
 /// A URL Slack may link: http(s), with the characters that end a link percent-encoded.
 fn linkable(url: &str) -> Option<String> {
-    let u = url.trim();
+    let u: String = url.trim().chars().filter(|c| !invisible(*c)).collect();
+    let u = u.as_str();
     let lower = u.to_ascii_lowercase();
     if !(lower.starts_with("https://") || lower.starts_with("http://")) {
         return None;
@@ -55,9 +79,11 @@ fn linkable(url: &str) -> Option<String> {
 }
 
 impl Mrkdwn {
-    /// Outside text, shown as it reads: secrets redacted, `&`, `<` and `>` escaped.
+    /// Outside text, shown as it reads: secrets redacted, invisible characters (bidi
+    /// overrides, zero-width) removed, `&`, `<` and `>` escaped, so it can neither ping nor
+    /// form a link.
     pub fn untrusted(s: &str) -> Self {
-        Self(escape(&redact_patterns(s)))
+        Self(escape(&clean(s)))
     }
 
     /// Sentinel's own wording, markup included. Never pass outside text here.
@@ -75,8 +101,25 @@ impl Mrkdwn {
         Self(format!("*{}*", inner.0))
     }
 
-    /// A link with `label`; just the label when `url` is not an http(s) URL.
+    /// A link to an outside URL: the label is followed by the host the link really goes
+    /// to (`Grafana (evil.example)`), so a label cannot disguise it; just the label when
+    /// `url` is not an http(s) URL.
     pub fn link(url: &str, label: &Mrkdwn) -> Self {
+        let Some(u) = linkable(url) else {
+            return label.clone();
+        };
+        let host = host_of(&u).unwrap_or_default();
+        let label = label.0.replace('|', "/");
+        if label.trim().eq_ignore_ascii_case(&host) {
+            Self(format!("<{u}|{label}>"))
+        } else {
+            Self(format!("<{u}|{label} ({})>", escape(&host)))
+        }
+    }
+
+    /// A link to a URL Sentinel made itself (a Slack thread, the configured runbook base):
+    /// just the label.
+    pub fn own_link(url: &str, label: &Mrkdwn) -> Self {
         match linkable(url) {
             Some(u) => Self(format!("<{u}|{}>", label.0.replace('|', "/"))),
             None => label.clone(),
@@ -125,9 +168,10 @@ impl fmt::Display for Mrkdwn {
 }
 
 impl Plain {
-    /// Outside text for a `plain_text` field: secrets redacted.
+    /// Outside text for a `plain_text` field: secrets redacted, invisible characters
+    /// removed.
     pub fn untrusted(s: &str) -> Self {
-        Self(redact_patterns(s))
+        Self(clean(s))
     }
 
     /// Sentinel's own wording.
@@ -213,7 +257,11 @@ mod tests {
         let label = Mrkdwn::untrusted("Runbook > Step");
         assert_eq!(
             Mrkdwn::link("https://r.example/a|b>c d", &label).as_str(),
-            "<https://r.example/a%7Cb%3Ec%20d|Runbook &gt; Step>"
+            "<https://r.example/a%7Cb%3Ec%20d|Runbook &gt; Step (r.example)>"
+        );
+        assert_eq!(
+            Mrkdwn::own_link("https://r.example/a", &label).as_str(),
+            "<https://r.example/a|Runbook &gt; Step>"
         );
         assert_eq!(
             Mrkdwn::link("javascript:alert(1)", &label).as_str(),
@@ -235,7 +283,41 @@ mod tests {
         let m = Mrkdwn::markdown("**Restart** it, see [docs](https://d.example/x?a=1&b=2) <!here>");
         assert_eq!(
             m.as_str(),
-            "*Restart* it, see <https://d.example/x?a=1&amp;b=2|docs> &lt;!here&gt;"
+            "*Restart* it, see <https://d.example/x?a=1&amp;b=2|docs (d.example)> &lt;!here&gt;"
+        );
+    }
+
+    #[test]
+    fn a_link_label_cannot_hide_its_host() {
+        let m = Mrkdwn::markdown("[Break-glass procedure](https://evil.example/steal)");
+        assert_eq!(
+            m.as_str(),
+            "<https://evil.example/steal|Break-glass procedure (evil.example)>"
+        );
+        // Userinfo does not disguise the host either.
+        let l = Mrkdwn::link(
+            "https://grafana.acme.example@evil.example/d",
+            &Mrkdwn::own("Grafana"),
+        );
+        assert!(l.as_str().ends_with("|Grafana (evil.example)>"), "{l}");
+        // Same label as host: shown once.
+        let l = Mrkdwn::link("https://grafana.example/d", &Mrkdwn::own("grafana.example"));
+        assert_eq!(l.as_str(), "<https://grafana.example/d|grafana.example>");
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_removed() {
+        let spoof =
+            "\u{202E}anafarG\u{202C} <https://evil.example|Grafana> zero\u{200B}width\u{0007}";
+        let m = Mrkdwn::untrusted(spoof);
+        assert_eq!(
+            m.as_str(),
+            "anafarG &lt;https://evil.example|Grafana&gt; zerowidth"
+        );
+        assert_eq!(Plain::untrusted("a\u{2066}b\u{FEFF}c").as_str(), "abc");
+        assert_eq!(
+            Mrkdwn::untrusted("line1\n\tline2").as_str(),
+            "line1\n\tline2"
         );
     }
 

@@ -64,6 +64,7 @@ pub struct SocketListener {
     listener: SlackClientSocketModeListener<SlackClientHyperHttpsConnector>,
     worker: JoinHandle<()>,
     connected: Arc<AtomicBool>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// slack-morphism's HTTP connector pointed at `api_url`, plain http allowed (emulator).
@@ -116,11 +117,13 @@ impl SocketListener {
             .await
             .map_err(|e| anyhow::anyhow!("cannot register the Socket Mode token: {e}"))?;
         listener.start().await;
-        let worker = tokio::spawn(run_worker(rx, dispatch, opts.concurrency.max(1)));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(run_worker(rx, dispatch, opts.concurrency.max(1), stopped));
         Ok(Self {
             listener,
             worker,
             connected,
+            stop,
         })
     }
 
@@ -129,22 +132,40 @@ impl SocketListener {
         self.connected.clone()
     }
 
+    /// Closes the Socket Mode connections (Slack redelivers envelopes not yet acked to
+    /// other connections), then lets every envelope already acked finish its work.
     pub async fn shutdown(self) {
         self.connected.store(false, Ordering::Relaxed);
         self.listener.shutdown().await;
-        self.worker.abort();
+        let _ = self.stop.send(true);
+        if let Err(e) = self.worker.await {
+            tracing::warn!(error = %e, "Slack worker pool ended abnormally");
+        }
     }
 }
 
 /// Runs queued jobs, at most `concurrency` at once. The queue is unbounded so the ack path
 /// never waits; memory per job is one parsed payload.
+/// On `stop`, the jobs already queued (acked) still run, and it returns when every job
+/// has finished.
 async fn run_worker(
     mut rx: mpsc::UnboundedReceiver<Inbound>,
     dispatch: Arc<dyn Dispatch>,
     concurrency: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency));
-    while let Some(job) = rx.recv().await {
+    loop {
+        let job = tokio::select! {
+            job = rx.recv() => job,
+            _ = stopped(&mut stop) => {
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(job) = job else {
+            break;
+        };
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
@@ -154,6 +175,13 @@ async fn run_worker(
             drop(permit);
         });
     }
+    // Every permit back: every job has finished.
+    let _ = permits.acquire_many(concurrency as u32).await;
+}
+
+/// Resolves once `stop` is true (the guard is not held across an await).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 async fn with_state<T>(

@@ -44,20 +44,39 @@ fn parse(v: &Value, source: Source, expected: &'static str) -> Result<Vec<Alert>
         ),
         _ => format!("{}:{group_key}", source.as_str()),
     };
+    let message = opt_str(top, "message", "")?.filter(|_| source == Source::Grafana);
     alerts
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            one(
+            let mut alert = one(
                 a,
                 &format!("alerts[{i}]"),
                 source,
                 &scope,
                 &common_annotations,
                 external.as_deref(),
-            )
+            )?;
+            use_grafana_message(&mut alert, message.as_deref());
+            Ok(alert)
         })
         .collect()
+}
+
+/// Grafana's top-level `message` is its notification template rendered (by default the
+/// labels and annotations again). It is kept as the `message` annotation only when the
+/// alert has no `summary` or `description` of its own, where it is the only text that
+/// says what is wrong; it is shown and searched like any other annotation (redacted and
+/// escaped on the way to Slack and the LLM).
+fn use_grafana_message(alert: &mut Alert, message: Option<&str>) {
+    const MAX: usize = 2_000;
+    let Some(m) = message.map(str::trim).filter(|m| !m.is_empty()) else {
+        return;
+    };
+    let a = &mut alert.annotations;
+    if !a.contains_key("summary") && !a.contains_key("description") && !a.contains_key("message") {
+        a.insert("message".into(), crate::text::truncate_chars(m, MAX));
+    }
 }
 
 fn one(
@@ -195,6 +214,23 @@ mod tests {
         assert!(a.group_key.starts_with("grafana:1:{}/"));
         let kinds: Vec<&str> = a.links.iter().map(|l| l.kind.as_str()).collect();
         assert!(kinds.contains(&"dashboard") && kinds.contains(&"silence"));
+    }
+
+    #[test]
+    fn grafana_message_is_used_only_when_the_alert_says_nothing_itself() {
+        // The sample has a summary: the rendered message adds nothing.
+        let a = &grafana(GRAFANA.as_bytes()).unwrap()[0];
+        assert!(!a.annotations.contains_key("message"));
+        let mut v: Value = serde_json::from_str(GRAFANA).unwrap();
+        v["alerts"][0]["annotations"] = serde_json::json!({});
+        v["commonAnnotations"] = serde_json::json!({});
+        v["message"] = "Disk on db-1 is 97% full".into();
+        let a = &grafana(v.to_string().as_bytes()).unwrap()[0];
+        assert_eq!(a.annotations["message"], "Disk on db-1 is 97% full");
+        // Alertmanager has no such field: ignored.
+        let mut m = minimal();
+        m["message"] = "x".into();
+        assert!(!am(m).unwrap()[0].annotations.contains_key("message"));
     }
 
     #[test]
