@@ -276,6 +276,7 @@ async fn redelivered_event_is_answered_once(pool: PgPool) {
             text: mention("etcd has no leader"),
             blocks: None,
             edits: 0,
+            metadata: None,
         });
     let event = json!({"type": "app_mention", "channel": "C0GENERAL", "user": "U0ALICE", "text": mention("etcd has no leader"), "ts": ts});
     let first = emu.send_event_with_id("Ev0SAME", event.clone());

@@ -366,6 +366,17 @@ impl SlackPort for ReplyWatch {
     async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
         self.inner.react(channel, ts, emoji).await
     }
+    async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        oldest: &str,
+        marker: &crate::slack::message::Marker,
+    ) -> Result<Option<String>, PortError> {
+        self.inner
+            .find_marked(channel, thread_ts, oldest, marker)
+            .await
+    }
 }
 
 /// Webhook received → runbook reply posted, one alert at a time, on a knowledge base of

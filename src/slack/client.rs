@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::retry::{Backoff, Verdict};
 use crate::slack::blocks;
-use crate::slack::message::Message;
+use crate::slack::message::{Marker, Message};
 use crate::slack::ratelimit::Pacer;
 
 /// Why a Web API call failed. Never contains the token.
@@ -275,6 +275,9 @@ impl SlackClient {
         let (text, blocks) = (msg.text(), msg.api_blocks());
         let url = format!("{}/chat.postMessage", self.inner.api_url);
         let mut body = json!({"channel": channel, "text": blocks::message_text(text)});
+        if let Some(m) = msg.marker() {
+            body["metadata"] = m.to_metadata();
+        }
         if let Some(t) = thread_ts {
             body["thread_ts"] = json!(t);
         }
@@ -426,6 +429,37 @@ impl SlackClient {
             },
         );
         fut.await
+    }
+
+    /// The `ts` of a message carrying `marker`: in the thread `thread_ts` (its replies), or
+    /// among the channel's top-level messages newer than `oldest` (a Slack ts). Used before
+    /// re-posting something that may already be in Slack (a crash after the post, before
+    /// its `ts` was recorded).
+    pub async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        oldest: &str,
+        marker: &Marker,
+    ) -> Result<Option<String>, SlackError> {
+        let (method, args) = match thread_ts {
+            Some(t) => (
+                "conversations.replies",
+                json!({"channel": channel, "ts": t, "limit": 200, "include_all_metadata": true}),
+            ),
+            None => (
+                "conversations.history",
+                json!({"channel": channel, "oldest": oldest, "limit": 200, "include_all_metadata": true}),
+            ),
+        };
+        let v = self.call(method, args).await?;
+        Ok(v["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| marker.matches(m))
+            .and_then(|m| m["ts"].as_str())
+            .map(str::to_string))
     }
 
     /// Opens a modal; `trigger_id` comes from the interaction and lives about 3 s.

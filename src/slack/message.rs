@@ -15,6 +15,38 @@ use crate::redact::Redactor;
 pub struct Message {
     text: String,
     blocks: Vec<Value>,
+    /// Slack message metadata marking what this message is (`Marker`), so a post that
+    /// Slack accepted but whose `ts` was never recorded can be found again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marker: Option<Marker>,
+}
+
+/// What a message is, for finding it again in the channel (`conversations.history` with
+/// `include_all_metadata`): an event type and a key, e.g. `sentinel_incident_root` / `42`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Marker {
+    pub event_type: String,
+    pub key: String,
+}
+
+impl Marker {
+    pub fn new(event_type: &str, key: impl ToString) -> Self {
+        Self {
+            event_type: event_type.to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    /// Slack's `metadata` argument.
+    pub fn to_metadata(&self) -> Value {
+        serde_json::json!({"event_type": self.event_type, "event_payload": {"key": self.key}})
+    }
+
+    /// Whether a message from the Web API (with its metadata) carries this marker.
+    pub fn matches(&self, message: &Value) -> bool {
+        message["metadata"]["event_type"] == self.event_type.as_str()
+            && message["metadata"]["event_payload"]["key"] == self.key.as_str()
+    }
 }
 
 impl Message {
@@ -26,6 +58,7 @@ impl Message {
                 .into_iter()
                 .map(Block::into_value)
                 .collect(),
+            marker: None,
         }
     }
 
@@ -36,12 +69,23 @@ impl Message {
         Self {
             text: text.to_string(),
             blocks,
+            marker: None,
         }
     }
 
     /// A text-only message.
     pub fn text_only(text: &Mrkdwn) -> Self {
         Self::new(text, Vec::new())
+    }
+
+    /// This message, marked so it can be found again (see [`Marker`]).
+    pub fn marked(mut self, marker: Marker) -> Self {
+        self.marker = Some(marker);
+        self
+    }
+
+    pub fn marker(&self) -> Option<&Marker> {
+        self.marker.as_ref()
     }
 
     pub fn text(&self) -> &str {
@@ -90,6 +134,7 @@ impl Message {
                 Value::Array(b) => b,
                 _ => Vec::new(),
             },
+            marker: self.marker,
         }
     }
 

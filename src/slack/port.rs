@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::message::Message;
+use super::message::{Marker, Message};
 use super::{SlackClient, SlackError};
 use crate::retry::Verdict;
 
@@ -66,6 +66,15 @@ pub trait SlackPort: Send + Sync {
     ) -> Result<String, PortError>;
     /// `reactions.add` (`already_reacted` counts as success).
     async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError>;
+    /// The `ts` of a message Sentinel posted with `marker`, in `thread_ts`'s thread or
+    /// among the channel's messages newer than `oldest` (see `SlackClient::find_marked`).
+    async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        oldest: &str,
+        marker: &Marker,
+    ) -> Result<Option<String>, PortError>;
 }
 
 #[async_trait]
@@ -90,6 +99,16 @@ impl SlackPort for SlackClient {
     async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
         Ok(self.add_reaction(channel, ts, emoji).await?)
     }
+
+    async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        oldest: &str,
+        marker: &Marker,
+    ) -> Result<Option<String>, PortError> {
+        Ok(SlackClient::find_marked(self, channel, thread_ts, oldest, marker).await?)
+    }
 }
 
 #[async_trait]
@@ -110,6 +129,17 @@ impl<N: SlackPort + ?Sized> SlackPort for Arc<N> {
     }
     async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
         (**self).react(channel, ts, emoji).await
+    }
+    async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        oldest: &str,
+        marker: &Marker,
+    ) -> Result<Option<String>, PortError> {
+        (**self)
+            .find_marked(channel, thread_ts, oldest, marker)
+            .await
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::message::Message;
+use super::message::{Marker, Message};
 use super::port::{PortError, SlackPort};
 
 /// One recorded call.
@@ -179,6 +179,34 @@ impl SlackPort for Recorder {
         });
         Ok(())
     }
+
+    async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        _oldest: &str,
+        marker: &Marker,
+    ) -> Result<Option<String>, PortError> {
+        self.check_failure()?;
+        Ok(self.calls().into_iter().find_map(|c| match c {
+            Call::Post {
+                channel: c,
+                ts,
+                msg,
+            } if thread_ts.is_none() && c == channel => {
+                (msg.marker() == Some(marker)).then_some(ts)
+            }
+            Call::Reply {
+                channel: c,
+                thread_ts: t,
+                ts,
+                msg,
+            } if c == channel && Some(t.as_str()) == thread_ts => {
+                (msg.marker() == Some(marker)).then_some(ts)
+            }
+            _ => None,
+        }))
+    }
 }
 
 /// Slack's limits, emulated: `chat.postMessage` about one per second per channel (a burst
@@ -261,6 +289,17 @@ impl<N: SlackPort> SlackPort for Throttled<N> {
     async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
         self.inner.react(channel, ts, emoji).await
     }
+    async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        oldest: &str,
+        marker: &Marker,
+    ) -> Result<Option<String>, PortError> {
+        self.inner
+            .find_marked(channel, thread_ts, oldest, marker)
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -286,6 +325,30 @@ mod tests {
         n.post("C1", &m).await.unwrap();
         assert_eq!(n.inner.roots().len(), 5);
         assert_eq!(n.throttled.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn marked_posts_and_replies_are_found_again() {
+        let n = Recorder::new();
+        let m = Marker::new("sentinel_incident_root", 7);
+        let root = n.post("C", &text("root").marked(m.clone())).await.unwrap();
+        assert_eq!(
+            n.find_marked("C", None, "0", &m).await.unwrap(),
+            Some(root.clone())
+        );
+        assert_eq!(n.find_marked("D", None, "0", &m).await.unwrap(), None);
+        let other = Marker::new("sentinel_incident_root", 8);
+        assert_eq!(n.find_marked("C", None, "0", &other).await.unwrap(), None);
+        let r = Marker::new("sentinel_runbook_reply", 7);
+        let reply = n
+            .reply("C", &root, &text("sections").marked(r.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            n.find_marked("C", Some(&root), "0", &r).await.unwrap(),
+            Some(reply)
+        );
+        assert_eq!(n.find_marked("C", None, "0", &r).await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -347,5 +410,16 @@ impl SlackPort for Console {
         self.recording.react(channel, ts, emoji).await?;
         println!("── reaction :{emoji}: on #{channel} ts={ts}");
         Ok(())
+    }
+    async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        oldest: &str,
+        marker: &Marker,
+    ) -> Result<Option<String>, PortError> {
+        self.recording
+            .find_marked(channel, thread_ts, oldest, marker)
+            .await
     }
 }

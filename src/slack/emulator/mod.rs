@@ -164,6 +164,7 @@ impl Emulator {
                 text: text.into(),
                 blocks: None,
                 edits: 0,
+                metadata: None,
             });
             ts
         };
@@ -201,6 +202,7 @@ impl Emulator {
                 text: event["text"].as_str().unwrap_or_default().into(),
                 blocks: None,
                 edits: 0,
+                metadata: None,
             });
             ts
         };

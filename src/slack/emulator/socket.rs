@@ -113,6 +113,7 @@ fn on_frame(sh: &Shared, text: &str) {
                     text,
                     blocks,
                     edits: 0,
+                    metadata: None,
                 });
             } else {
                 st.ephemerals.push(Ephemeral {

@@ -43,6 +43,8 @@ pub struct Message {
     pub blocks: Option<Value>,
     /// How many times chat.update changed it.
     pub edits: u32,
+    /// Message metadata (`{event_type, event_payload}`), as `chat.postMessage` set it.
+    pub metadata: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]

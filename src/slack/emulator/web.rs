@@ -268,6 +268,38 @@ pub async fn api(
             }})),
             None => err("channel_not_found"),
         },
+        "conversations.history" => {
+            let Some(channel) = s("channel") else {
+                return err("channel_not_found");
+            };
+            if let Some(e) = channel_check(&st, &channel) {
+                return err(e);
+            }
+            let with_md = flag(&p, "include_all_metadata");
+            let oldest = s("oldest")
+                .and_then(|t| t.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let limit = p
+                .get("limit")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                .unwrap_or(100)
+                .clamp(1, 999) as usize;
+            // Top-level messages (and thread broadcasts), newest first.
+            let mut msgs: Vec<&Message> = st
+                .messages
+                .iter()
+                .filter(|m| m.channel == channel && m.thread_ts.is_none())
+                .filter(|m| m.ts.parse::<f64>().unwrap_or(0.0) > oldest)
+                .collect();
+            msgs.reverse();
+            let has_more = msgs.len() > limit;
+            let msgs: Vec<Value> = msgs
+                .into_iter()
+                .take(limit)
+                .map(|m| message_json_with(m, with_md))
+                .collect();
+            reply(json!({"ok": true, "messages": msgs, "has_more": has_more}))
+        }
         "conversations.replies" => {
             let (Some(channel), Some(ts)) = (s("channel"), s("ts")) else {
                 return err("channel_not_found");
@@ -275,13 +307,14 @@ pub async fn api(
             if let Some(e) = channel_check(&st, &channel) {
                 return err(e);
             }
+            let with_md = flag(&p, "include_all_metadata");
             let msgs: Vec<Value> = st
                 .messages
                 .iter()
                 .filter(|m| {
                     m.channel == channel && (m.ts == ts || m.thread_ts.as_deref() == Some(&ts))
                 })
-                .map(message_json)
+                .map(|m| message_json_with(m, with_md))
                 .collect();
             if msgs.is_empty() {
                 return err("thread_not_found");
@@ -293,6 +326,16 @@ pub async fn api(
     drop(st);
     sh.changed.notify_waiters();
     r
+}
+
+/// A boolean argument, as JSON or form-encoded (`true`, `1`).
+fn flag(p: &Map<String, Value>, key: &str) -> bool {
+    match p.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true" || s == "1",
+        Some(Value::Number(n)) => n.as_u64() == Some(1),
+        _ => false,
+    }
 }
 
 fn ratelimited(secs: u64) -> Response {
@@ -315,6 +358,34 @@ fn view_json(id: &str, hash: &str, view: &Value) -> Value {
         "callback_id": view["callback_id"], "private_metadata": view["private_metadata"],
         "state": {"values": {}},
     })
+}
+
+/// `metadata` as Slack checks it: an object with a string `event_type` and an object
+/// `event_payload` (JSON-encoded strings are accepted too, as the Web API's form encoding).
+fn metadata(p: &Map<String, Value>) -> Result<Option<Value>, Response> {
+    let m = match p.get("metadata") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => {
+            serde_json::from_str(s).map_err(|_| err("invalid_metadata_format"))?
+        }
+        Some(v) => v.clone(),
+    };
+    let ok =
+        m["event_type"].as_str().is_some_and(|t| !t.is_empty()) && m["event_payload"].is_object();
+    if ok {
+        Ok(Some(m))
+    } else {
+        Err(err("invalid_metadata_format"))
+    }
+}
+
+/// A message as the Web API shows it; metadata only when asked (`include_all_metadata`).
+fn message_json_with(m: &Message, with_metadata: bool) -> Value {
+    let mut v = message_json(m);
+    if let (true, Some(md)) = (with_metadata, &m.metadata) {
+        v["metadata"] = md.clone();
+    }
+    v
 }
 
 pub fn message_json(m: &Message) -> Value {
@@ -418,6 +489,10 @@ fn post_message(sh: &Shared, st: &mut State, p: &Map<String, Value>) -> Response
             .to_string(),
         blocks: p.get("blocks").cloned().filter(|b| !b.is_null()),
         edits: 0,
+        metadata: match metadata(p) {
+            Ok(m) => m,
+            Err(r) => return r,
+        },
     };
     let msg = message_json(&m);
     st.messages.push(m);
@@ -490,6 +565,7 @@ pub async fn respond(
             text,
             blocks,
             edits: 0,
+            metadata: None,
         });
     } else {
         st.ephemerals.push(Ephemeral {
