@@ -6,7 +6,7 @@
 //! question in the incident thread and a few slash commands. Prints the channel as a
 //! transcript.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::config::SlackConfig;
 use crate::http::{SourceAuth, WebhookAuth};
 use crate::incidents::Routes;
-use crate::knowledge::ingest;
+use crate::knowledge::{ingest, KnowledgeBase};
 use crate::slack::emulator::{transcript, Emulator, EmulatorConfig, BOT_USER_ID};
 use crate::slack::socket::ListenerOptions;
 use crate::stack::{Parts, SlackSide, Stack};
@@ -40,10 +40,30 @@ pub struct DemoArgs {
 
 pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     let kb = app.knowledge().await?;
+    ingest_bundled(&kb, &a.runbooks).await?;
+    let emu = Emulator::start(EmulatorConfig::default()).await?;
+    let stack = start_on_emulator(app, &kb, &emu).await?;
+    let webhook_thread = fire_alerts(&emu, &stack, &kb.pool).await?;
+    talk_to_the_bot(&emu, &webhook_thread).await?;
+    println!("\n── Slack (emulated) ──");
+    println!("{}", transcript::render(&emu.state(), ALERTS));
+    let acks = emu.acks();
+    let max = acks.iter().map(|a| a.latency).max().unwrap_or_default();
+    println!(
+        "{} envelopes acked, slowest ack {:.1} ms (Slack's deadline: 3000 ms)",
+        acks.len(),
+        max.as_secs_f64() * 1000.0
+    );
+    stack.shutdown().await;
+    Ok(0)
+}
+
+/// Ingests the bundled runbooks and forgets the previous run's incidents.
+async fn ingest_bundled(kb: &KnowledgeBase, runbooks: &Path) -> anyhow::Result<()> {
     let report = ingest::ingest(
         &kb.pool,
         kb.embedder.as_ref(),
-        std::slice::from_ref(&a.runbooks),
+        &[runbooks.to_path_buf()],
         false,
     )
     .await?;
@@ -51,9 +71,11 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         eprintln!("skipped {}: {}", f.path, f.reason);
     }
     println!("{}", report.summary_line());
-    forget_previous_run(&kb.pool).await?;
+    forget_previous_run(&kb.pool).await
+}
 
-    let emu = Emulator::start(EmulatorConfig::default()).await?;
+/// The stack as `serve` runs it, connected to the emulator over Socket Mode.
+async fn start_on_emulator(app: &App, kb: &KnowledgeBase, emu: &Emulator) -> anyhow::Result<Stack> {
     let slack = SlackConfig {
         app_token: SecretString::from(emu.shared.cfg.app_token.clone()),
         bot_token: SecretString::from(emu.shared.cfg.bot_token.clone()),
@@ -79,20 +101,18 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     } else {
         "no LLM configured: runbook-based diagnosis"
     };
-    let opts = ListenerOptions {
-        connections: 1,
-        reconnect_secs: 1,
-        stagger_secs: 0,
-        ..ListenerOptions::default()
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
     let stack = Stack::start(Parts {
         pool: kb.pool.clone(),
         alerts,
-        listener,
+        listener: TcpListener::bind("127.0.0.1:0").await?,
         slack: SlackSide::Bot {
             config: slack,
-            listener: opts,
+            listener: ListenerOptions {
+                connections: 1,
+                reconnect_secs: 1,
+                stagger_secs: 0,
+                ..ListenerOptions::default()
+            },
         },
         diagnoser: Some(diagnoser),
     })
@@ -102,7 +122,12 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         "the bot did not connect to the Slack emulator"
     );
     println!("Slack emulator up; Sentinel connected over Socket Mode ({llm}).");
+    Ok(stack)
+}
 
+/// The sample alert through the webhook, then an alert Grafana posts in the channel; each
+/// waits for its diagnosed thread. Returns the webhook incident's thread.
+async fn fire_alerts(emu: &Emulator, stack: &Stack, pool: &sqlx::PgPool) -> anyhow::Result<String> {
     let started = Instant::now();
     let resp = crate::net::client()
         .post(format!("http://{}/hooks/alertmanager", stack.webhook_addr))
@@ -116,12 +141,11 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         resp.status(),
         resp.text().await?
     );
-    let webhook_thread = wait_diagnosed(&emu, &kb.pool, 1).await?;
+    let webhook_thread = wait_diagnosed(emu, pool, 1).await?;
     println!(
         "Incident thread with runbooks and diagnosis in {} ms.",
         started.elapsed().as_millis()
     );
-
     // Grafana's Slack integration posts a plain alert in the watched channel.
     emu.bot_posts(json!({
         "type": "message", "subtype": "bot_message", "bot_id": "B0GRAFANA",
@@ -130,21 +154,25 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
                  Summary: cart-cache Redis memory above 90% of maxmemory\n\
                  Labels:\n - alertname = RedisMemoryHigh\n - service = cart-cache\n - severity = critical",
     }));
-    wait_diagnosed(&emu, &kb.pool, 2).await?;
+    wait_diagnosed(emu, pool, 2).await?;
+    Ok(webhook_thread)
+}
 
-    let replies_before = emu.thread(ALERTS, &webhook_thread).len();
+/// A question in the incident thread, then `/sentinel` commands; each waits for its answer.
+async fn talk_to_the_bot(emu: &Emulator, webhook_thread: &str) -> anyhow::Result<()> {
+    let replies_before = emu.thread(ALERTS, webhook_thread).len();
     emu.user_says(
         ALERTS,
         "U0ALICE",
         &format!("<@{BOT_USER_ID}> what should I check first?"),
-        Some(&webhook_thread),
+        Some(webhook_thread),
     );
     let in_thread = |st: &crate::slack::emulator::state::State| {
         st.messages
             .iter()
             .filter(|m| {
                 m.channel == ALERTS
-                    && m.thread_ts.as_deref() == Some(webhook_thread.as_str())
+                    && m.thread_ts.as_deref() == Some(webhook_thread)
                     && m.ts != webhook_thread
             })
             .count()
@@ -155,7 +183,6 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     })
     .await
     .ok_or_else(|| anyhow::anyhow!("the bot did not answer the question in the thread"))?;
-
     for text in ["incidents", "search node disk pressure", "help"] {
         let before = emu.state().ephemerals.len();
         emu.slash_command(ALERTS, "U0BOB", "/sentinel", text);
@@ -165,17 +192,7 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         // Searches ack first, then answer: give the answer a moment.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    println!("\n── Slack (emulated) ──");
-    println!("{}", transcript::render(&emu.state(), ALERTS));
-    let acks = emu.acks();
-    let max = acks.iter().map(|a| a.latency).max().unwrap_or_default();
-    println!(
-        "{} envelopes acked, slowest ack {:.1} ms (Slack's deadline: 3000 ms)",
-        acks.len(),
-        max.as_secs_f64() * 1000.0
-    );
-    stack.shutdown().await;
-    Ok(0)
+    Ok(())
 }
 
 /// The demo replays the same alerts on every run: forget the previous run's incidents.
