@@ -362,12 +362,10 @@ fn view_json(id: &str, hash: &str, view: &Value) -> Value {
 
 /// `metadata` as Slack checks it: an object with a string `event_type` and an object
 /// `event_payload` (JSON-encoded strings are accepted too, as the Web API's form encoding).
-fn metadata(p: &Map<String, Value>) -> Result<Option<Value>, Response> {
+fn metadata(p: &Map<String, Value>) -> Result<Option<Value>, &'static str> {
     let m = match p.get("metadata") {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => {
-            serde_json::from_str(s).map_err(|_| err("invalid_metadata_format"))?
-        }
+        Some(Value::String(s)) => serde_json::from_str(s).map_err(|_| "invalid_metadata_format")?,
         Some(v) => v.clone(),
     };
     let ok =
@@ -375,7 +373,7 @@ fn metadata(p: &Map<String, Value>) -> Result<Option<Value>, Response> {
     if ok {
         Ok(Some(m))
     } else {
-        Err(err("invalid_metadata_format"))
+        Err("invalid_metadata_format")
     }
 }
 
@@ -491,7 +489,7 @@ fn post_message(sh: &Shared, st: &mut State, p: &Map<String, Value>) -> Response
         edits: 0,
         metadata: match metadata(p) {
             Ok(m) => m,
-            Err(r) => return r,
+            Err(e) => return err(e),
         },
     };
     let msg = message_json(&m);
