@@ -1,6 +1,8 @@
 //! What users send the bot, parsed without I/O: `/sentinel` text into a [`Command`], and
 //! a button click's `(action_id, value)` into a [`ButtonAction`].
 
+use crate::slack::Mrkdwn;
+
 /// What the user asked `/sentinel` to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -43,9 +45,16 @@ pub const SUBCOMMANDS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A user mistake, answered with a sentence and the help.
+/// A user mistake, answered with a sentence and the help. The sentence is mrkdwn: the
+/// user's own words in it went through `Mrkdwn::code`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
+
+impl ParseError {
+    pub fn sentence(&self) -> Mrkdwn {
+        Mrkdwn::own(self.0.clone())
+    }
+}
 
 pub fn parse(text: &str) -> Result<Command, ParseError> {
     let text = text.trim();
@@ -79,8 +88,8 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         "incident" => incident_id(&rest).map(|id| Command::Incident { id }),
         "status" | "version" => Ok(Command::Status),
         other => Err(ParseError(format!(
-            "`{}` is not a Sentinel command.",
-            crate::text::truncate_chars(other, 40)
+            "{} is not a Sentinel command.",
+            Mrkdwn::code(&crate::text::truncate_chars(other, 40))
         ))),
     }
 }
@@ -98,8 +107,8 @@ fn incident_id(arg: &str) -> Result<i64, ParseError> {
         .filter(|n| *n > 0)
         .ok_or_else(|| {
             ParseError(format!(
-                "`{}` is not an incident number; try `/sentinel incidents` to list them.",
-                crate::text::truncate_chars(arg, 40)
+                "{} is not an incident number; try `/sentinel incidents` to list them.",
+                Mrkdwn::code(&crate::text::truncate_chars(arg, 40))
             ))
         })
 }
@@ -144,14 +153,14 @@ impl ButtonAction {
     }
 }
 
-/// The help text (Slack mrkdwn).
-pub fn help_text(command: &str) -> String {
+/// The help text; `command` is the slash command as Slack sent it (`/sentinel`).
+pub fn help_text(command: &Mrkdwn) -> Mrkdwn {
     let mut out = format!("*Sentinel commands* (`{command} <command>`)\n");
     for (usage, what) in SUBCOMMANDS {
         out.push_str(&format!("• `{command} {usage}`: {what}\n"));
     }
     out.push_str("Mention me with a question to get the best runbook sections in a thread.");
-    out
+    Mrkdwn::own(out)
 }
 
 #[cfg(test)]
@@ -270,7 +279,7 @@ mod tests {
 
     #[test]
     fn help_lists_every_subcommand() {
-        let h = help_text("/sentinel");
+        let h = help_text(&Mrkdwn::own("/sentinel")).as_str().to_string();
         for (usage, _) in SUBCOMMANDS {
             assert!(h.contains(&format!("/sentinel {usage}")), "{usage}");
         }

@@ -50,24 +50,26 @@ pub fn is_own(s: &BotSettings, inbound: &Inbound) -> bool {
     }
 }
 
-/// The immediate, ephemeral answer carried in a slash command's ack (no I/O).
-pub fn command_ack(cmd: &SlashCommand) -> Option<String> {
+/// The immediate, ephemeral answer carried in a slash command's ack (no I/O). The user's
+/// own words are echoed as outside text: redacted and escaped like any other.
+pub fn command_ack(cmd: &SlashCommand) -> Option<Mrkdwn> {
+    let help = || command::help_text(&Mrkdwn::untrusted(&cmd.command));
     match command::parse(&cmd.text) {
-        Ok(Command::Help) => Some(command::help_text(&cmd.command)),
-        Ok(Command::Status) => Some(format!(
+        Ok(Command::Help) => Some(help()),
+        Ok(Command::Status) => Some(mrkdwn!(
             "Sentinel {} is running and connected to Slack.",
-            env!("CARGO_PKG_VERSION")
+            Mrkdwn::own(env!("CARGO_PKG_VERSION"))
         )),
-        Ok(Command::Search { query }) => Some(format!(
+        Ok(Command::Search { query }) => Some(mrkdwn!(
             "Searching the runbooks for “{}”…",
-            crate::text::excerpt(&query, 200)
+            Mrkdwn::untrusted(&crate::text::excerpt(&query, 200))
         )),
-        Ok(Command::Ask { question }) => Some(format!(
+        Ok(Command::Ask { question }) => Some(mrkdwn!(
             "Looking into “{}”…",
-            crate::text::excerpt(&question, 200)
+            Mrkdwn::untrusted(&crate::text::excerpt(&question, 200))
         )),
         Ok(Command::Find | Command::Incidents | Command::Incident { .. }) => None,
-        Err(e) => Some(format!("{}\n\n{}", e.0, command::help_text(&cmd.command))),
+        Err(e) => Some(mrkdwn!("{}\n\n{}", e.sentence(), help())),
     }
 }
 

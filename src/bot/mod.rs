@@ -53,7 +53,8 @@ pub struct Bot {
 #[async_trait]
 impl Dispatch for Bot {
     fn command_ack(&self, cmd: &SlashCommand) -> Option<Value> {
-        handlers::command_ack(cmd).map(|text| json!({"text": text, "response_type": "ephemeral"}))
+        handlers::command_ack(cmd)
+            .map(|text| json!({"text": text.as_str(), "response_type": "ephemeral"}))
     }
 
     async fn handle(&self, inbound: Inbound) {
