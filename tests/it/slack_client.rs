@@ -1,8 +1,7 @@
 //! The outbound client and the emulator's Web API: tokens, errors, limits, fallbacks,
 //! retries and timeouts.
 
-#[path = "slack_common/mod.rs"]
-mod common;
+use crate::helpers::slack as common;
 
 use std::time::Duration;
 

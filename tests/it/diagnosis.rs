@@ -54,7 +54,7 @@ async fn kb(pool: &PgPool) -> KnowledgeBase {
 /// The sample alert (tests/data/alerts/alertmanager-v4-firing.json), first alert.
 fn crashloop() -> Subject {
     let raw: Value =
-        serde_json::from_str(include_str!("data/alerts/alertmanager-v4-firing.json")).unwrap();
+        serde_json::from_str(include_str!("../data/alerts/alertmanager-v4-firing.json")).unwrap();
     let a = &raw["alerts"][0];
     let map = |v: &Value| -> BTreeMap<String, String> {
         v.as_object()

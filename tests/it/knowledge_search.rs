@@ -1,6 +1,6 @@
 //! Hybrid search on a small fixture corpus: exact signals first, then fused text + vector.
 
-mod common;
+use crate::helpers::embed as common;
 
 use sentinel::knowledge::ingest::ingest;
 use sentinel::knowledge::{KnowledgeBase, MatchKind, SearchRequest};

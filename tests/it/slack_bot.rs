@@ -1,8 +1,7 @@
 //! The bot against the Slack emulator, connected through slack-morphism's Socket Mode:
 //! routing, "never twice", reconnects, 429 storms, malformed envelopes, ack latency.
 
-#[path = "slack_common/mod.rs"]
-mod common;
+use crate::helpers::slack as common;
 
 use std::time::Duration;
 
@@ -91,8 +90,10 @@ async fn watched_channel_alert_posts_get_a_thread_but_own_messages_are_ignored(p
     let own_user = emu.user_says("C0ALERTS", BOT_USER_ID, "also mine", None);
     // Unwatched channel: ignored.
     let elsewhere = emu.user_says("C0GENERAL", "U0BOB", "lunch?", None);
-    let alert: Value =
-        serde_json::from_str(include_str!("data/alerts/slack-alertmanager-message.json")).unwrap();
+    let alert: Value = serde_json::from_str(include_str!(
+        "../data/alerts/slack-alertmanager-message.json"
+    ))
+    .unwrap();
     let mut alert = alert;
     alert["channel"] = json!("C0ALERTS");
     let alert_ts = emu.bot_posts(alert);

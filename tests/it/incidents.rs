@@ -3,8 +3,7 @@
 //! out-of-order and duplicate deliveries, storm digests, two replicas, Slack errors, slash
 //! commands.
 
-#[path = "slack_common/mod.rs"]
-mod slack_common;
+use crate::helpers::slack as slack_common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,9 +18,9 @@ use sentinel::slack::recorder::{Call, Recorder};
 use sentinel::slack::PortError;
 use sqlx::PgPool;
 
-const AM_FIRING: &str = include_str!("data/alerts/alertmanager-v4-firing.json");
-const AM_RESOLVED: &str = include_str!("data/alerts/alertmanager-v4-resolved.json");
-const SLACK_MSG: &str = include_str!("data/alerts/slack-alertmanager-message.json");
+const AM_FIRING: &str = include_str!("../data/alerts/alertmanager-v4-firing.json");
+const AM_RESOLVED: &str = include_str!("../data/alerts/alertmanager-v4-resolved.json");
+const SLACK_MSG: &str = include_str!("../data/alerts/slack-alertmanager-message.json");
 
 struct Setup {
     engine: Engine,

@@ -1,6 +1,6 @@
 //! Ingest against real Postgres: incremental re-ingest, removals, bad files, model switches.
 
-mod common;
+use crate::helpers::embed as common;
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The local embedder matches sentence-transformers' all-MiniLM-L6-v2 (cosine >= 0.999).
 
-mod common;
+use crate::helpers::embed as common;
 
 use sentinel::embed::cosine;
 

@@ -2,8 +2,7 @@
 //! webhook server and the incident engine with diagnosis, against the Slack emulator and
 //! real Postgres. Each test asserts what the alert channel shows.
 
-#[path = "slack_common/mod.rs"]
-mod slack_common;
+use crate::helpers::slack as slack_common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,7 @@ use tokio::net::TcpListener;
 
 const ALERTS: &str = "C0ALERTS";
 const TOKEN: &str = "hook-token";
-const SAMPLE: &str = include_str!("data/alerts/alertmanager-v4-firing.json");
+const SAMPLE: &str = include_str!("../data/alerts/alertmanager-v4-firing.json");
 
 fn alerts_config() -> AlertsConfig {
     AlertsConfig {
@@ -269,8 +268,10 @@ async fn llm_diagnosis_replaces_the_runbook_reply(pool: PgPool) {
 async fn alert_message_in_a_watched_channel_is_answered_in_its_thread(pool: PgPool) {
     let emu = emulator().await;
     let s = stack(&emu, pool.clone(), None).await;
-    let mut event: Value =
-        serde_json::from_str(include_str!("data/alerts/slack-alertmanager-message.json")).unwrap();
+    let mut event: Value = serde_json::from_str(include_str!(
+        "../data/alerts/slack-alertmanager-message.json"
+    ))
+    .unwrap();
     event["channel"] = json!(ALERTS);
     let ts = emu.bot_posts(event);
     let texts = wait_reply(&emu, &ts, "Runbook-based diagnosis").await;
