@@ -3,8 +3,6 @@
 //! out-of-order and duplicate deliveries, storm digests, two replicas, Slack errors, slash
 //! commands.
 
-use crate::helpers::slack as slack_common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,9 +16,8 @@ use sentinel::slack::recorder::{Call, Recorder};
 use sentinel::slack::PortError;
 use sqlx::PgPool;
 
-const AM_FIRING: &str = include_str!("../data/alerts/alertmanager-v4-firing.json");
-const AM_RESOLVED: &str = include_str!("../data/alerts/alertmanager-v4-resolved.json");
-const SLACK_MSG: &str = include_str!("../data/alerts/slack-alertmanager-message.json");
+use crate::helpers::fixtures::{AM_FIRING, AM_RESOLVED, SLACK_MSG};
+use crate::helpers::kb::hashed_runbooks;
 
 struct Setup {
     engine: Engine,
@@ -38,7 +35,7 @@ async fn setup(pool: &PgPool, threshold: u32) -> Setup {
         window: std::time::Duration::from_secs(60),
     };
     cfg.runbook_base_url = Some("https://git.example/runbooks".into());
-    let kb = slack_common::knowledge(pool.clone()).await;
+    let kb = hashed_runbooks(pool).await;
     let diagnoser = Diagnoser::new(kb, None, DiagnoserOptions::default());
     let engine = Engine::new(pool.clone(), slack.clone(), cfg).with_diagnoser(Arc::new(diagnoser));
     Setup { engine, slack }

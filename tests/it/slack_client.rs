@@ -1,21 +1,20 @@
 //! The outbound client and the emulator's Web API: tokens, errors, limits, fallbacks,
 //! retries and timeouts.
 
-use crate::helpers::slack as common;
-
 use std::time::Duration;
 
-use common::emulator;
 use secrecy::SecretString;
 use sentinel::retry::Backoff;
 use sentinel::slack::emulator::Emulator;
 use sentinel::slack::{blocks, ClientOptions, Message, Mrkdwn, SlackClient, SlackError};
+use serde_json::json;
+
+use crate::helpers::slack::emulator;
 
 /// A text message as the bot sends one.
 fn text(s: impl Into<String>) -> Message {
     Message::text_only(&Mrkdwn::own(s))
 }
-use serde_json::json;
 
 fn client(emu: &Emulator) -> SlackClient {
     SlackClient::new(

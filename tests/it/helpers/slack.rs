@@ -1,91 +1,43 @@
-//! Shared set-up for the Slack tests: the emulator, a knowledge base over `runbooks/`
-//! embedded with a small deterministic embedder, and a bot connected through Socket Mode.
+//! The Slack emulator's side of the tests: starting it, the bot's Slack settings against
+//! it, and waiting for what Slack would show.
 
-#![allow(dead_code)]
-
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use secrecy::SecretString;
-use sentinel::config::AlertsConfig;
 use sentinel::config::SlackConfig;
-use sentinel::diagnosis::{Diagnoser, DiagnoserOptions};
-use sentinel::embed::{l2_normalize, Embedder};
-use sentinel::knowledge::{ingest, KnowledgeBase};
-use sentinel::slack::emulator::{Emulator, EmulatorConfig};
+use sentinel::slack::emulator::{Emulator, EmulatorConfig, Ephemeral, Message, BOT_USER_ID};
 use sentinel::slack::socket::ListenerOptions;
-use sentinel::stack::{Parts, SlackSide, Stack};
-use sqlx::PgPool;
+use serde_json::Value;
 
+/// How long any test waits for Slack to show something.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Bag-of-words hashed into 384 dimensions: deterministic, instant, and good enough for
-/// the lexical half of hybrid search to find the obvious runbook.
-pub struct HashEmbedder;
+/// Where the bot's answers link runbooks to.
+pub const RUNBOOKS_URL: &str = "https://runbooks.example.com";
 
-#[async_trait]
-impl Embedder for HashEmbedder {
-    fn model_name(&self) -> &str {
-        "test-hash-384"
-    }
-    fn dim(&self) -> usize {
-        384
-    }
-    fn max_tokens(&self) -> usize {
-        256
-    }
-    fn count_tokens(&self, text: &str) -> usize {
-        text.split_whitespace().count()
-    }
-    async fn embed(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
-        Ok(texts
-            .iter()
-            .map(|t| {
-                let mut v = vec![0f32; 384];
-                for w in t
-                    .to_lowercase()
-                    .split(|c: char| !c.is_alphanumeric())
-                    .filter(|w| !w.is_empty())
-                {
-                    let h = w.bytes().fold(1469598103934665603u64, |h, b| {
-                        (h ^ b as u64).wrapping_mul(1099511628211)
-                    });
-                    v[(h % 384) as usize] += 1.0;
-                }
-                l2_normalize(&mut v);
-                v
-            })
-            .collect())
-    }
+pub async fn emulator() -> Emulator {
+    sentinel::net::install_crypto();
+    Emulator::start(EmulatorConfig::default()).await.unwrap()
 }
 
-pub async fn knowledge(pool: PgPool) -> KnowledgeBase {
-    let embedder: Arc<dyn Embedder> = Arc::new(HashEmbedder);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runbooks");
-    ingest::ingest(&pool, embedder.as_ref(), &[root], false)
-        .await
-        .unwrap();
-    KnowledgeBase::open(pool, embedder).await.unwrap()
-}
-
-pub fn slack_config(emu: &Emulator, connections: u32, watch: &[&str]) -> SlackConfig {
+/// The bot's Slack settings against `emu`: one Socket Mode connection, watching `watch`.
+pub fn slack_config(emu: &Emulator, watch: &[&str]) -> SlackConfig {
     SlackConfig {
         app_token: SecretString::from(emu.shared.cfg.app_token.clone()),
         bot_token: SecretString::from(emu.shared.cfg.bot_token.clone()),
         api_url: emu.api_url(),
-        connections,
+        connections: 1,
         watch_channels: watch.iter().map(|s| s.to_string()).collect(),
         handler_concurrency: 64,
         timeout_secs: 5,
-        runbook_base_url: Some("https://runbooks.example.com".into()),
+        runbook_base_url: Some(RUNBOOKS_URL.into()),
     }
 }
 
-pub fn test_listener(connections: u32) -> ListenerOptions {
+/// One connection that reconnects fast and starts at once.
+pub fn test_listener() -> ListenerOptions {
     ListenerOptions {
-        connections,
+        connections: 1,
         reconnect_secs: 1,
         ping_secs: 5,
         stagger_secs: 0,
@@ -93,47 +45,97 @@ pub fn test_listener(connections: u32) -> ListenerOptions {
     }
 }
 
-pub async fn emulator() -> Emulator {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Emulator::start(EmulatorConfig::default()).await.unwrap()
+/// `text` addressed to the bot.
+pub fn mention(text: &str) -> String {
+    format!("<@{BOT_USER_ID}> {text}")
 }
 
-/// Sentinel as `serve` runs it (bot, webhooks, engine; runbook answers, no LLM) on
-/// `pool`, connected to `emu` with `connections` sockets, watching `watch`.
-pub async fn bot(emu: &Emulator, pool: PgPool, connections: u32, watch: &[&str]) -> Stack {
-    let kb = knowledge(pool.clone()).await;
-    let diagnoser = Diagnoser::new(
-        kb,
-        None,
-        DiagnoserOptions {
-            runbook_base_url: Some("https://runbooks.example.com".into()),
-            ..DiagnoserOptions::default()
-        },
-    );
-    let before = emu.state().connections.len();
-    let stack = Stack::start(Parts {
-        pool,
-        alerts: AlertsConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            max_body_bytes: 1 << 20,
-            auth: Default::default(),
-            routes: None,
-            storm: Default::default(),
-            runbook_base_url: None,
-        },
-        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        slack: SlackSide::Bot {
-            config: slack_config(emu, connections, watch),
-            listener: test_listener(connections),
-        },
-        diagnoser: Some(std::sync::Arc::new(diagnoser)),
+/// What a person reads: the blocks' text when there are blocks, else the text.
+pub trait Shown {
+    fn shown(&self) -> String;
+}
+
+fn shown(text: &str, blocks: Option<&Value>) -> String {
+    match blocks.and_then(Value::as_array) {
+        Some(b) if !b.is_empty() => sentinel::slack::blocks::plain_text(b),
+        _ => text.to_string(),
+    }
+}
+
+impl Shown for Message {
+    fn shown(&self) -> String {
+        shown(&self.text, self.blocks.as_ref())
+    }
+}
+
+impl Shown for Ephemeral {
+    fn shown(&self) -> String {
+        shown(&self.text, self.blocks.as_ref())
+    }
+}
+
+/// The messages in thread `ts` of `channel` (anyone's) once there are at least `n`, or
+/// what there is after `WAIT`.
+pub async fn wait_replies(emu: &Emulator, channel: &str, ts: &str, n: usize) -> Vec<Message> {
+    emu.wait_for(WAIT, |s| {
+        let r: Vec<_> = s
+            .messages
+            .iter()
+            .filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(ts))
+            .cloned()
+            .collect();
+        (r.len() >= n).then_some(r)
     })
     .await
-    .unwrap();
-    assert!(
-        emu.wait_connected(before + connections as usize, WAIT)
-            .await,
-        "bot did not connect"
+    .unwrap_or_else(|| emu.thread(channel, ts))
+}
+
+/// Waits until the bot acked envelope `id`.
+pub async fn acked(emu: &Emulator, id: &str) {
+    emu.wait_for(WAIT, |s| {
+        s.acks.iter().any(|a| a.envelope_id == id).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("envelope {id} was not acked"));
+}
+
+/// Runs `/sentinel TEXT` as `user` in `channel` and returns the first private answer
+/// shown with `needle` in it. Only answers that arrive after the command count: an
+/// earlier answer may contain the needle too (a thread link's timestamp can hold "999").
+pub async fn slash_answer(
+    emu: &Emulator,
+    channel: &str,
+    user: &str,
+    text: &str,
+    needle: &str,
+) -> Ephemeral {
+    let before = emu.state().ephemerals.len();
+    emu.slash_command(channel, user, "/sentinel", text);
+    emu.wait_for(WAIT, |st| {
+        st.ephemerals
+            .iter()
+            .skip(before)
+            .find(|e| e.shown().contains(needle))
+            .cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("`/sentinel {text}` was not answered with {needle:?}"))
+}
+
+/// `slash_answer` for the commands answered after their ack: the answer must come through
+/// response_url, in blocks. Returns it as shown.
+pub async fn slash_response(
+    emu: &Emulator,
+    channel: &str,
+    user: &str,
+    text: &str,
+    needle: &str,
+) -> String {
+    let answer = slash_answer(emu, channel, user, text, needle).await;
+    assert_eq!(
+        answer.via, "response_url",
+        "`/sentinel {text}` answered through response_url after its ack"
     );
-    stack
+    assert!(answer.blocks.is_some(), "{answer:?}");
+    answer.shown()
 }
