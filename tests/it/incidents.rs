@@ -84,6 +84,15 @@ fn text_of(s: &Setup, ts: &str) -> String {
     )
 }
 
+/// The texts of the replies in the thread of `ts`.
+fn reply_texts(s: &Setup, ts: &str) -> Vec<String> {
+    s.slack
+        .replies(ts)
+        .into_iter()
+        .map(|m| m.text().to_string())
+        .collect()
+}
+
 #[sqlx::test]
 async fn new_incident_gets_one_root_and_a_runbook_reply(pool: PgPool) {
     let s = setup(&pool, 5).await;
@@ -166,12 +175,7 @@ async fn group_grows_and_shrinks_in_place_then_resolves_once(pool: PgPool) {
     s.engine.run_once().await.unwrap();
     assert!(text_of(&s, &ts).contains("[RESOLVED] Api5xx"));
     assert_eq!(s.slack.reactions(&ts), vec!["white_check_mark"]);
-    let replies: Vec<String> = s
-        .slack
-        .replies(&ts)
-        .into_iter()
-        .map(|m| m.text().to_string())
-        .collect();
+    let replies = reply_texts(&s, &ts);
     assert_eq!(replies.len(), 2, "runbook reply + resolution: {replies:?}");
     assert!(replies[1].starts_with("✅ Resolved: all 2 alert(s)"));
 
@@ -210,12 +214,7 @@ async fn out_of_order_firing_cannot_undo_a_resolution_but_a_new_firing_reopens(p
     s.engine.run_once().await.unwrap();
     assert_eq!(s.slack.roots().len(), 1, "reopened in the same thread");
     assert!(text_of(&s, &ts).contains("[FIRING AGAIN]"));
-    let replies: Vec<String> = s
-        .slack
-        .replies(&ts)
-        .into_iter()
-        .map(|m| m.text().to_string())
-        .collect();
+    let replies = reply_texts(&s, &ts);
     assert!(
         replies
             .last()
@@ -371,6 +370,15 @@ async fn slack_429s_and_errors_lose_nothing(pool: PgPool) {
     assert_eq!(errors, vec!["channel_not_found"]);
 }
 
+/// What `/sentinel incidents` answers now.
+async fn open_incidents(pool: &PgPool) -> String {
+    commands::list(pool, Utc::now())
+        .await
+        .unwrap()
+        .text()
+        .to_string()
+}
+
 #[sqlx::test]
 async fn slash_commands_list_and_show(pool: PgPool) {
     let s = setup(&pool, 5).await;
@@ -378,11 +386,7 @@ async fn slash_commands_list_and_show(pool: PgPool) {
     s.engine.run_once().await.unwrap();
     deliver(&pool, &[alert("Later", "p", Status::Firing, 0)]).await;
     s.engine.run_once().await.unwrap();
-    let list = commands::list(&pool, Utc::now())
-        .await
-        .unwrap()
-        .text()
-        .to_string();
+    let list = open_incidents(&pool).await;
     let later = list.find("Later").unwrap();
     let crash = list.find("KubePodCrashLooping").unwrap();
     assert!(later < crash, "newest first: {list}");
@@ -410,11 +414,7 @@ async fn slash_commands_list_and_show(pool: PgPool) {
 
     deliver(&pool, &am(AM_RESOLVED)).await;
     s.engine.run_once().await.unwrap();
-    let list = commands::list(&pool, Utc::now())
-        .await
-        .unwrap()
-        .text()
-        .to_string();
+    let list = open_incidents(&pool).await;
     assert!(
         !list.contains("KubePodCrashLooping"),
         "resolved incidents are not open: {list}"

@@ -171,6 +171,14 @@ async fn slack_errors_reach_the_caller() {
     assert_eq!(e.code(), Some("message_not_found"));
 }
 
+/// The message `ts` of #general, as Slack stored it.
+fn general_message(emu: &Emulator, ts: &str) -> sentinel::slack::emulator::Message {
+    emu.messages("C0GENERAL")
+        .into_iter()
+        .find(|m| m.ts == ts)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
     let emu = emulator().await;
@@ -186,11 +194,7 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
         )
         .await
         .unwrap();
-    let m = emu
-        .messages("C0GENERAL")
-        .into_iter()
-        .find(|m| m.ts == posted.ts)
-        .unwrap();
+    let m = general_message(&emu, &posted.ts);
     assert_eq!(m.text, "the important message");
     assert!(m.blocks.is_none(), "sent as plain text");
     // Without text, the blocks' own text is the fallback, cut cleanly.
@@ -198,11 +202,7 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
         .post_message("C0GENERAL", None, &Message::unchecked("", bad))
         .await
         .unwrap();
-    let m = emu
-        .messages("C0GENERAL")
-        .into_iter()
-        .find(|m| m.ts == posted.ts)
-        .unwrap();
+    let m = general_message(&emu, &posted.ts);
     assert_eq!(m.text.chars().count(), blocks::MAX_MESSAGE_TEXT.min(3001));
     assert!(m.text.starts_with("éé"));
     // The builder's blocks pass as they are.
@@ -217,11 +217,7 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
         )
         .await
         .unwrap();
-    let m = emu
-        .messages("C0GENERAL")
-        .into_iter()
-        .find(|m| m.ts == posted.ts)
-        .unwrap();
+    let m = general_message(&emu, &posted.ts);
     assert!(m.blocks.is_some());
     assert_eq!(
         emu.state()
