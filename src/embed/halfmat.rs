@@ -7,7 +7,7 @@
 //! registers (`vcvtph2ps`) right before the multiply-add, and every sum is kept in f32.
 //! Rounding a weight to f16 moves it by at most 2^-11 of itself: single-sentence embeddings
 //! measured cosine 0.9999996 or better against sentence-transformers' reference vectors
-//! (`tests/embedding_parity.rs` runs both paths and requires 0.999).
+//! (`tests/it/embedding_parity.rs` runs both paths and requires 0.999).
 //! Longer batches keep to `gemm` on the f32 weights, which is faster there.
 //!
 //! AVX-512F only: on other CPUs [`HalfWeights::pack`] returns `None` and every product

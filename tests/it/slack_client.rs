@@ -1,22 +1,20 @@
 //! The outbound client and the emulator's Web API: tokens, errors, limits, fallbacks,
 //! retries and timeouts.
 
-#[path = "slack_common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::emulator;
 use secrecy::SecretString;
 use sentinel::retry::Backoff;
 use sentinel::slack::emulator::Emulator;
 use sentinel::slack::{blocks, ClientOptions, Message, Mrkdwn, SlackClient, SlackError};
+use serde_json::json;
+
+use crate::helpers::slack::emulator;
 
 /// A text message as the bot sends one.
 fn text(s: impl Into<String>) -> Message {
     Message::text_only(&Mrkdwn::own(s))
 }
-use serde_json::json;
 
 fn client(emu: &Emulator) -> SlackClient {
     SlackClient::new(
@@ -173,6 +171,14 @@ async fn slack_errors_reach_the_caller() {
     assert_eq!(e.code(), Some("message_not_found"));
 }
 
+/// The message `ts` of #general, as Slack stored it.
+fn general_message(emu: &Emulator, ts: &str) -> sentinel::slack::emulator::Message {
+    emu.messages("C0GENERAL")
+        .into_iter()
+        .find(|m| m.ts == ts)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
     let emu = emulator().await;
@@ -188,11 +194,7 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
         )
         .await
         .unwrap();
-    let m = emu
-        .messages("C0GENERAL")
-        .into_iter()
-        .find(|m| m.ts == posted.ts)
-        .unwrap();
+    let m = general_message(&emu, &posted.ts);
     assert_eq!(m.text, "the important message");
     assert!(m.blocks.is_none(), "sent as plain text");
     // Without text, the blocks' own text is the fallback, cut cleanly.
@@ -200,11 +202,7 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
         .post_message("C0GENERAL", None, &Message::unchecked("", bad))
         .await
         .unwrap();
-    let m = emu
-        .messages("C0GENERAL")
-        .into_iter()
-        .find(|m| m.ts == posted.ts)
-        .unwrap();
+    let m = general_message(&emu, &posted.ts);
     assert_eq!(m.text.chars().count(), blocks::MAX_MESSAGE_TEXT.min(3001));
     assert!(m.text.starts_with("éé"));
     // The builder's blocks pass as they are.
@@ -219,11 +217,7 @@ async fn invalid_blocks_and_too_long_text_fall_back_to_plain_text() {
         )
         .await
         .unwrap();
-    let m = emu
-        .messages("C0GENERAL")
-        .into_iter()
-        .find(|m| m.ts == posted.ts)
-        .unwrap();
+    let m = general_message(&emu, &posted.ts);
     assert!(m.blocks.is_some());
     assert_eq!(
         emu.state()

@@ -1,19 +1,10 @@
 //! Hybrid search on a small fixture corpus: exact signals first, then fused text + vector.
 
-mod common;
-
-use sentinel::knowledge::ingest::ingest;
 use sentinel::knowledge::{KnowledgeBase, MatchKind, SearchRequest};
 use sqlx::PgPool;
 
-async fn kb_with(pool: PgPool, rel: &str) -> KnowledgeBase {
-    let dir = common::repo_path(rel);
-    let r = ingest(&pool, common::embedder().as_ref(), &[dir], false)
-        .await
-        .unwrap();
-    assert!(r.failed.is_empty(), "{:?}", r.failed);
-    KnowledgeBase::open(pool, common::embedder()).await.unwrap()
-}
+use crate::helpers::embed::embedder;
+use crate::helpers::kb;
 
 fn req(text: &str) -> SearchRequest {
     SearchRequest {
@@ -25,7 +16,7 @@ fn req(text: &str) -> SearchRequest {
 
 #[sqlx::test]
 async fn alert_name_matches_declared_alerts_first(pool: PgPool) {
-    let kb = kb_with(pool, "runbooks").await;
+    let kb = kb::real(&pool, "runbooks").await;
     // The text alone points elsewhere; the alert name must win.
     let hits = kb
         .search(&SearchRequest {
@@ -43,7 +34,7 @@ async fn alert_name_matches_declared_alerts_first(pool: PgPool) {
 
 #[sqlx::test]
 async fn runbook_url_matches_declared_urls(pool: PgPool) {
-    let kb = kb_with(pool, "runbooks").await;
+    let kb = kb::real(&pool, "runbooks").await;
     let hits = kb
         .search(&SearchRequest {
             runbook_url: Some("https://wiki.acme-shop.example/runbooks/ingress-5xx/".into()),
@@ -57,7 +48,7 @@ async fn runbook_url_matches_declared_urls(pool: PgPool) {
 
 #[sqlx::test]
 async fn text_alone_finds_the_right_runbook(pool: PgPool) {
-    let kb = kb_with(pool, "runbooks").await;
+    let kb = kb::real(&pool, "runbooks").await;
     let cases = [
         (
             "replica is far behind the primary, stale reads",
@@ -87,7 +78,7 @@ async fn text_alone_finds_the_right_runbook(pool: PgPool) {
 #[sqlx::test]
 async fn long_alert_text_still_ranks(pool: PgPool) {
     // websearch_to_tsquery would AND all of these words and match nothing.
-    let kb = kb_with(pool, "runbooks").await;
+    let kb = kb::real(&pool, "runbooks").await;
     let q = "FIRING PaymentsGatewayHighErrorRate payments-gateway prod-eu-1 more than 2% of calls \
              to the payment service provider fail or time out over 5 minutes severity critical team payments";
     let hits = kb.search(&req(q)).await.unwrap();
@@ -96,7 +87,7 @@ async fn long_alert_text_still_ranks(pool: PgPool) {
 
 #[sqlx::test]
 async fn prometheus_operator_urls_match_by_path_tail(pool: PgPool) {
-    let kb = kb_with(pool, "tests/data/runbooks/prometheus-operator").await;
+    let kb = kb::real(&pool, "tests/data/runbooks/prometheus-operator").await;
     let hits = kb
         .search(&SearchRequest {
             runbook_url: Some(
@@ -113,7 +104,7 @@ async fn prometheus_operator_urls_match_by_path_tail(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_runbook_whose_alert_name_the_text_says_wins_a_near_tie(pool: PgPool) {
-    let kb = kb_with(pool.clone(), "tests/data/runbooks/prometheus-operator").await;
+    let kb = kb::real(&pool, "tests/data/runbooks/prometheus-operator").await;
     // `AlertmanagerFailedToSendAlerts` and `AlertmanagerClusterFailedToSendAlerts` read
     // alike; without the names the cluster one ranked first for this alert's own text.
     let hits = kb
@@ -141,7 +132,7 @@ async fn the_runbook_whose_alert_name_the_text_says_wins_a_near_tie(pool: PgPool
 #[sqlx::test]
 async fn control_characters_in_the_query_are_searched_as_spaces(pool: PgPool) {
     // Slack and webhook JSON can carry `\u0000`, which Postgres refuses in text.
-    let kb = kb_with(pool, "runbooks").await;
+    let kb = kb::real(&pool, "runbooks").await;
     let hits = kb.search(&req("disk\0is\u{1}full")).await.unwrap();
     let plain = kb.search(&req("disk is full")).await.unwrap();
     assert!(!hits.is_empty());
@@ -169,7 +160,7 @@ async fn control_characters_in_the_query_are_searched_as_spaces(pool: PgPool) {
 
 #[sqlx::test]
 async fn empty_knowledge_base_returns_nothing(pool: PgPool) {
-    let kb = KnowledgeBase::open(pool, common::embedder()).await.unwrap();
+    let kb = KnowledgeBase::open(pool, embedder()).await.unwrap();
     assert!(kb.search(&req("anything")).await.unwrap().is_empty());
 }
 
@@ -201,9 +192,9 @@ impl sentinel::embed::Embedder for Recording {
 
 #[sqlx::test]
 async fn secrets_in_query_text_never_reach_the_embedder(pool: PgPool) {
-    let kb = kb_with(pool.clone(), "runbooks").await;
+    let kb = kb::real(&pool, "runbooks").await;
     let rec = std::sync::Arc::new(Recording {
-        inner: common::embedder(),
+        inner: embedder(),
         seen: Default::default(),
     });
     let kb = KnowledgeBase {

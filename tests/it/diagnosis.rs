@@ -3,58 +3,30 @@
 //! message the incident engine edits into the runbook reply (`Outcome.message`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sentinel::config::{LlmConfig, StructuredMode};
 use sentinel::diagnosis::ask::IncidentContext;
 use sentinel::diagnosis::{Diagnoser, DiagnoserOptions, Draft, Subject};
-use sentinel::embed::{local::LocalEmbedder, Embedder};
-use sentinel::knowledge::{ingest, KnowledgeBase};
+use sentinel::knowledge::KnowledgeBase;
 use sentinel::llm::testserver::{Reply, TestLlm};
 use sentinel::llm::{LlmClient, TokenLedger};
 use sentinel::retry::Backoff;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::sync::OnceCell;
 
-static EMBEDDER: OnceCell<Arc<dyn Embedder>> = OnceCell::const_new();
+use crate::helpers::embed::embedder;
+use crate::helpers::fixtures::{repo_path, AM_FIRING};
+use crate::helpers::kb;
 
-async fn embedder() -> Arc<dyn Embedder> {
-    EMBEDDER
-        .get_or_init(|| async {
-            let dir = std::env::var("SENTINEL_MODEL_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| PathBuf::from(sentinel::config::DEFAULT_MODEL_DIR));
-            let e: Arc<dyn Embedder> = Arc::new(
-                LocalEmbedder::load(&dir, 0).expect("local model (run ./scripts/model.sh)"),
-            );
-            e
-        })
-        .await
-        .clone()
-}
-
-async fn kb_with(pool: &PgPool, dirs: &[PathBuf]) -> KnowledgeBase {
-    let kb = KnowledgeBase::open(pool.clone(), embedder().await)
-        .await
-        .unwrap();
-    let report = ingest::ingest(&kb.pool, kb.embedder.as_ref(), dirs, false)
-        .await
-        .unwrap();
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
-    kb
-}
-
-async fn kb(pool: &PgPool) -> KnowledgeBase {
-    kb_with(pool, &[PathBuf::from("runbooks")]).await
+async fn runbooks(pool: &PgPool) -> KnowledgeBase {
+    kb::real(pool, "runbooks").await
 }
 
 /// The sample alert (tests/data/alerts/alertmanager-v4-firing.json), first alert.
 fn crashloop() -> Subject {
-    let raw: Value =
-        serde_json::from_str(include_str!("data/alerts/alertmanager-v4-firing.json")).unwrap();
+    let raw: Value = serde_json::from_str(AM_FIRING).unwrap();
     let a = &raw["alerts"][0];
     let map = |v: &Value| -> BTreeMap<String, String> {
         v.as_object()
@@ -108,6 +80,11 @@ fn client(cfg: LlmConfig, pool: &PgPool) -> Arc<LlmClient> {
     )
 }
 
+/// A diagnoser over the bundled runbooks asking the LLM `cfg` points to.
+async fn diagnoser(pool: &PgPool, cfg: LlmConfig) -> Diagnoser {
+    Diagnoser::new(runbooks(pool).await, Some(client(cfg, pool)), options())
+}
+
 /// Diagnoses as the incident engine does; returns what the thread shows and the draft.
 async fn run(d: &Diagnoser, s: &Subject) -> (String, Draft) {
     let outcome = d.diagnose(s).await;
@@ -117,11 +94,7 @@ async fn run(d: &Diagnoser, s: &Subject) -> (String, Draft) {
 #[sqlx::test]
 async fn good_answer_is_posted_with_causes_checks_actions_and_sources(pool: PgPool) {
     let llm = TestLlm::start(Reply::json(&good_answer())).await.unwrap();
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Llm(_)));
     assert!(
@@ -161,11 +134,7 @@ async fn invalid_json_is_repaired_once(pool: PgPool) {
     llm.push([Reply::content(
         "Sure! Here is the diagnosis: {summary: oops",
     )]);
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Llm(_)));
     assert!(shown.contains("Diagnosis draft"));
@@ -183,11 +152,7 @@ async fn invalid_twice_falls_back_to_the_runbook(pool: PgPool) {
     let llm = TestLlm::start(Reply::content("{\"summary\": 42}"))
         .await
         .unwrap();
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Fallback(_)));
     assert_eq!(llm.requests().len(), 2, "one attempt and one repair");
@@ -207,11 +172,7 @@ async fn schema_violating_answer_with_unknown_citations_is_refused(pool: PgPool)
     bad["summary"]["sources"] = json!(["S99"]);
     bad["likely_causes"][0]["confidence"] = json!("very high");
     let llm = TestLlm::start(Reply::json(&bad)).await.unwrap();
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let (shown, _) = run(&d, &crashloop()).await;
     assert!(shown.contains("Runbook-based diagnosis"));
     assert!(!shown.contains("S99"));
@@ -227,11 +188,7 @@ async fn hallucinated_actions_are_dropped(pool: PgPool) {
         {"action_id": "restart-checkout", "params": [], "reason": "Config was restored.", "sources": ["S1"]}
     ]);
     let llm = TestLlm::start(Reply::json(&a)).await.unwrap();
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let outcome = d.diagnose(&crashloop()).await;
     let shown = outcome.message.visible_text();
     assert!(shown.contains("Diagnosis draft"));
@@ -246,11 +203,7 @@ async fn hallucinated_actions_are_dropped(pool: PgPool) {
 async fn rate_limit_then_success_waits_and_retries(pool: PgPool) {
     let llm = TestLlm::start(Reply::json(&good_answer())).await.unwrap();
     llm.push([Reply::rate_limited(1)]);
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let t = Instant::now();
     let (shown, draft) = run(&d, &crashloop()).await;
     assert!(matches!(draft, Draft::Llm(_)));
@@ -271,11 +224,7 @@ async fn rate_limit_then_success_waits_and_retries(pool: PgPool) {
 #[sqlx::test]
 async fn server_errors_fall_back_after_retries(pool: PgPool) {
     let llm = TestLlm::start(Reply::status(500)).await.unwrap();
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let (shown, _) = run(&d, &crashloop()).await;
     assert_eq!(llm.requests().len(), 3, "three attempts");
     assert!(shown.contains("Runbook-based diagnosis"));
@@ -291,11 +240,7 @@ async fn slow_llm_times_out_into_the_fallback(pool: PgPool) {
     ))
     .await
     .unwrap();
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_millis(300)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_millis(300))).await;
     let t = Instant::now();
     let (shown, _) = run(&d, &crashloop()).await;
     // The reply was scripted for 30 s: the diagnosis did not wait for it (the margin is
@@ -305,19 +250,32 @@ async fn slow_llm_times_out_into_the_fallback(pool: PgPool) {
     assert!(shown.contains("Mitigation"));
 }
 
-#[sqlx::test]
-async fn slow_streaming_within_the_timeout_is_assembled(pool: PgPool) {
+/// Diagnoses with the good answer streamed in `pieces`, one every `every`, by an LLM the
+/// client gives `timeout`; returns the LLM, what the thread shows and the draft.
+async fn streamed(
+    pool: &PgPool,
+    pieces: usize,
+    every: Duration,
+    timeout: Duration,
+) -> (TestLlm, String, Draft) {
     let llm = TestLlm::start(Reply::SlowStream {
         content: good_answer().to_string(),
-        pieces: 8,
-        every: Duration::from_millis(20),
+        pieces,
+        every,
     })
     .await
     .unwrap();
-    let mut cfg = llm.config(Duration::from_secs(5));
+    let mut cfg = llm.config(timeout);
     cfg.stream = true;
-    let d = Diagnoser::new(kb(&pool).await, Some(client(cfg, &pool)), options());
+    let d = diagnoser(pool, cfg).await;
     let (shown, draft) = run(&d, &crashloop()).await;
+    (llm, shown, draft)
+}
+
+#[sqlx::test]
+async fn slow_streaming_within_the_timeout_is_assembled(pool: PgPool) {
+    let (llm, shown, draft) =
+        streamed(&pool, 8, Duration::from_millis(20), Duration::from_secs(5)).await;
     assert!(matches!(draft, Draft::Llm(_)), "{shown}");
     assert_eq!(llm.requests()[0]["stream"], true);
     assert!(shown.contains("checkout-api pods are crash looping"));
@@ -331,17 +289,13 @@ async fn slow_streaming_within_the_timeout_is_assembled(pool: PgPool) {
 
 #[sqlx::test]
 async fn slow_streaming_past_the_timeout_falls_back(pool: PgPool) {
-    let llm = TestLlm::start(Reply::SlowStream {
-        content: good_answer().to_string(),
-        pieces: 40,
-        every: Duration::from_millis(100),
-    })
-    .await
-    .unwrap();
-    let mut cfg = llm.config(Duration::from_millis(400));
-    cfg.stream = true;
-    let d = Diagnoser::new(kb(&pool).await, Some(client(cfg, &pool)), options());
-    let (shown, _) = run(&d, &crashloop()).await;
+    let (_, shown, _) = streamed(
+        &pool,
+        40,
+        Duration::from_millis(100),
+        Duration::from_millis(400),
+    )
+    .await;
     assert!(
         shown.contains("Not an LLM draft (the LLM did not answer in time)"),
         "{shown}"
@@ -353,7 +307,7 @@ async fn json_schema_rejection_downgrades_to_json_mode(pool: PgPool) {
     let llm = TestLlm::start(Reply::json(&good_answer())).await.unwrap();
     llm.reject_json_schema(true);
     let c = client(llm.config(Duration::from_secs(5)), &pool);
-    let d = Diagnoser::new(kb(&pool).await, Some(c.clone()), options());
+    let d = Diagnoser::new(runbooks(&pool).await, Some(c.clone()), options());
     let (shown, _) = run(&d, &crashloop()).await;
     assert!(shown.contains("Diagnosis draft"));
     let reqs = llm.requests();
@@ -369,7 +323,7 @@ async fn configured_json_mode_never_sends_json_schema(pool: PgPool) {
     let llm = TestLlm::start(Reply::json(&good_answer())).await.unwrap();
     let mut cfg = llm.config(Duration::from_secs(5));
     cfg.structured = StructuredMode::JsonObject;
-    let d = Diagnoser::new(kb(&pool).await, Some(client(cfg, &pool)), options());
+    let d = diagnoser(&pool, cfg).await;
     let (shown, _) = run(&d, &crashloop()).await;
     assert!(shown.contains("Diagnosis draft"));
     assert_eq!(llm.requests()[0]["response_format"]["type"], "json_object");
@@ -377,7 +331,7 @@ async fn configured_json_mode_never_sends_json_schema(pool: PgPool) {
 
 #[sqlx::test]
 async fn without_an_llm_the_runbook_sections_are_posted(pool: PgPool) {
-    let d = Diagnoser::new(kb(&pool).await, None, options());
+    let d = Diagnoser::new(runbooks(&pool).await, None, options());
     let (shown, _) = run(&d, &crashloop()).await;
     assert!(shown.contains("Runbook-based diagnosis: KubePodCrashLooping"));
     assert!(shown.contains("Not an LLM draft (no LLM is configured)"));
@@ -396,7 +350,7 @@ async fn token_budget_stops_llm_calls_for_the_incident(pool: PgPool) {
     let llm = TestLlm::start(Reply::json(&good_answer())).await.unwrap();
     let mut cfg = llm.config(Duration::from_secs(5));
     cfg.incident_token_budget = 50;
-    let d = Diagnoser::new(kb(&pool).await, Some(client(cfg, &pool)), options());
+    let d = diagnoser(&pool, cfg).await;
     let (first, _) = run(&d, &crashloop()).await;
     assert!(first.contains("Diagnosis draft"));
     let (second, _) = run(&d, &crashloop()).await;
@@ -426,13 +380,18 @@ const SECRETS: &[&str] = &[
 
 #[sqlx::test]
 async fn planted_secrets_never_reach_the_llm_or_slack(pool: PgPool) {
-    let dir = tempdir();
+    let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.join("leaky.md"),
+        dir.path().join("leaky.md"),
         "---\ntitle: Checkout API leaky notes\nalerts: [KubePodCrashLooping]\n---\n# Checkout API leaky notes\n\n## Meaning\n\nConnect with postgres://orders:Sup3rS3cretDbPass@orders-db:5432/orders and\nAuthorization: Bearer bearertokenvalue123456 when checkout-api crash loops.\n\n## Diagnosis\n\nThe bot token is xoxb-2048-4096-SuPeRsEcReTbOtToKeN; password=hunter2hunter2.\n\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAsecretkeymaterial\n-----END RSA PRIVATE KEY-----\n",
     )
     .unwrap();
-    let kb = kb_with(&pool, &[PathBuf::from("runbooks"), dir.clone()]).await;
+    let kb = kb::ingested(
+        &pool,
+        embedder(),
+        &[repo_path("runbooks"), dir.path().to_path_buf()],
+    )
+    .await;
     // The model echoes a secret-looking value: Slack must not show it either.
     let mut answer = good_answer();
     answer["summary"]["text"] =
@@ -484,12 +443,6 @@ async fn planted_secrets_never_reach_the_llm_or_slack(pool: PgPool) {
     }
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sentinel-diag-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[sqlx::test]
 async fn hostile_alerts_cannot_add_actions_or_leak_the_system_prompt(pool: PgPool) {
     use sentinel::diagnosis::prompt::SYSTEM_PROMPT;
@@ -519,11 +472,7 @@ async fn hostile_alerts_cannot_add_actions_or_leak_the_system_prompt(pool: PgPoo
     });
     let llm = TestLlm::start(Reply::json(&obeyed)).await.unwrap();
     llm.push([Reply::json(&leaked)]);
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let (shown, _) = run(&d, &s).await;
     // No unlisted action, no injected parameter, no system prompt, no ping.
     assert!(!shown.contains("delete-namespace"));
@@ -556,11 +505,7 @@ async fn questions_in_a_thread_use_the_incident_and_cite_sources(pool: PgPool) {
     })))
     .await
     .unwrap();
-    let d = Diagnoser::new(
-        kb(&pool).await,
-        Some(client(llm.config(Duration::from_secs(5)), &pool)),
-        options(),
-    );
+    let d = diagnoser(&pool, llm.config(Duration::from_secs(5))).await;
     let mut s = crashloop();
     s.thread_context = vec!["alice: deploy 142 went out at 21:00".into()];
     let a = d
@@ -592,7 +537,7 @@ async fn questions_in_a_thread_use_the_incident_and_cite_sources(pool: PgPool) {
 
 #[sqlx::test]
 async fn questions_without_an_llm_list_runbook_sections_and_search_lists_sections(pool: PgPool) {
-    let kb = kb(&pool).await;
+    let kb = runbooks(&pool).await;
     let d = Diagnoser::new(kb.clone(), None, options());
     let a = d
         .answer_question("how do I fix replication lag on orders-db?", None)

@@ -1,15 +1,14 @@
 //! The local embedder matches sentence-transformers' all-MiniLM-L6-v2 (cosine >= 0.999).
 
-mod common;
-
 use sentinel::embed::cosine;
+
+use crate::helpers::embed::{embedder, model_dir};
+use crate::helpers::fixtures::repo_path;
 
 #[tokio::test]
 async fn matches_sentence_transformers_reference() {
-    let raw = std::fs::read_to_string(common::repo_path(
-        "tests/data/embeddings/minilm-reference.json",
-    ))
-    .unwrap();
+    let raw =
+        std::fs::read_to_string(repo_path("tests/data/embeddings/minilm-reference.json")).unwrap();
     let reference: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let sentences = reference["sentences"].as_array().unwrap();
     assert!(sentences.len() >= 3);
@@ -17,7 +16,7 @@ async fn matches_sentence_transformers_reference() {
         .iter()
         .map(|s| s["text"].as_str().unwrap().to_string())
         .collect();
-    let e = common::embedder();
+    let e = embedder();
     assert_eq!(e.dim(), 384);
     // Batched and one-by-one must both match. The sentences four times over, 3 tokens or
     // more each, are more rows than `HALF_PRECISION_MAX_ROWS`: the batch runs on the f32
@@ -56,9 +55,9 @@ async fn one_encoder_thread_gives_the_same_vectors() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let single = LocalEmbedder::load(&common::model_dir(), 1).unwrap();
+    let single = LocalEmbedder::load(&model_dir(), 1).unwrap();
     let one = single.embed(&texts).await.unwrap();
-    let default = common::embedder().embed(&texts).await.unwrap();
+    let default = embedder().embed(&texts).await.unwrap();
     assert_eq!(one.len(), texts.len());
     for (a, b) in one.iter().zip(&default) {
         assert!(cosine(a, b) > 0.99999, "cosine {}", cosine(a, b));

@@ -3,9 +3,6 @@
 //! out-of-order and duplicate deliveries, storm digests, two replicas, Slack errors, slash
 //! commands.
 
-#[path = "slack_common/mod.rs"]
-mod slack_common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,9 +16,8 @@ use sentinel::slack::recorder::{Call, Recorder};
 use sentinel::slack::PortError;
 use sqlx::PgPool;
 
-const AM_FIRING: &str = include_str!("data/alerts/alertmanager-v4-firing.json");
-const AM_RESOLVED: &str = include_str!("data/alerts/alertmanager-v4-resolved.json");
-const SLACK_MSG: &str = include_str!("data/alerts/slack-alertmanager-message.json");
+use crate::helpers::fixtures::{AM_FIRING, AM_RESOLVED, SLACK_MSG};
+use crate::helpers::kb::hashed_runbooks;
 
 struct Setup {
     engine: Engine,
@@ -39,7 +35,7 @@ async fn setup(pool: &PgPool, threshold: u32) -> Setup {
         window: std::time::Duration::from_secs(60),
     };
     cfg.runbook_base_url = Some("https://git.example/runbooks".into());
-    let kb = slack_common::knowledge(pool.clone()).await;
+    let kb = hashed_runbooks(pool).await;
     let diagnoser = Diagnoser::new(kb, None, DiagnoserOptions::default());
     let engine = Engine::new(pool.clone(), slack.clone(), cfg).with_diagnoser(Arc::new(diagnoser));
     Setup { engine, slack }
@@ -86,6 +82,15 @@ fn text_of(s: &Setup, ts: &str) -> String {
         m.text(),
         serde_json::Value::from(m.blocks().to_vec())
     )
+}
+
+/// The texts of the replies in the thread of `ts`.
+fn reply_texts(s: &Setup, ts: &str) -> Vec<String> {
+    s.slack
+        .replies(ts)
+        .into_iter()
+        .map(|m| m.text().to_string())
+        .collect()
 }
 
 #[sqlx::test]
@@ -170,12 +175,7 @@ async fn group_grows_and_shrinks_in_place_then_resolves_once(pool: PgPool) {
     s.engine.run_once().await.unwrap();
     assert!(text_of(&s, &ts).contains("[RESOLVED] Api5xx"));
     assert_eq!(s.slack.reactions(&ts), vec!["white_check_mark"]);
-    let replies: Vec<String> = s
-        .slack
-        .replies(&ts)
-        .into_iter()
-        .map(|m| m.text().to_string())
-        .collect();
+    let replies = reply_texts(&s, &ts);
     assert_eq!(replies.len(), 2, "runbook reply + resolution: {replies:?}");
     assert!(replies[1].starts_with("✅ Resolved: all 2 alert(s)"));
 
@@ -214,12 +214,7 @@ async fn out_of_order_firing_cannot_undo_a_resolution_but_a_new_firing_reopens(p
     s.engine.run_once().await.unwrap();
     assert_eq!(s.slack.roots().len(), 1, "reopened in the same thread");
     assert!(text_of(&s, &ts).contains("[FIRING AGAIN]"));
-    let replies: Vec<String> = s
-        .slack
-        .replies(&ts)
-        .into_iter()
-        .map(|m| m.text().to_string())
-        .collect();
+    let replies = reply_texts(&s, &ts);
     assert!(
         replies
             .last()
@@ -375,6 +370,15 @@ async fn slack_429s_and_errors_lose_nothing(pool: PgPool) {
     assert_eq!(errors, vec!["channel_not_found"]);
 }
 
+/// What `/sentinel incidents` answers now.
+async fn open_incidents(pool: &PgPool) -> String {
+    commands::list(pool, Utc::now())
+        .await
+        .unwrap()
+        .text()
+        .to_string()
+}
+
 #[sqlx::test]
 async fn slash_commands_list_and_show(pool: PgPool) {
     let s = setup(&pool, 5).await;
@@ -382,11 +386,7 @@ async fn slash_commands_list_and_show(pool: PgPool) {
     s.engine.run_once().await.unwrap();
     deliver(&pool, &[alert("Later", "p", Status::Firing, 0)]).await;
     s.engine.run_once().await.unwrap();
-    let list = commands::list(&pool, Utc::now())
-        .await
-        .unwrap()
-        .text()
-        .to_string();
+    let list = open_incidents(&pool).await;
     let later = list.find("Later").unwrap();
     let crash = list.find("KubePodCrashLooping").unwrap();
     assert!(later < crash, "newest first: {list}");
@@ -414,11 +414,7 @@ async fn slash_commands_list_and_show(pool: PgPool) {
 
     deliver(&pool, &am(AM_RESOLVED)).await;
     s.engine.run_once().await.unwrap();
-    let list = commands::list(&pool, Utc::now())
-        .await
-        .unwrap()
-        .text()
-        .to_string();
+    let list = open_incidents(&pool).await;
     assert!(
         !list.contains("KubePodCrashLooping"),
         "resolved incidents are not open: {list}"

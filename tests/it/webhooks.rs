@@ -13,9 +13,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-const AM_FIRING: &str = include_str!("data/alerts/alertmanager-v4-firing.json");
-const AM_RESOLVED: &str = include_str!("data/alerts/alertmanager-v4-resolved.json");
-const GRAFANA: &str = include_str!("data/alerts/grafana-firing.json");
+use crate::helpers::fixtures::{AM_FIRING, AM_RESOLVED, GRAFANA};
+
 const TOKEN: &str = "am-token";
 const SECRET: &str = "grafana-secret";
 

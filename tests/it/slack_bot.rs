@@ -1,61 +1,32 @@
 //! The bot against the Slack emulator, connected through slack-morphism's Socket Mode:
 //! routing, "never twice", reconnects, 429 storms, malformed envelopes, ack latency.
 
-#[path = "slack_common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use secrecy::SecretString;
-use sentinel::slack::emulator::{Emulator, BOT_ID, BOT_USER_ID};
+use sentinel::slack::emulator::{BOT_ID, BOT_USER_ID};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-fn mention(text: &str) -> String {
-    format!("<@{BOT_USER_ID}> {text}")
-}
-
-fn blocks_text(m: &sentinel::slack::emulator::Message) -> String {
-    m.blocks
-        .as_ref()
-        .and_then(|b| b.as_array())
-        .map(|b| sentinel::slack::blocks::plain_text(b))
-        .unwrap_or_else(|| m.text.clone())
-}
-
-async fn wait_replies(
-    emu: &Emulator,
-    channel: &str,
-    ts: &str,
-    n: usize,
-) -> Vec<sentinel::slack::emulator::Message> {
-    emu.wait_for(WAIT, |s| {
-        let r: Vec<_> = s
-            .messages
-            .iter()
-            .filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(ts))
-            .cloned()
-            .collect();
-        (r.len() >= n).then_some(r)
-    })
-    .await
-    .unwrap_or_else(|| emu.thread(channel, ts))
-}
+use crate::helpers::fixtures::SLACK_MSG;
+use crate::helpers::slack::{
+    acked, emulator, mention, slack_config, slash_answer, slash_response, wait_replies, Shown, WAIT,
+};
+use crate::helpers::{TestApp, ALERTS};
 
 #[sqlx::test]
 async fn mention_is_answered_in_thread_with_runbook_sections(pool: PgPool) {
-    let emu = emulator().await;
-    let bot = bot(&emu, pool, 1, &[]).await;
+    let app = TestApp::spawn(pool).await;
+    let emu = &app.emu;
     let ts = emu.user_says(
         "C0GENERAL",
         "U0ALICE",
         &mention("checkout-api pods are crash looping, what do I do?"),
         None,
     );
-    let replies = wait_replies(&emu, "C0GENERAL", &ts, 1).await;
+    let replies = wait_replies(emu, "C0GENERAL", &ts, 1).await;
     assert_eq!(replies.len(), 1, "one answer in the thread");
-    let text = blocks_text(&replies[0]);
+    let text = replies[0].shown();
     assert!(text.contains("Best runbook sections for"), "{text}");
     assert!(
         text.contains("Checkout API pods crash looping"),
@@ -79,22 +50,20 @@ async fn mention_is_answered_in_thread_with_runbook_sections(pool: PgPool) {
         .await
         .unwrap();
     assert!(acks.iter().all(|a| a.latency < Duration::from_secs(3)));
-    bot.shutdown().await;
+    app.shutdown().await;
 }
 
 #[sqlx::test]
 async fn watched_channel_alert_posts_get_a_thread_but_own_messages_are_ignored(pool: PgPool) {
-    let emu = emulator().await;
-    let bot = bot(&emu, pool, 1, &["C0ALERTS"]).await;
+    let app = TestApp::spawn(pool).await;
+    let emu = &app.emu;
     // Our own posts, by bot id and by user id: never handled.
-    let own_bot = emu.bot_posts(json!({"type": "message", "subtype": "bot_message", "bot_id": BOT_ID, "channel": "C0ALERTS", "text": "mine"}));
-    let own_user = emu.user_says("C0ALERTS", BOT_USER_ID, "also mine", None);
+    let own_bot = emu.bot_posts(json!({"type": "message", "subtype": "bot_message", "bot_id": BOT_ID, "channel": ALERTS, "text": "mine"}));
+    let own_user = emu.user_says(ALERTS, BOT_USER_ID, "also mine", None);
     // Unwatched channel: ignored.
     let elsewhere = emu.user_says("C0GENERAL", "U0BOB", "lunch?", None);
-    let alert: Value =
-        serde_json::from_str(include_str!("data/alerts/slack-alertmanager-message.json")).unwrap();
-    let mut alert = alert;
-    alert["channel"] = json!("C0ALERTS");
+    let mut alert: Value = serde_json::from_str(SLACK_MSG).unwrap();
+    alert["channel"] = json!(ALERTS);
     let alert_ts = emu.bot_posts(alert);
     // The alert post becomes an incident answered in its own thread.
     let reply = emu
@@ -130,23 +99,15 @@ async fn watched_channel_alert_posts_get_a_thread_but_own_messages_are_ignored(p
             );
         }
     }
-    bot.shutdown().await;
+    app.shutdown().await;
 }
 
 #[sqlx::test]
 async fn slash_commands_help_search_and_mistakes(pool: PgPool) {
-    let emu = emulator().await;
-    let bot = bot(&emu, pool, 1, &[]).await;
-    emu.slash_command("C0GENERAL", "U0ALICE", "/sentinel", "help");
-    let help = emu
-        .wait_for(WAIT, |s| {
-            s.ephemerals
-                .iter()
-                .find(|e| e.via == "command_ack")
-                .cloned()
-        })
-        .await
-        .expect("help in the ack");
+    let app = TestApp::spawn(pool).await;
+    let emu = &app.emu;
+    let help = slash_answer(emu, "C0GENERAL", "U0ALICE", "help", "/sentinel help").await;
+    assert_eq!(help.via, "command_ack", "help in the ack");
     assert_eq!(help.user, "U0ALICE");
     for sub in [
         "/sentinel help",
@@ -156,70 +117,53 @@ async fn slash_commands_help_search_and_mistakes(pool: PgPool) {
     ] {
         assert!(help.text.contains(sub), "help lists {sub}: {}", help.text);
     }
-    emu.slash_command("C0GENERAL", "U0BOB", "/sentinel", "reboot everything");
-    let err = emu
-        .wait_for(WAIT, |s| {
-            s.ephemerals.iter().find(|e| e.user == "U0BOB").cloned()
-        })
-        .await
-        .unwrap();
+    let err = slash_answer(
+        emu,
+        "C0GENERAL",
+        "U0BOB",
+        "reboot everything",
+        "is not a Sentinel command",
+    )
+    .await;
+    assert_eq!(err.user, "U0BOB");
     assert!(
         err.text.starts_with("`reboot` is not a Sentinel command."),
         "{}",
         err.text
     );
 
-    emu.slash_command(
+    let text = slash_response(
+        emu,
         "C0GENERAL",
         "U0ALICE",
-        "/sentinel",
         "search node disk pressure",
-    );
-    let answer = emu
-        .wait_for(WAIT, |s| {
-            s.ephemerals
-                .iter()
-                .find(|e| e.via == "response_url")
-                .cloned()
-        })
-        .await
-        .expect("search answered through response_url");
-    let text =
-        sentinel::slack::blocks::plain_text(answer.blocks.as_ref().unwrap().as_array().unwrap());
+        "Kubernetes node disk filling up",
+    )
+    .await;
     assert!(text.contains("Kubernetes node disk filling up"), "{text}");
     // Nothing was posted in the channel for everyone.
     assert!(emu.messages("C0GENERAL").is_empty());
-    bot.shutdown().await;
+    app.shutdown().await;
 }
 
 #[sqlx::test]
 async fn buttons_and_the_search_modal(pool: PgPool) {
-    let emu = emulator().await;
-    let bot = bot(&emu, pool, 1, &[]).await;
+    let app = TestApp::spawn(pool).await;
+    let emu = &app.emu;
     let ts = emu.user_says(
         "C0GENERAL",
         "U0ALICE",
         &mention("orders queue backlog growing"),
         None,
     );
-    let answer = wait_replies(&emu, "C0GENERAL", &ts, 1).await.remove(0);
+    let answer = wait_replies(emu, "C0GENERAL", &ts, 1).await.remove(0);
 
     // 👍 Helpful: a thank-you in the thread, once even if Slack delivers the click twice.
-    let click = emu
-        .click_button("C0GENERAL", &answer.ts, "U0BOB", "kb_helpful")
-        .unwrap();
-    emu.wait_for(WAIT, |s| {
-        s.acks.iter().any(|a| a.envelope_id == click).then_some(())
-    })
-    .await
-    .unwrap();
-    let dup = emu.resend(&click).unwrap();
-    emu.wait_for(WAIT, |s| {
-        s.acks.iter().any(|a| a.envelope_id == dup).then_some(())
-    })
-    .await
-    .unwrap();
-    let replies = wait_replies(&emu, "C0GENERAL", &ts, 2).await;
+    let click = app
+        .click("C0GENERAL", &answer.ts, "U0BOB", "kb_helpful")
+        .await;
+    acked(emu, &emu.resend(&click).unwrap()).await;
+    let replies = wait_replies(emu, "C0GENERAL", &ts, 2).await;
     assert!(
         replies[1]
             .text
@@ -229,8 +173,8 @@ async fn buttons_and_the_search_modal(pool: PgPool) {
     );
 
     // 🔎 Search again: opens the modal pre-filled; submitting posts a new answer in the thread.
-    emu.click_button("C0GENERAL", &answer.ts, "U0ALICE", "kb_search_open")
-        .unwrap();
+    app.click("C0GENERAL", &answer.ts, "U0ALICE", "kb_search_open")
+        .await;
     let view = emu
         .wait_for(WAIT, |s| s.views.first().cloned())
         .await
@@ -246,9 +190,9 @@ async fn buttons_and_the_search_modal(pool: PgPool) {
         json!({"query": {"query": "payments gateway errors"}}),
     )
     .unwrap();
-    let replies = wait_replies(&emu, "C0GENERAL", &ts, 3).await;
+    let replies = wait_replies(emu, "C0GENERAL", &ts, 3).await;
     assert_eq!(replies.len(), 3, "{replies:#?}");
-    assert!(blocks_text(&replies[2]).contains("payments gateway errors"));
+    assert!(replies[2].shown().contains("payments gateway errors"));
     // The duplicate click produced nothing more.
     assert_eq!(
         emu.thread("C0GENERAL", &ts)
@@ -257,13 +201,13 @@ async fn buttons_and_the_search_modal(pool: PgPool) {
             .count(),
         1
     );
-    bot.shutdown().await;
+    app.shutdown().await;
 }
 
 #[sqlx::test]
 async fn redelivered_event_is_answered_once(pool: PgPool) {
-    let emu = emulator().await;
-    let bot = bot(&emu, pool, 1, &[]).await;
+    let app = TestApp::spawn(pool).await;
+    let emu = &app.emu;
     let ts = "1600000000.000100";
     emu.state()
         .messages
@@ -280,40 +224,27 @@ async fn redelivered_event_is_answered_once(pool: PgPool) {
         });
     let event = json!({"type": "app_mention", "channel": "C0GENERAL", "user": "U0ALICE", "text": mention("etcd has no leader"), "ts": ts});
     let first = emu.send_event_with_id("Ev0SAME", event.clone());
-    let second = emu.send_event_with_id("Ev0SAME", event);
-    emu.wait_for(WAIT, |s| {
-        (s.acks
-            .iter()
-            .filter(|a| a.envelope_id == first || a.envelope_id == second)
-            .count()
-            == 2)
-            .then_some(())
-    })
-    .await
-    .unwrap();
-    wait_replies(&emu, "C0GENERAL", ts, 1).await;
+    let second = emu.send_event_with_id("Ev0SAME", event.clone());
+    acked(emu, &first).await;
+    acked(emu, &second).await;
+    wait_replies(emu, "C0GENERAL", ts, 1).await;
     // A third copy after the first was answered: still nothing new.
-    let third = emu.send_event_with_id("Ev0SAME", json!({"type": "app_mention", "channel": "C0GENERAL", "user": "U0ALICE", "text": mention("etcd has no leader"), "ts": ts}));
-    emu.wait_for(WAIT, |s| {
-        s.acks.iter().any(|a| a.envelope_id == third).then_some(())
-    })
-    .await
-    .unwrap();
+    acked(emu, &emu.send_event_with_id("Ev0SAME", event)).await;
     let other = emu.user_says("C0GENERAL", "U0BOB", &mention("ingress 5xx"), None);
-    wait_replies(&emu, "C0GENERAL", &other, 1).await;
+    wait_replies(emu, "C0GENERAL", &other, 1).await;
     assert_eq!(
         emu.thread("C0GENERAL", ts).len(),
         1,
         "one answer for three deliveries"
     );
-    bot.shutdown().await;
+    app.shutdown().await;
 }
 
 #[sqlx::test]
 async fn two_replicas_sharing_a_database_answer_once(pool: PgPool) {
-    let emu = emulator().await;
-    let a = bot(&emu, pool.clone(), 1, &[]).await;
-    let b = bot(&emu, pool, 1, &[]).await;
+    let app = TestApp::spawn(pool).await;
+    let b = app.replica().await;
+    let emu = &app.emu;
     assert_eq!(emu.state().connections.len(), 2);
     let ts = emu.user_says("C0GENERAL", "U0ALICE", &mention("cart cache memory"), None);
     // user_says sent a message + a mention; send the mention's event again (Slack retry)
@@ -326,31 +257,26 @@ async fn two_replicas_sharing_a_database_answer_once(pool: PgPool) {
         .map(|p| p.envelope_id.clone())
         .unwrap();
     let copies: Vec<String> = (0..3).map(|_| emu.resend(&mention_env).unwrap()).collect();
-    emu.wait_for(WAIT, |s| {
-        copies
-            .iter()
-            .all(|c| s.acks.iter().any(|a| &a.envelope_id == c))
-            .then_some(())
-    })
-    .await
-    .unwrap();
-    wait_replies(&emu, "C0GENERAL", &ts, 1).await;
+    for c in &copies {
+        acked(emu, c).await;
+    }
+    wait_replies(emu, "C0GENERAL", &ts, 1).await;
     let marker = emu.user_says(
         "C0GENERAL",
         "U0BOB",
         &mention("orders db replication lag"),
         None,
     );
-    wait_replies(&emu, "C0GENERAL", &marker, 1).await;
+    wait_replies(emu, "C0GENERAL", &marker, 1).await;
     assert_eq!(emu.thread("C0GENERAL", &ts).len(), 1);
-    a.shutdown().await;
+    app.shutdown().await;
     b.shutdown().await;
 }
 
 #[sqlx::test]
 async fn event_sent_while_disconnected_is_handled_once_after_reconnect(pool: PgPool) {
-    let emu = emulator().await;
-    let bot = bot(&emu, pool, 1, &[]).await;
+    let app = TestApp::spawn(pool).await;
+    let emu = &app.emu;
     // Slack asks for a refresh: the client reconnects at once.
     let opened = emu.state().connections_opened;
     emu.disconnect_all("refresh_requested");
@@ -373,7 +299,7 @@ async fn event_sent_while_disconnected_is_handled_once_after_reconnect(pool: PgP
     );
     assert!(emu.thread("C0GENERAL", &ts).is_empty());
     emu.set_offline(false);
-    let replies = wait_replies(&emu, "C0GENERAL", &ts, 1).await;
+    let replies = wait_replies(emu, "C0GENERAL", &ts, 1).await;
     assert_eq!(replies.len(), 1);
     let acks = emu.acks();
     let retried = acks.iter().filter(|a| a.retry_attempt >= 1).count();
@@ -382,15 +308,15 @@ async fn event_sent_while_disconnected_is_handled_once_after_reconnect(pool: PgP
         "delivered as a retry after reconnecting: {acks:?}"
     );
     let marker = emu.user_says("C0GENERAL", "U0BOB", &mention("cart cache"), None);
-    wait_replies(&emu, "C0GENERAL", &marker, 1).await;
+    wait_replies(emu, "C0GENERAL", &marker, 1).await;
     assert_eq!(emu.thread("C0GENERAL", &ts).len(), 1, "handled once");
-    bot.shutdown().await;
+    app.shutdown().await;
 }
 
 #[sqlx::test]
 async fn a_storm_of_429s_loses_no_message(pool: PgPool) {
-    let emu = emulator().await;
-    let bot = bot(&emu, pool, 1, &[]).await;
+    let app = TestApp::spawn(pool).await;
+    let emu = &app.emu;
     emu.ratelimit_next("chat.postMessage", 6, 1);
     let questions = [
         "checkout crash",
@@ -425,13 +351,13 @@ async fn a_storm_of_429s_loses_no_message(pool: PgPool) {
         emu.state().faults.rate_limits["chat.postMessage"].0 == 0,
         "the 429s were really served"
     );
-    bot.shutdown().await;
+    app.shutdown().await;
 }
 
 #[sqlx::test]
 async fn malformed_envelopes_are_acked_and_the_bot_keeps_working(pool: PgPool) {
-    let emu = emulator().await;
-    let bot = bot(&emu, pool, 1, &[]).await;
+    let app = TestApp::spawn(pool).await;
+    let emu = &app.emu;
     emu.send_raw_frame(r#"{"envelope_id":"bad-1","type":"events_api","payload":{"nonsense":true},"accepts_response_payload":false}"#);
     emu.send_raw_frame(r#"{"envelope_id":"bad-2","type":"mystery","payload":[]}"#);
     emu.send_raw_frame(r#"{"envelope_id":"bad-3","type":"interactive","payload":{"type":"block_actions"},"accepts_response_payload":false}"#);
@@ -453,17 +379,17 @@ async fn malformed_envelopes_are_acked_and_the_bot_keeps_working(pool: PgPool) {
     );
     let ts = emu.user_says("C0GENERAL", "U0ALICE", &mention("node disk pressure"), None);
     assert_eq!(
-        wait_replies(&emu, "C0GENERAL", &ts, 1).await.len(),
+        wait_replies(emu, "C0GENERAL", &ts, 1).await.len(),
         1,
         "still answering"
     );
-    bot.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn startup_names_the_wrong_token() {
     let emu = emulator().await;
-    let good = slack_config(&emu, 1, &[]);
+    let good = slack_config(&emu, &[]);
     let client = |c: &sentinel::config::SlackConfig| {
         sentinel::slack::SlackClient::new(&c.api_url, c.bot_token.clone(), Default::default())
             .unwrap()
@@ -521,7 +447,7 @@ async fn startup_names_the_wrong_token() {
 
 #[tokio::test]
 async fn acks_stay_under_three_seconds_while_work_is_slow() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    sentinel::net::install_crypto();
     let r = sentinel::bench::slack_ack::measure(200, Duration::from_secs(2), 1, 256)
         .await
         .unwrap();

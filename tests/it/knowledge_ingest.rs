@@ -1,12 +1,13 @@
 //! Ingest against real Postgres: incremental re-ingest, removals, bad files, model switches.
 
-mod common;
-
 use std::sync::Arc;
 
 use sentinel::knowledge::ingest::ingest;
 use sentinel::knowledge::{KnowledgeBase, SearchRequest};
 use sqlx::PgPool;
+
+use crate::helpers::embed::embedder;
+use crate::helpers::fixtures::copy_fixture;
 
 async fn chunk_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM chunks")
@@ -17,8 +18,8 @@ async fn chunk_count(pool: &PgPool) -> i64 {
 
 #[sqlx::test]
 async fn reingest_is_incremental_and_removes_vanished_files(pool: PgPool) {
-    let dir = common::copy_fixture("runbooks");
-    let e = common::embedder();
+    let dir = copy_fixture("runbooks");
+    let e = embedder();
     let roots = [dir.path().to_path_buf()];
 
     let first = ingest(&pool, e.as_ref(), &roots, false).await.unwrap();
@@ -79,14 +80,9 @@ async fn bad_files_are_reported_and_the_rest_ingests(pool: PgPool) {
     std::fs::write(p.join("badfm.md"), "---\ntitle: [oops\n---\n# x\ntext\n").unwrap();
     std::fs::write(p.join("notes.txt"), "not markdown, ignored").unwrap();
 
-    let r = ingest(
-        &pool,
-        common::embedder().as_ref(),
-        &[p.to_path_buf()],
-        false,
-    )
-    .await
-    .unwrap();
+    let r = ingest(&pool, embedder().as_ref(), &[p.to_path_buf()], false)
+        .await
+        .unwrap();
     assert_eq!(r.files, 6);
     let mut reasons: Vec<(String, String)> = r
         .failed
@@ -162,10 +158,10 @@ async fn fake_openai() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
 
 #[sqlx::test]
 async fn switching_models_reembeds_instead_of_breaking(pool: PgPool) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = common::copy_fixture("runbooks");
+    sentinel::net::install_crypto();
+    let dir = copy_fixture("runbooks");
     let roots = [dir.path().to_path_buf()];
-    let local = ingest(&pool, common::embedder().as_ref(), &roots, false)
+    let local = ingest(&pool, embedder().as_ref(), &roots, false)
         .await
         .unwrap();
 
@@ -213,8 +209,8 @@ async fn switching_models_reembeds_instead_of_breaking(pool: PgPool) {
 /// the refresh that ends the ingest must leave every weight computed against the real mean.
 #[sqlx::test]
 async fn bm25_weights_use_the_corpus_mean_length_after_ingest(pool: PgPool) {
-    let dir = common::copy_fixture("runbooks");
-    let e = common::embedder();
+    let dir = copy_fixture("runbooks");
+    let e = embedder();
     ingest(&pool, e.as_ref(), &[dir.path().to_path_buf()], false)
         .await
         .unwrap();

@@ -1,0 +1,10 @@
+//! What the integration tests share: the embedders, the fixtures, knowledge bases over
+//! them, the Slack emulator's helpers and `TestApp`, the whole product in one process.
+
+pub mod app;
+pub mod embed;
+pub mod fixtures;
+pub mod kb;
+pub mod slack;
+
+pub use app::{TestApp, ALERTS};
