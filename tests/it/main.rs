@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod diagnosis;
 mod embedding_parity;
+mod hostile;
 mod incidents;
 mod knowledge_ingest;
 mod knowledge_search;

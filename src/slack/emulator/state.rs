@@ -53,6 +53,9 @@ pub struct Edit {
     pub ts: String,
     pub text: String,
     pub blocks: Option<Value>,
+    /// What the message showed before this edit.
+    pub before_text: String,
+    pub before_blocks: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]

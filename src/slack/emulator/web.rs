@@ -519,7 +519,10 @@ fn update(st: &mut State, p: &Map<String, Value>) -> Response {
     if m.user.as_deref() != Some(BOT_USER_ID) {
         return err("cant_update_message");
     }
-    m.text = text.clone();
+    let before = (
+        std::mem::replace(&mut m.text, text.clone()),
+        m.blocks.take(),
+    );
     m.blocks = blocks.clone();
     m.edits += 1;
     let msg = message_json(m);
@@ -528,6 +531,8 @@ fn update(st: &mut State, p: &Map<String, Value>) -> Response {
         ts: ts.clone(),
         text: text.clone(),
         blocks,
+        before_text: before.0,
+        before_blocks: before.1,
     });
     reply(json!({"ok": true, "channel": channel, "ts": ts, "text": text, "message": msg}))
 }
