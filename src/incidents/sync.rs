@@ -1,11 +1,16 @@
 //! Bringing Slack up to date with incident state.
 //!
 //! A replica leases one dirty incident (or digest) at a time with `FOR UPDATE SKIP LOCKED`
-//! and a `sync_until` deadline, makes its Slack calls without holding any row lock, and
-//! records each result (root `ts` first of all) as soon as it has it. Only the lease holder
-//! posts, so two replicas never post two roots for one incident. 429s and transient errors
-//! are retried until Slack accepts the call.
+//! and a short `sync_until` deadline it renews while it works (`leased`), makes its Slack
+//! calls without holding any row lock, and records each result (root `ts` first of all) as
+//! soon as it has it. Only the lease holder posts; a replica that dies leaves its work to
+//! the others within `LEASE_SECS`. A post that must exist once (root, runbook reply,
+//! resolution or reopen reply, digest) carries a `Marker` in its Slack metadata and its
+//! attempt is recorded before the call: after a crash between Slack accepting it and its
+//! `ts` being recorded, the next attempt finds it (`SlackPort::find_marked`) instead of
+//! posting it twice. 429s and transient errors are retried until Slack accepts the call.
 
+use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,11 +25,12 @@ use crate::alerts::Severity;
 use crate::diagnosis::{Diagnoser, Draft, Subject};
 use crate::knowledge::Hit;
 use crate::retry::Backoff;
+use crate::slack::message::Marker;
 use crate::slack::PortError;
 
-/// A lease longer than any sane Slack retry sequence; a crashed replica's work is
-/// picked up after it expires.
-const LEASE_SECS: f64 = 300.0;
+/// A sync lease, renewed every third of it while the work goes on (`leased`): a replica
+/// that dies leaves its incidents to the others within this long.
+const LEASE_SECS: f64 = 15.0;
 /// After a failed sync, wait this long before trying the same incident again.
 const FAILED_SECS: f64 = 5.0;
 /// Slack posts are retried until Slack accepts them: 429s wait as long as Slack says.
@@ -33,6 +39,26 @@ const POSTS: Backoff = Backoff {
     base: Duration::from_millis(100),
     max: Duration::from_secs(10),
 };
+
+/// Markers of the posts that must exist once (`slack::message::Marker`).
+const ROOT_MARK: &str = "sentinel_incident_root";
+const REPLY_MARK: &str = "sentinel_runbook_reply";
+const ANNOUNCE_MARK: &str = "sentinel_status_reply";
+const DIGEST_MARK: &str = "sentinel_storm_digest";
+
+/// Records that a post is about to be attempted (before the call: a crash after Slack
+/// accepted it leaves this behind, and the next attempt looks for the post first).
+async fn attempt(engine: &Engine, table: &str, id: i64, column: &str) -> anyhow::Result<()> {
+    // `table` and `column` are literals from this file.
+    sqlx::query(&format!(
+        "UPDATE {table} SET {column} = clock_timestamp() WHERE id = $1"
+    ))
+    .bind(id)
+    .execute(&engine.pool)
+    .await
+    .with_context(|| format!("Failed to record {column}"))?;
+    Ok(())
+}
 
 /// Retries a Slack call through 429s and transient errors.
 async fn call<T, F, Fut>(op: F) -> Result<T, PortError>
@@ -46,11 +72,17 @@ where
 /// Syncs one dirty digest or incident; `false` when there is nothing to do.
 pub(crate) async fn sync_next(engine: &Engine) -> anyhow::Result<bool> {
     if let Some((id, version)) = claim(engine, "storm_digests").await? {
-        sync_digest(engine, id, version).await?;
+        leased(
+            engine,
+            "storm_digests",
+            id,
+            sync_digest(engine, id, version),
+        )
+        .await?;
         return Ok(true);
     }
     if let Some((id, version)) = claim(engine, "incidents").await? {
-        sync_incident(engine, id, version).await?;
+        leased(engine, "incidents", id, sync_incident(engine, id, version)).await?;
         return Ok(true);
     }
     Ok(false)
@@ -73,6 +105,33 @@ async fn claim(engine: &Engine, table: &str) -> anyhow::Result<Option<(i64, i64)
         .await
         .with_context(|| format!("Failed to claim work in {table}"))?;
     Ok(row.map(|r| (r.get("id"), r.get("version"))))
+}
+
+/// Runs `work` while renewing this replica's lease on row `id` of `table`.
+async fn leased<T>(engine: &Engine, table: &str, id: i64, work: impl Future<Output = T>) -> T {
+    // `table` is one of two literals: no injection surface.
+    let sql = format!(
+        "UPDATE {table} SET sync_until = clock_timestamp() + make_interval(secs => $3)
+         WHERE id = $1 AND sync_owner = $2"
+    );
+    let renew = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs_f64(LEASE_SECS / 3.0)).await;
+            let renewed = sqlx::query(&sql)
+                .bind(id)
+                .bind(engine.owner)
+                .bind(LEASE_SECS)
+                .execute(&engine.pool)
+                .await;
+            if let Err(e) = renewed {
+                tracing::warn!(%table, id, error = %e, "cannot renew a sync lease");
+            }
+        }
+    };
+    tokio::select! {
+        v = work => v,
+        () = renew => unreachable!("renewing never ends"),
+    }
 }
 
 /// Ends a lease: marks `version` shown on success, or backs off on failure.
@@ -154,7 +213,10 @@ async fn sync_incident_calls(engine: &Engine, id: i64) -> Result<(), SyncError> 
         let hits = d.hits_for(&subject).await;
         let reply = match &row.runbook_reply_ts {
             Some(ts) => ts.clone(),
-            None => post_runbook_reply(engine, id, &row.channel, &root, &hits).await?,
+            None => {
+                post_runbook_reply(engine, id, &row.channel, &root, row.reply_attempted, &hits)
+                    .await?
+            }
         };
         post_diagnosis(engine, d, id, &row.channel, &reply, &subject, hits).await?;
     }
@@ -172,10 +234,33 @@ async fn ensure_root(
     let (n, ch) = (&engine.notifier, row.channel.as_str());
     match (&row.root_ts, row.root_is_ours) {
         (None, _) => {
-            let msg = render::root_message(view);
-            let ts = call(|| n.post(ch, &msg)).await?;
+            let marker = Marker::new(ROOT_MARK, id);
+            let msg = render::root_message(view).marked(marker.clone());
+            let earlier = if row.root_attempted {
+                call(|| n.find_marked(ch, None, &row.opened_ts, &marker)).await?
+            } else {
+                None
+            };
+            let ts = match earlier {
+                Some(ts) => {
+                    note(
+                        engine,
+                        id,
+                        "recovered",
+                        "found the root an earlier attempt posted",
+                    )
+                    .await?;
+                    call(|| n.update(ch, &ts, &msg)).await?;
+                    ts
+                }
+                None => {
+                    attempt(engine, "incidents", id, "root_attempted_at").await?;
+                    let ts = call(|| n.post(ch, &msg)).await?;
+                    note(engine, id, "posted", "root message posted").await?;
+                    ts
+                }
+            };
             set(engine, id, "root_ts", &ts).await?;
-            note(engine, id, "posted", "root message posted").await?;
             Ok(ts)
         }
         (Some(ts), true) => {
@@ -193,12 +278,26 @@ async fn post_runbook_reply(
     id: i64,
     channel: &str,
     root: &str,
+    reply_attempted: bool,
     hits: &[Hit],
 ) -> Result<String, SyncError> {
     let k = engine.config.runbook_hits;
     let base = engine.config.runbook_base_url.as_deref();
-    let msg = render::runbook_reply(&hits[..hits.len().min(k)], base, true);
-    let ts = call(|| engine.notifier.reply(channel, root, &msg)).await?;
+    let marker = Marker::new(REPLY_MARK, id);
+    let msg = render::runbook_reply(&hits[..hits.len().min(k)], base, true).marked(marker.clone());
+    let n = &engine.notifier;
+    let earlier = if reply_attempted {
+        call(|| n.find_marked(channel, Some(root), root, &marker)).await?
+    } else {
+        None
+    };
+    let ts = match earlier {
+        Some(ts) => ts,
+        None => {
+            attempt(engine, "incidents", id, "reply_attempted_at").await?;
+            call(|| n.reply(channel, root, &msg)).await?
+        }
+    };
     set(engine, id, "runbook_reply_ts", &ts).await?;
     Ok(ts)
 }
@@ -237,28 +336,38 @@ async fn announce_status(
     root: &str,
 ) -> Result<(), SyncError> {
     let (n, ch) = (&engine.notifier, row.channel.as_str());
-    match (view.status, row.announced_status) {
+    let (msg, status) = match (view.status, row.announced_status) {
         (Status::Resolved, Status::Firing) => {
             call(|| n.react(ch, root, "white_check_mark")).await?;
-            let msg = render::resolution_reply(view);
-            call(|| n.reply(ch, root, &msg)).await?;
-            set(engine, id, "announced_status", "resolved").await?;
+            (render::resolution_reply(view), "resolved")
         }
-        (Status::Firing, Status::Resolved) => {
-            let msg = render::reopen_reply(view);
-            call(|| n.reply(ch, root, &msg)).await?;
-            set(engine, id, "announced_status", "firing").await?;
-        }
-        _ => {}
+        (Status::Firing, Status::Resolved) => (render::reopen_reply(view), "firing"),
+        _ => return Ok(()),
+    };
+    // One reply per change of status, even across a crash between the post and the record.
+    let marker = Marker::new(ANNOUNCE_MARK, format!("{id}:{status}:{}", view.reopened));
+    let earlier = if row.announce_attempted.as_deref() == Some(marker.key.as_str()) {
+        call(|| n.find_marked(ch, Some(root), root, &marker)).await?
+    } else {
+        None
+    };
+    if earlier.is_none() {
+        set(engine, id, "announce_attempted", &marker.key).await?;
+        let msg = msg.marked(marker.clone());
+        call(|| n.reply(ch, root, &msg)).await?;
     }
+    set(engine, id, "announced_status", status).await?;
     Ok(())
 }
 
 async fn sync_digest(engine: &Engine, id: i64, version: i64) -> anyhow::Result<()> {
-    let r = sqlx::query("SELECT channel, root_ts, opened_at FROM storm_digests WHERE id = $1")
-        .bind(id)
-        .fetch_one(&engine.pool)
-        .await?;
+    let r = sqlx::query(
+        "SELECT channel, root_ts, opened_at, root_attempted_at IS NOT NULL AS attempted
+         FROM storm_digests WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&engine.pool)
+    .await?;
     let channel: String = r.get("channel");
     let root_ts: Option<String> = r.get("root_ts");
     let entries: Vec<DigestEntry> = sqlx::query(
@@ -278,20 +387,37 @@ async fn sync_digest(engine: &Engine, id: i64, version: i64) -> anyhow::Result<(
         alerts: r.get::<i64, _>("alerts") as usize,
     })
     .collect();
-    let msg = render::storm_digest(&entries, r.get("opened_at"));
+    let marker = Marker::new(DIGEST_MARK, id);
+    let msg = render::storm_digest(&entries, r.get("opened_at")).marked(marker.clone());
     let n = &engine.notifier;
     let result = match &root_ts {
-        None => match call(|| n.post(&channel, &msg)).await {
-            Ok(ts) => {
-                sqlx::query("UPDATE storm_digests SET root_ts = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(&ts)
-                    .execute(&engine.pool)
-                    .await?;
-                Ok(())
+        None => {
+            let since = super::view::slack_ts(r.get("opened_at"));
+            let earlier = if r.get::<bool, _>("attempted") {
+                call(|| n.find_marked(&channel, None, &since, &marker)).await
+            } else {
+                Ok(None)
+            };
+            let posted = match earlier {
+                Ok(Some(ts)) => call(|| n.update(&channel, &ts, &msg)).await.map(|_| ts),
+                Ok(None) => {
+                    attempt(engine, "storm_digests", id, "root_attempted_at").await?;
+                    call(|| n.post(&channel, &msg)).await
+                }
+                Err(e) => Err(e),
+            };
+            match posted {
+                Ok(ts) => {
+                    sqlx::query("UPDATE storm_digests SET root_ts = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(&ts)
+                        .execute(&engine.pool)
+                        .await?;
+                    Ok(())
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
         Some(ts) => call(|| n.update(&channel, ts, &msg)).await,
     };
     match result {

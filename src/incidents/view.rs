@@ -23,6 +23,14 @@ pub struct IncidentRow {
     pub diagnosed: bool,
     pub announced_status: Status,
     pub version: i64,
+    /// An earlier root post may have reached Slack without its `ts` being recorded.
+    pub root_attempted: bool,
+    /// Likewise for the runbook reply.
+    pub reply_attempted: bool,
+    /// Likewise for a resolution or reopen reply: the status it announced.
+    pub announce_attempted: Option<String>,
+    /// When the incident opened, as a Slack `ts` lower bound for looking up posts.
+    pub opened_ts: String,
 }
 
 pub async fn load_row<'e>(
@@ -33,6 +41,8 @@ pub async fn load_row<'e>(
         "SELECT id, alertname, channel, status, severity, summary, opened_at, resolved_at,
                 reopened, root_ts, root_is_ours, digest_id, runbook_reply_ts, announced_status,
                 version, diagnosed_at IS NOT NULL AS diagnosed,
+                root_attempted_at IS NOT NULL AS root_attempted,
+                reply_attempted_at IS NOT NULL AS reply_attempted, announce_attempted,
                 (SELECT coalesce(json_agg(json_build_object(
                      'status', a.status, 'starts_at', a.starts_at, 'ends_at', a.ends_at,
                      'labels', a.labels, 'links', a.links) ORDER BY a.first_seen, a.fingerprint), '[]')
@@ -56,6 +66,10 @@ pub async fn load_row<'e>(
         diagnosed: r.get("diagnosed"),
         announced_status: Status::parse(r.get("announced_status")).unwrap_or(Status::Firing),
         version: r.get("version"),
+        root_attempted: r.get("root_attempted"),
+        reply_attempted: r.get("reply_attempted"),
+        announce_attempted: r.get("announce_attempted"),
+        opened_ts: slack_ts(r.get("opened_at")),
     };
     let alerts: Vec<Value> = serde_json::from_value(r.get("alerts")).unwrap_or_default();
     #[expect(clippy::type_complexity, reason = "a local tuple, read once below")]
@@ -121,6 +135,12 @@ pub fn common_labels<'a>(
 }
 
 /// A link to a Slack message that works without knowing the workspace domain.
+/// A Slack `ts` a minute before `t`: the oldest a post about it can be.
+pub fn slack_ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    let t = t - chrono::Duration::minutes(1);
+    format!("{}.000000", t.timestamp().max(0))
+}
+
 pub fn thread_link(channel: &str, ts: &str) -> String {
     format!(
         "https://slack.com/archives/{channel}/p{}",

@@ -420,3 +420,57 @@ async fn slash_commands_list_and_show(pool: PgPool) {
         "resolved incidents are not open: {list}"
     );
 }
+
+/// A replica that died after Slack accepted a post but before it recorded the post's `ts`
+/// left an attempt behind; whoever syncs next finds the marked post instead of doubling it.
+#[sqlx::test]
+async fn a_post_slack_accepted_before_a_crash_is_found_not_doubled(pool: PgPool) {
+    use sentinel::slack::message::Marker;
+    use sentinel::slack::{Message, Mrkdwn, SlackPort};
+    let s = setup(&pool, 5).await;
+    deliver(&pool, &am(AM_FIRING)).await;
+    s.engine.apply_all().await.unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT id FROM incidents")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // What the dead replica did: record the attempt, post the marked root, then die.
+    sqlx::query("UPDATE incidents SET root_attempted_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let lost = Message::text_only(&Mrkdwn::own("root posted by the replica that died"))
+        .marked(Marker::new("sentinel_incident_root", id));
+    let ts = s.slack.post("C0ALERTS", &lost).await.unwrap();
+    s.engine.run_once().await.unwrap();
+    assert_eq!(s.slack.roots().len(), 1, "no second root");
+    let recorded: Option<String> = sqlx::query_scalar("SELECT root_ts FROM incidents")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded.as_deref(), Some(ts.as_str()));
+    // The found root now shows the incident, and the thread goes on under it.
+    assert!(text_of(&s, &ts).contains("[FIRING] KubePodCrashLooping"));
+    assert_eq!(s.slack.replies(&ts).len(), 1, "the runbook reply, once");
+    // Resolving twice across a crash between the reply and its record: one reply.
+    deliver(&pool, &am(AM_RESOLVED)).await;
+    s.engine.apply_all().await.unwrap();
+    sqlx::query("UPDATE incidents SET announce_attempted = $2 WHERE id = $1")
+        .bind(id)
+        .bind(format!("{id}:resolved:0"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let said = Message::text_only(&Mrkdwn::own("✅ Resolved (posted before the crash)")).marked(
+        Marker::new("sentinel_status_reply", format!("{id}:resolved:0")),
+    );
+    s.slack.reply("C0ALERTS", &ts, &said).await.unwrap();
+    s.engine.run_once().await.unwrap();
+    let replies = reply_texts(&s, &ts);
+    assert_eq!(
+        replies.len(),
+        2,
+        "runbook reply + one resolution: {replies:?}"
+    );
+}
