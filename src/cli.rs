@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::bench::{self, eval};
 use crate::demo::{self, DemoArgs};
 use crate::knowledge::{ingest, SearchRequest};
-use crate::slack::recorder::Console;
+use crate::slack::recorder::Recorder;
 use crate::stack::{listener_options, Parts, SlackSide, Stack};
 
 #[derive(Debug, Parser)]
@@ -229,7 +229,7 @@ async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> 
         (app.pool().await?, None)
     };
     let slack = if a.console {
-        SlackSide::Port(Arc::new(Console::default()))
+        SlackSide::Port(Recorder::console())
     } else {
         SlackSide::StoreOnly
     };

@@ -21,8 +21,7 @@ use crate::bench::{percentile, print_report_pretty, round2};
 use crate::config::AlertsConfig;
 use crate::http::{SourceAuth, WebhookAuth};
 use crate::incidents::{Routes, StormConfig};
-use crate::slack::recorder::{Recorder, Throttled};
-use crate::slack::{Message, PortError, SlackPort};
+use crate::slack::recorder::{Call, Recorder, Throttled};
 use crate::stack::{Parts, SlackSide, Stack};
 
 const TOKEN: &str = "bench-token";
@@ -325,7 +324,6 @@ pub struct LatencyReport {
 /// Counts runbook replies and their edits (the diagnosis), and wakes the load generator.
 #[derive(Default)]
 struct ReplyWatch {
-    inner: Recorder,
     replies: std::sync::atomic::AtomicUsize,
     reply_ts: std::sync::Mutex<std::collections::HashSet<String>>,
     diagnosed: std::sync::atomic::AtomicUsize,
@@ -333,49 +331,27 @@ struct ReplyWatch {
     notify: tokio::sync::Notify,
 }
 
-#[async_trait::async_trait]
-impl SlackPort for ReplyWatch {
-    async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
-        self.inner.post(channel, msg).await
-    }
-    async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
-        self.inner.update(channel, ts, msg).await?;
-        if self.reply_ts.lock().is_ok_and(|r| r.contains(ts)) {
-            if msg.text().contains("Diagnosis draft") {
-                self.drafts.fetch_add(1, Ordering::SeqCst);
+impl ReplyWatch {
+    /// A recorder that reports replies and their edits to this watch.
+    fn recorder(self: &Arc<Self>) -> Arc<Recorder> {
+        let w = self.clone();
+        Recorder::observed(move |c| match c {
+            Call::Reply { ts, .. } => {
+                if let Ok(mut r) = w.reply_ts.lock() {
+                    r.insert(ts.clone());
+                }
+                w.replies.fetch_add(1, Ordering::SeqCst);
+                w.notify.notify_one();
             }
-            self.diagnosed.fetch_add(1, Ordering::SeqCst);
-            self.notify.notify_one();
-        }
-        Ok(())
-    }
-    async fn reply(
-        &self,
-        channel: &str,
-        thread_ts: &str,
-        msg: &Message,
-    ) -> Result<String, PortError> {
-        let ts = self.inner.reply(channel, thread_ts, msg).await?;
-        if let Ok(mut r) = self.reply_ts.lock() {
-            r.insert(ts.clone());
-        }
-        self.replies.fetch_add(1, Ordering::SeqCst);
-        self.notify.notify_one();
-        Ok(ts)
-    }
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
-        self.inner.react(channel, ts, emoji).await
-    }
-    async fn find_marked(
-        &self,
-        channel: &str,
-        thread_ts: Option<&str>,
-        oldest: &str,
-        marker: &crate::slack::message::Marker,
-    ) -> Result<Option<String>, PortError> {
-        self.inner
-            .find_marked(channel, thread_ts, oldest, marker)
-            .await
+            Call::Update { ts, msg, .. } if w.reply_ts.lock().is_ok_and(|r| r.contains(ts)) => {
+                if msg.text().contains("Diagnosis draft") {
+                    w.drafts.fetch_add(1, Ordering::SeqCst);
+                }
+                w.diagnosed.fetch_add(1, Ordering::SeqCst);
+                w.notify.notify_one();
+            }
+            _ => {}
+        })
     }
 }
 
@@ -399,7 +375,7 @@ pub async fn latency(app: &App, a: LatencyArgs) -> anyhow::Result<i32> {
         Some(llm),
         crate::diagnosis::DiagnoserOptions::default(),
     );
-    let slack = SlackSide::Port(watch.clone());
+    let slack = SlackSide::Port(watch.recorder());
     let stack = start_stack(&pool, slack, Some(Arc::new(diagnoser)), "C0LATENCY", storm).await?;
     let addr = stack.webhook_addr;
     let hook = format!("http://{addr}/hooks/alertmanager");

@@ -1,7 +1,7 @@
 //! Fakes of the Slack port for tests, benchmarks and the console: [`Recorder`] keeps every
 //! call and the current text of every message; [`Throttled`] wraps any port with Slack's
-//! per-channel limits and answers 429s like Slack does; [`Console`] prints what would be
-//! posted (`serve-webhooks --console`).
+//! per-channel limits and answers 429s like Slack does; [`Recorder::console`] prints what
+//! would be posted (`serve-webhooks --console`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,11 +47,27 @@ pub struct Recorder {
     seq: AtomicU64,
     /// Errors returned (and consumed) before any call succeeds.
     failures: Mutex<Vec<PortError>>,
+    /// Sees every call as it is recorded (printing, counting).
+    observer: Option<Box<dyn Fn(&Call) + Send + Sync>>,
 }
 
 impl Recorder {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A recorder that also hands every call it records to `observe`.
+    pub fn observed(observe: impl Fn(&Call) + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            observer: Some(Box::new(observe)),
+            ..Self::default()
+        })
+    }
+
+    /// Prints every call on stdout as a person would read it in Slack (for
+    /// `serve-webhooks --console`).
+    pub fn console() -> Arc<Self> {
+        Self::observed(print_call)
     }
 
     /// The next calls fail with these errors, in order.
@@ -126,6 +142,9 @@ impl Recorder {
     }
 
     fn record(&self, c: Call) {
+        if let Some(o) = &self.observer {
+            o(&c);
+        }
         self.calls.lock().expect("lock").push(c);
     }
 }
@@ -206,6 +225,33 @@ impl SlackPort for Recorder {
             }
             _ => None,
         }))
+    }
+}
+
+/// One call as a person would read it in Slack.
+fn print_call(c: &Call) {
+    let (what, channel, ts, msg) = match c {
+        Call::Post { channel, ts, msg } => ("new message in".to_string(), channel, ts, msg),
+        Call::Update { channel, ts, msg } => ("message edited in".to_string(), channel, ts, msg),
+        Call::Reply {
+            channel,
+            thread_ts,
+            ts,
+            msg,
+        } => (
+            format!("thread reply (thread {thread_ts}) in"),
+            channel,
+            ts,
+            msg,
+        ),
+        Call::React { channel, ts, emoji } => {
+            println!("── reaction :{emoji}: on #{channel} ts={ts}");
+            return;
+        }
+    };
+    println!("── {what} #{channel} ts={ts}");
+    for line in msg.text().lines() {
+        println!("   {line}");
     }
 }
 
@@ -360,66 +406,5 @@ mod tests {
         n.update("C", &ts, &text("b")).await.unwrap();
         assert_eq!(n.current(&ts).unwrap().text(), "b");
         assert_eq!(n.roots().len(), 1);
-    }
-}
-
-/// Prints every call on stdout as a person would read it in Slack (for `serve-webhooks
-/// --console` and the demo), recording like `Recorder`.
-#[derive(Default)]
-pub struct Console {
-    pub recording: Recorder,
-}
-
-impl Console {
-    fn print(&self, what: &str, channel: &str, ts: &str, msg: &Message) {
-        println!("── {what} #{channel} ts={ts}");
-        for line in msg.text().lines() {
-            println!("   {line}");
-        }
-    }
-}
-
-#[async_trait]
-impl SlackPort for Console {
-    async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
-        let ts = self.recording.post(channel, msg).await?;
-        self.print("new message in", channel, &ts, msg);
-        Ok(ts)
-    }
-    async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
-        self.recording.update(channel, ts, msg).await?;
-        self.print("message edited in", channel, ts, msg);
-        Ok(())
-    }
-    async fn reply(
-        &self,
-        channel: &str,
-        thread_ts: &str,
-        msg: &Message,
-    ) -> Result<String, PortError> {
-        let ts = self.recording.reply(channel, thread_ts, msg).await?;
-        self.print(
-            &format!("thread reply (thread {thread_ts}) in"),
-            channel,
-            &ts,
-            msg,
-        );
-        Ok(ts)
-    }
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
-        self.recording.react(channel, ts, emoji).await?;
-        println!("── reaction :{emoji}: on #{channel} ts={ts}");
-        Ok(())
-    }
-    async fn find_marked(
-        &self,
-        channel: &str,
-        thread_ts: Option<&str>,
-        oldest: &str,
-        marker: &Marker,
-    ) -> Result<Option<String>, PortError> {
-        self.recording
-            .find_marked(channel, thread_ts, oldest, marker)
-            .await
     }
 }
