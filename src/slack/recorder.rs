@@ -13,6 +13,9 @@ use async_trait::async_trait;
 use super::message::{Marker, Message};
 use super::port::{PortError, SlackPort};
 
+/// What sees each call as it is recorded.
+type Observer = Box<dyn Fn(&Call) + Send + Sync>;
+
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
@@ -48,7 +51,7 @@ pub struct Recorder {
     /// Errors returned (and consumed) before any call succeeds.
     failures: Mutex<Vec<PortError>>,
     /// Sees every call as it is recorded (printing, counting).
-    observer: Option<Box<dyn Fn(&Call) + Send + Sync>>,
+    observer: Option<Observer>,
 }
 
 impl Recorder {
