@@ -2,7 +2,8 @@
 //!
 //! Unchanged chunks (same content hash, same model) cost no embedding work; vanished files
 //! lose their chunks; each file is written in one transaction. A bad file is reported with
-//! its reason and skipped; the rest still ingests.
+//! its reason and skipped; the rest still ingests. Secrets in a runbook's text are redacted
+//! before anything is hashed, embedded or stored.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use super::query::{identifier_terms, normalize_url};
 use super::runbook::{self, normalize_key, Runbook};
 use crate::db;
 use crate::embed::Embedder;
+use crate::redact::redact_patterns;
 
 /// Files larger than this are refused: a runbook is prose, not a data dump.
 pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
@@ -162,7 +164,7 @@ fn prepare(found: &Found, embedder: &dyn Embedder) -> Result<Prepared, String> {
     if text.trim().is_empty() {
         return Err("empty file".to_string());
     }
-    let runbook = runbook::parse(&found.rel, &text)?;
+    let runbook = redact_runbook(runbook::parse(&found.rel, &text)?);
     let counter = |s: &str| embedder.count_tokens(s);
     let chunks = chunk(&runbook, embedder.max_tokens(), &counter);
     if chunks.is_empty() {
@@ -173,6 +175,19 @@ fn prepare(found: &Found, embedder: &dyn Embedder) -> Result<Prepared, String> {
         runbook,
         chunks,
     })
+}
+
+/// The runbook with secrets redacted from the text that is stored and shown (title, body,
+/// hence every chunk, and declared URLs), before anything is chunked, hashed, embedded or
+/// stored: the database holds no secret, and a private-key block is removed whole before
+/// chunking could split it. Actions stay as declared (argv templates).
+fn redact_runbook(mut r: Runbook) -> Runbook {
+    r.title = redact_patterns(&r.title);
+    r.body = redact_patterns(&r.body);
+    for u in &mut r.urls {
+        *u = redact_patterns(u);
+    }
+    r
 }
 
 /// Ingests every markdown file under `roots`.

@@ -222,7 +222,10 @@ async fn without_an_llm_nothing_hostile_reaches_slack(pool: PgPool) {
         .fetch_all(&app.pool)
         .await
         .unwrap();
-    assert_safe(&bodies.join("\n"), "the database");
+    let stored = bodies.join("\n");
+    for s in SECRETS {
+        assert!(!stored.contains(s), "{s} reached the database");
+    }
     app.shutdown().await;
 }
 
