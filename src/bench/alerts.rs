@@ -21,7 +21,7 @@ use crate::bench::{percentile, print_report_pretty, round2};
 use crate::config::AlertsConfig;
 use crate::http::{SourceAuth, WebhookAuth};
 use crate::incidents::{Routes, StormConfig};
-use crate::slack::recorder::{Call, Recorder, Throttled};
+use crate::slack::recorder::{Call, Recorder};
 use crate::stack::{Parts, SlackSide, Stack};
 
 const TOKEN: &str = "bench-token";
@@ -163,15 +163,14 @@ const NAMES: [&str; 8] = [
 
 pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
     let pool = scratch(app, "sentinel_bench_storm").await?;
-    let slack = Recorder::new();
-    let limited = Arc::new(Throttled::slack_like(slack.clone()));
+    let slack = Recorder::slack_like();
     let storm = StormConfig {
         threshold: a.threshold,
         window: Duration::from_secs(60),
     };
     let stack = start_stack(
         &pool,
-        SlackSide::Port(limited.clone()),
+        SlackSide::Port(slack.clone()),
         None,
         "C0STORM",
         storm,
@@ -273,7 +272,7 @@ pub async fn storm(app: &App, a: StormArgs) -> anyhow::Result<i32> {
         incidents_in_digests: digested,
         max_roots_per_incident: max_roots,
         groups_shown_in_slack: shown_groups,
-        slack_429s_answered: limited.throttled.load(Ordering::Relaxed),
+        slack_429s_answered: slack.throttled.load(Ordering::Relaxed),
         slack_errors,
         send_seconds: round2(send_secs),
         all_shown_seconds: round2(shown),

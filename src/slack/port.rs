@@ -2,7 +2,6 @@
 //! reply, react), implemented by the real [`SlackClient`] and by the fakes in
 //! [`recorder`](super::recorder).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -108,38 +107,6 @@ impl SlackPort for SlackClient {
         marker: &Marker,
     ) -> Result<Option<String>, PortError> {
         Ok(SlackClient::find_marked(self, channel, thread_ts, oldest, marker).await?)
-    }
-}
-
-#[async_trait]
-impl<N: SlackPort + ?Sized> SlackPort for Arc<N> {
-    async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
-        (**self).post(channel, msg).await
-    }
-    async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
-        (**self).update(channel, ts, msg).await
-    }
-    async fn reply(
-        &self,
-        channel: &str,
-        thread_ts: &str,
-        msg: &Message,
-    ) -> Result<String, PortError> {
-        (**self).reply(channel, thread_ts, msg).await
-    }
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
-        (**self).react(channel, ts, emoji).await
-    }
-    async fn find_marked(
-        &self,
-        channel: &str,
-        thread_ts: Option<&str>,
-        oldest: &str,
-        marker: &Marker,
-    ) -> Result<Option<String>, PortError> {
-        (**self)
-            .find_marked(channel, thread_ts, oldest, marker)
-            .await
     }
 }
 

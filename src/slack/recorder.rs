@@ -1,7 +1,8 @@
-//! Fakes of the Slack port for tests, benchmarks and the console: [`Recorder`] keeps every
-//! call and the current text of every message; [`Throttled`] wraps any port with Slack's
-//! per-channel limits and answers 429s like Slack does; [`Recorder::console`] prints what
-//! would be posted (`serve-webhooks --console`).
+//! The fake of the Slack port for tests, benchmarks and the console: [`Recorder`] keeps
+//! every call and the current text of every message; it can fail the next calls on demand,
+//! answer 429s as Slack's per-channel limits would ([`Recorder::slack_like`]), and hand
+//! each call to an observer ([`Recorder::console`] prints what would be posted for
+//! `serve-webhooks --console`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,10 @@ pub struct Recorder {
     failures: Mutex<Vec<PortError>>,
     /// Sees every call as it is recorded (printing, counting).
     observer: Option<Observer>,
+    /// Slack's per-channel limits, when emulated.
+    limits: Option<Limits>,
+    /// 429 answers given.
+    pub throttled: AtomicU64,
 }
 
 impl Recorder {
@@ -63,6 +68,21 @@ impl Recorder {
     pub fn observed(observe: impl Fn(&Call) + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(Self {
             observer: Some(Box::new(observe)),
+            ..Self::default()
+        })
+    }
+
+    /// A recorder behind Slack's limits, emulated: `chat.postMessage` about one per second
+    /// per channel (a burst of 3), `chat.update` about 50 a minute. Over the limit a call is
+    /// refused with `RateLimited(retry_after)` and not recorded.
+    pub fn slack_like() -> Arc<Self> {
+        Arc::new(Self {
+            limits: Some(Limits {
+                post_interval: Duration::from_secs(1),
+                update_interval: Duration::from_millis(1200),
+                burst: 3,
+                buckets: Mutex::new(HashMap::new()),
+            }),
             ..Self::default()
         })
     }
@@ -135,12 +155,20 @@ impl Recorder {
         format!("1700000000.{n:06}")
     }
 
-    fn check_failure(&self) -> Result<(), PortError> {
-        let mut f = self.failures.lock().expect("lock");
-        if f.is_empty() {
-            Ok(())
-        } else {
-            Err(f.remove(0))
+    /// Whether a call goes through: injected failures first, then the emulated limits
+    /// (`limit`: the channel, and whether the call is an update).
+    fn admit(&self, limit: Option<(&str, bool)>) -> Result<(), PortError> {
+        {
+            let mut f = self.failures.lock().expect("lock");
+            if !f.is_empty() {
+                return Err(f.remove(0));
+            }
+        }
+        match (&self.limits, limit) {
+            (Some(l), Some((channel, update))) => l.take(channel, update).inspect_err(|_| {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -155,7 +183,7 @@ impl Recorder {
 #[async_trait]
 impl SlackPort for Recorder {
     async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
-        self.check_failure()?;
+        self.admit(Some((channel, false)))?;
         let ts = self.next_ts();
         self.record(Call::Post {
             channel: channel.into(),
@@ -166,7 +194,7 @@ impl SlackPort for Recorder {
     }
 
     async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
-        self.check_failure()?;
+        self.admit(Some((channel, true)))?;
         self.record(Call::Update {
             channel: channel.into(),
             ts: ts.into(),
@@ -181,7 +209,7 @@ impl SlackPort for Recorder {
         thread_ts: &str,
         msg: &Message,
     ) -> Result<String, PortError> {
-        self.check_failure()?;
+        self.admit(Some((channel, false)))?;
         let ts = self.next_ts();
         self.record(Call::Reply {
             channel: channel.into(),
@@ -193,7 +221,7 @@ impl SlackPort for Recorder {
     }
 
     async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
-        self.check_failure()?;
+        self.admit(None)?;
         self.record(Call::React {
             channel: channel.into(),
             ts: ts.into(),
@@ -209,7 +237,7 @@ impl SlackPort for Recorder {
         _oldest: &str,
         marker: &Marker,
     ) -> Result<Option<String>, PortError> {
-        self.check_failure()?;
+        self.admit(None)?;
         Ok(self.calls().into_iter().find_map(|c| match c {
             Call::Post {
                 channel: c,
@@ -258,17 +286,12 @@ fn print_call(c: &Call) {
     }
 }
 
-/// Slack's limits, emulated: `chat.postMessage` about one per second per channel (a burst
-/// of `burst`), `chat.update` Tier 3 (50 a minute). Over the limit the call is refused
-/// with `RateLimited(retry_after)` and never reaches the inner notifier.
-pub struct Throttled<N> {
-    pub inner: N,
+/// Token buckets per (channel, post or update), as Slack refills them.
+struct Limits {
     post_interval: Duration,
     update_interval: Duration,
     burst: u32,
     buckets: Mutex<HashMap<(String, bool), Bucket>>,
-    /// 429 answers given.
-    pub throttled: AtomicU64,
 }
 
 struct Bucket {
@@ -276,18 +299,7 @@ struct Bucket {
     at: tokio::time::Instant,
 }
 
-impl<N> Throttled<N> {
-    pub fn slack_like(inner: N) -> Self {
-        Self {
-            inner,
-            post_interval: Duration::from_secs(1),
-            update_interval: Duration::from_millis(1200),
-            burst: 3,
-            buckets: Mutex::new(HashMap::new()),
-            throttled: AtomicU64::new(0),
-        }
-    }
-
+impl Limits {
     fn take(&self, channel: &str, update: bool) -> Result<(), PortError> {
         let interval = if update {
             self.update_interval
@@ -309,45 +321,9 @@ impl<N> Throttled<N> {
             b.tokens -= 1.0;
             Ok(())
         } else {
-            self.throttled.fetch_add(1, Ordering::Relaxed);
             let wait = (1.0 - b.tokens) * interval.as_secs_f64();
             Err(PortError::RateLimited(Duration::from_secs_f64(wait)))
         }
-    }
-}
-
-#[async_trait]
-impl<N: SlackPort> SlackPort for Throttled<N> {
-    async fn post(&self, channel: &str, msg: &Message) -> Result<String, PortError> {
-        self.take(channel, false)?;
-        self.inner.post(channel, msg).await
-    }
-    async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), PortError> {
-        self.take(channel, true)?;
-        self.inner.update(channel, ts, msg).await
-    }
-    async fn reply(
-        &self,
-        channel: &str,
-        thread_ts: &str,
-        msg: &Message,
-    ) -> Result<String, PortError> {
-        self.take(channel, false)?;
-        self.inner.reply(channel, thread_ts, msg).await
-    }
-    async fn react(&self, channel: &str, ts: &str, emoji: &str) -> Result<(), PortError> {
-        self.inner.react(channel, ts, emoji).await
-    }
-    async fn find_marked(
-        &self,
-        channel: &str,
-        thread_ts: Option<&str>,
-        oldest: &str,
-        marker: &Marker,
-    ) -> Result<Option<String>, PortError> {
-        self.inner
-            .find_marked(channel, thread_ts, oldest, marker)
-            .await
     }
 }
 
@@ -361,7 +337,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rate_limit_refuses_bursts_and_recovers() {
-        let n = Throttled::slack_like(Recorder::new());
+        let n = Recorder::slack_like();
         let m = text("x");
         for _ in 0..3 {
             n.post("C1", &m).await.unwrap();
@@ -372,7 +348,7 @@ mod tests {
         n.post("C2", &m).await.unwrap();
         tokio::time::advance(Duration::from_secs(1)).await;
         n.post("C1", &m).await.unwrap();
-        assert_eq!(n.inner.roots().len(), 5);
+        assert_eq!(n.roots().len(), 5);
         assert_eq!(n.throttled.load(Ordering::Relaxed), 1);
     }
 
