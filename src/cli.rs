@@ -199,7 +199,7 @@ async fn serve(app: &App) -> anyhow::Result<i32> {
     let slack = app.config.require_slack()?.clone();
     let listener = app.webhook_listener().await?;
     let kb = app.knowledge().await?;
-    let stack = Stack::start(Parts {
+    let parts = Parts {
         pool: kb.pool.clone(),
         alerts: app.config.alerts.clone(),
         listener,
@@ -208,16 +208,8 @@ async fn serve(app: &App) -> anyhow::Result<i32> {
             config: slack,
         },
         diagnoser: Some(Arc::new(app.diagnoser(kb))),
-    })
-    .await?;
-    eprintln!(
-        "Sentinel is connected to Slack; webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
-        stack.webhook_addr
-    );
-    stack
-        .run_until(shutdown_signal(), app.config.shutdown_grace)
-        .await;
-    Ok(0)
+    };
+    run_stack(app, parts, "Sentinel is connected to Slack; webhooks").await
 }
 
 async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> {
@@ -233,16 +225,21 @@ async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> 
     } else {
         SlackSide::StoreOnly
     };
-    let stack = Stack::start(Parts {
+    let parts = Parts {
         pool,
         alerts: app.config.alerts.clone(),
         listener,
         slack,
         diagnoser,
-    })
-    .await?;
+    };
+    run_stack(app, parts, "listening for webhooks").await
+}
+
+/// Starts the stack, says where webhooks go, and runs it until SIGTERM or Ctrl-C.
+async fn run_stack(app: &App, parts: Parts, started: &str) -> anyhow::Result<i32> {
+    let stack = Stack::start(parts).await?;
     eprintln!(
-        "listening for webhooks on http://{}/hooks/{{alertmanager,grafana,generic}}",
+        "{started} on http://{}/hooks/{{alertmanager,grafana,generic}}; Ctrl-C to stop",
         stack.webhook_addr
     );
     stack
