@@ -218,7 +218,13 @@ impl Stack {
         } = self;
         draining.store(true, Ordering::Relaxed);
         if let Some(bot) = bot {
-            bot.listener.shutdown().await;
+            // Envelopes already acked finish their work, within the grace period.
+            if tokio::time::timeout(grace, bot.listener.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("Slack handlers did not finish in time");
+            }
         }
         let _ = stop.send(true);
         match tokio::time::timeout(grace, server).await {
