@@ -2,7 +2,8 @@
 //!
 //! Unchanged chunks (same content hash, same model) cost no embedding work; vanished files
 //! lose their chunks; each file is written in one transaction. A bad file is reported with
-//! its reason and skipped; the rest still ingests.
+//! its reason and skipped; the rest still ingests. Secrets in a runbook's text are redacted
+//! before anything is hashed, embedded or stored: the database holds none.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use super::query::{identifier_terms, normalize_url};
 use super::runbook::{self, normalize_key, Runbook};
 use crate::db;
 use crate::embed::Embedder;
+use crate::redact::redact_patterns;
 
 /// Files larger than this are refused: a runbook is prose, not a data dump.
 pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
@@ -162,7 +164,7 @@ fn prepare(found: &Found, embedder: &dyn Embedder) -> Result<Prepared, String> {
     if text.trim().is_empty() {
         return Err("empty file".to_string());
     }
-    let runbook = runbook::parse(&found.rel, &text)?;
+    let runbook = redact_runbook(runbook::parse(&found.rel, &text)?);
     let counter = |s: &str| embedder.count_tokens(s);
     let chunks = chunk(&runbook, embedder.max_tokens(), &counter);
     if chunks.is_empty() {
@@ -173,6 +175,18 @@ fn prepare(found: &Found, embedder: &dyn Embedder) -> Result<Prepared, String> {
         runbook,
         chunks,
     })
+}
+
+/// The runbook with secrets redacted from the text that is stored and shown: title, body
+/// (hence every chunk's heading path and text) and links. Actions stay as declared: they are
+/// argv templates (`--token={token}`) that rewriting would break.
+fn redact_runbook(mut r: Runbook) -> Runbook {
+    r.title = redact_patterns(&r.title);
+    r.body = redact_patterns(&r.body);
+    for u in &mut r.urls {
+        *u = redact_patterns(u);
+    }
+    r
 }
 
 /// Ingests every markdown file under `roots`.
@@ -506,4 +520,34 @@ fn progress_bar(len: u64, show: bool) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const KEY_LINE: &str = "MIIEpAIBAAKCAQEA1cGx7nXq9Rk2Lw0vJmZ8bF3tQyHs5UcN4pVeKdWoYiTg6aBr";
+
+    #[test]
+    fn stored_text_is_redacted_and_actions_are_kept() {
+        let text = format!(
+            "---\ntitle: Rotate xoxb-1234567890-abcdefghijkl\n\
+             urls: [\"https://grafana.example/d/x?orgId=1&token=ab12cd34ef56gh78\"]\n\
+             actions:\n  - id: rotate\n    title: Rotate\n    command: [vault, write, \"--token={{token}}\"]\n    params:\n      token: {{pattern: \"[a-z]+\"}}\n\
+             ---\n## Fix\nexport AWS_SECRET_ACCESS_KEY={SECRET}\n\n```\n-----BEGIN RSA PRIVATE KEY-----\n{KEY_LINE}\n{KEY_LINE}\n-----END RSA PRIVATE KEY-----\n```\n"
+        );
+        let r = redact_runbook(runbook::parse("ops/rotate.md", &text).unwrap());
+        assert!(!r.title.contains("xoxb-"), "{}", r.title);
+        assert!(!r.urls[0].contains("ab12cd34"), "{:?}", r.urls);
+        assert!(r.urls[0].contains("orgId=1"), "{:?}", r.urls);
+        assert_eq!(r.actions[0].command[2], "--token={token}");
+        let chunks = chunk(&r, 256, &|s: &str| s.split_whitespace().count());
+        assert!(!chunks.is_empty());
+        for c in &chunks {
+            for s in [SECRET, KEY_LINE, "xoxb-"] {
+                assert!(!c.body.contains(s) && !c.embed_text.contains(s), "{c:?}");
+            }
+        }
+    }
 }
