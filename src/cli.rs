@@ -113,6 +113,8 @@ pub enum BenchCommand {
     SlackAck(bench::slack_ack::SlackAckArgs),
     /// Subject in -> diagnosis posted, with an instantly answering test LLM, on N chunks.
     Diagnosis(bench::diagnosis::BenchArgs),
+    /// Redaction on the corpora of tests/data/redaction: secrets leaked, near misses changed.
+    Redaction(bench::redaction::RedactionArgs),
 }
 
 /// Runs a subcommand; returns the process exit code.
@@ -131,6 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::AlertLatency(a)) => bench::alerts::latency(&app, a).await,
         Command::Bench(BenchCommand::SlackAck(a)) => bench::slack_ack::run(a).await,
         Command::Bench(BenchCommand::Diagnosis(a)) => bench::diagnosis::run(&app, a).await,
+        Command::Bench(BenchCommand::Redaction(a)) => bench::redaction::run(a),
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Serve => serve(&app).await,

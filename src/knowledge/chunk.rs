@@ -4,12 +4,16 @@
 //! the text that gets embedded and weighted high in full-text search. Long sections are
 //! split on paragraphs, then lines, then words. Ids are stable across re-ingests: they
 //! depend on the runbook path, the heading path and the part number, not on the text.
+//!
+//! Secrets are redacted before the text is cut: a private key (PEM, OpenSSH, PGP) becomes
+//! one `[REDACTED]` instead of being split across chunks where no pattern would know it.
 
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
 use super::runbook::{normalize_key, Runbook};
+use crate::redact::redact_patterns;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
@@ -198,11 +202,16 @@ fn hex_sha256(parts: &[&str]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Chunks a runbook. `max_tokens` includes the two special tokens the model adds.
+/// Chunks a runbook, its title and body redacted first. `max_tokens` includes the two
+/// special tokens the model adds.
 pub fn chunk(runbook: &Runbook, max_tokens: usize, counter: &dyn TokenCounter) -> Vec<Chunk> {
     let mut out = Vec::new();
     let mut occurrences: HashMap<Vec<String>, usize> = HashMap::new();
-    for section in sections(&runbook.title, &runbook.body) {
+    let (title, body) = (
+        redact_patterns(&runbook.title),
+        redact_patterns(&runbook.body),
+    );
+    for section in sections(&title, &body) {
         let prefix = section.headings.join(" > ");
         let prefix_tokens = counter.count(&prefix) + 1;
         // Leave room for [CLS]/[SEP] and the heading prefix; never less than a few tokens.
@@ -330,6 +339,89 @@ mod tests {
         let c = chunk(&rb("## Step\none\n## Step\ntwo\n"), 256, &words);
         assert_eq!(c.len(), 2);
         assert_ne!(c[0].id, c[1].id);
+    }
+
+    /// A 2048-bit-sized key: 25 lines of 64 base64 characters and a short last one.
+    fn key_lines() -> Vec<String> {
+        let alphabet: Vec<char> = ('A'..='Z').chain('a'..='z').chain('0'..='9').collect();
+        (0..26)
+            .map(|i| {
+                let n = if i == 25 { 20 } else { 64 };
+                (0..n)
+                    .map(|j| alphabet[(i * 131 + j * 7 + j * j) % alphabet.len()])
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn assert_no_key_material(chunks: &[Chunk], lines: &[String]) {
+        for c in chunks {
+            for l in lines {
+                // Any 12 characters of any key line would be a leak.
+                for piece in l.as_bytes().windows(12) {
+                    let piece = std::str::from_utf8(piece).unwrap();
+                    assert!(!c.body.contains(piece), "{piece} in {:?}", c.body);
+                    assert!(!c.embed_text.contains(piece), "{piece}");
+                }
+            }
+            assert!(!c.body.contains("PRIVATE KEY"), "{:?}", c.body);
+        }
+    }
+
+    #[test]
+    fn private_key_straddling_the_budget_is_in_no_chunk() {
+        let lines = key_lines();
+        for (begin, end) in [
+            (
+                "-----BEGIN RSA PRIVATE KEY-----",
+                "-----END RSA PRIVATE KEY-----",
+            ),
+            (
+                "-----BEGIN OPENSSH PRIVATE KEY-----",
+                "-----END OPENSSH PRIVATE KEY-----",
+            ),
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n",
+                "=Zm9v\n-----END PGP PRIVATE KEY BLOCK-----",
+            ),
+        ] {
+            let prose = "Install the deploy key on the bastion first. ".repeat(6);
+            let body = format!(
+                "## Fix\n{prose}\n```\ncat > key.pem <<EOF\n{begin}\n{}\n{end}\nEOF\n```\n{prose}\n",
+                lines.join("\n")
+            );
+            // Budget of 40 "tokens" (characters / 8): the key alone is about 210.
+            let c = chunk(&rb(&body), 40, &|s: &str| s.len() / 8 + 1);
+            assert!(c.len() > 2, "{}", c.len());
+            assert_no_key_material(&c, &lines);
+            assert!(c.iter().any(|c| c.body.contains(crate::redact::MARK)));
+            // The prose around the key is all there.
+            let all: String = c.iter().map(|c| c.body.as_str()).collect();
+            assert_eq!(all.matches("bastion").count(), 12, "{all}");
+        }
+    }
+
+    #[test]
+    fn secrets_in_headings_and_bodies_are_redacted_before_hashing() {
+        let c = chunk(
+            &rb("## Token xoxb-1234567890-abcdefghijkl\nexport AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"),
+            256,
+            &words,
+        );
+        assert_eq!(c.len(), 1);
+        assert!(
+            !c[0].embed_text.contains("xoxb-1234567890"),
+            "{}",
+            c[0].embed_text
+        );
+        assert!(!c[0].body.contains("wJalrXUtnFEMI"), "{}", c[0].body);
+        assert!(c[0].heading_path.iter().all(|h| !h.contains("xoxb-")));
+        let clean = chunk(
+            &rb("## Token [REDACTED]\nexport AWS_SECRET_ACCESS_KEY=[REDACTED]\n"),
+            256,
+            &words,
+        );
+        assert_eq!(c[0].content_hash, clean[0].content_hash);
     }
 
     #[test]

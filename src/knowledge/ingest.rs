@@ -522,3 +522,33 @@ fn progress_bar(len: u64, show: bool) -> ProgressBar {
     );
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const KEY_LINE: &str = "MIIEpAIBAAKCAQEA1cGx7nXq9Rk2Lw0vJmZ8bF3tQyHs5UcN4pVeKdWoYiTg6aBr";
+
+    #[test]
+    fn stored_text_is_redacted_and_actions_are_kept() {
+        let text = format!(
+            "---\ntitle: Rotate xoxb-1234567890-abcdefghijkl\n\
+             urls: [\"https://grafana.example/d/x?orgId=1&token=ab12cd34ef56gh78\"]\n\
+             actions:\n  - id: rotate\n    title: Rotate\n    command: [vault, write, \"--token={{token}}\"]\n    params:\n      token: {{pattern: \"[a-z]+\"}}\n\
+             ---\n## Fix\nexport AWS_SECRET_ACCESS_KEY={SECRET}\n\n```\n-----BEGIN RSA PRIVATE KEY-----\n{KEY_LINE}\n{KEY_LINE}\n-----END RSA PRIVATE KEY-----\n```\n"
+        );
+        let r = redact_runbook(runbook::parse("ops/rotate.md", &text).unwrap());
+        assert!(!r.title.contains("xoxb-"), "{}", r.title);
+        assert!(!r.urls[0].contains("ab12cd34"), "{:?}", r.urls);
+        assert!(r.urls[0].contains("orgId=1"), "{:?}", r.urls);
+        assert_eq!(r.actions[0].command[2], "--token={token}");
+        let chunks = chunk(&r, 256, &|s: &str| s.split_whitespace().count());
+        assert!(!chunks.is_empty());
+        for c in &chunks {
+            for s in [SECRET, KEY_LINE, "xoxb-"] {
+                assert!(!c.body.contains(s) && !c.embed_text.contains(s), "{c:?}");
+            }
+        }
+    }
+}

@@ -240,3 +240,42 @@ async fn bm25_weights_use_the_corpus_mean_length_after_ingest(pool: PgPool) {
     assert!(postings > 500, "{postings}");
     assert!(worst < 1e-5, "stale weight off by {worst}");
 }
+
+#[sqlx::test]
+async fn runbook_secrets_never_reach_the_database(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let key_line = "MIIEpAIBAAKCAQEA1cGx7nXq9Rk2Lw0vJmZ8bF3tQyHs5UcN4pVeKdWoYiTg6aBr";
+    let key = format!(
+        "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----",
+        [key_line; 30].join("\n")
+    );
+    std::fs::write(
+        dir.path().join("rotate.md"),
+        format!(
+            "# Rotate the deploy credentials\n\n## Meaning\nThe CI user's keys expire.\n\n\
+             ## Fix\n```\nexport AWS_SECRET_ACCESS_KEY={secret}\ncat > deploy.pem <<EOF\n{key}\nEOF\n```\n\
+             Then run the deploy again.\n"
+        ),
+    )
+    .unwrap();
+    let e = embedder();
+    let report = ingest(&pool, e.as_ref(), &[dir.path().to_path_buf()], false)
+        .await
+        .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let rows: Vec<(String, Vec<String>)> = sqlx::query_as("SELECT body, heading_path FROM chunks")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for (body, headings) in &rows {
+        let stored = format!("{body} {}", headings.join(" "));
+        assert!(!stored.contains(secret), "{stored}");
+        assert!(!stored.contains(&key_line[..20]), "{stored}");
+        assert!(!stored.contains("PRIVATE KEY"), "{stored}");
+    }
+    let all: String = rows.iter().map(|(b, _)| b.as_str()).collect();
+    assert!(all.contains("[REDACTED]"), "{all}");
+    assert!(all.contains("Then run the deploy again."), "{all}");
+}
