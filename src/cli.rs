@@ -113,6 +113,9 @@ pub enum BenchCommand {
     SlackAck(bench::slack_ack::SlackAckArgs),
     /// Subject in -> diagnosis posted, with an instantly answering test LLM, on N chunks.
     Diagnosis(bench::diagnosis::BenchArgs),
+    /// A burst of incidents while the LLM hangs: roots, runbook replies and fallbacks
+    /// posted, then drafts again once it answers.
+    LlmOutage(bench::outage::OutageArgs),
 }
 
 /// Runs a subcommand; returns the process exit code.
@@ -131,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::AlertLatency(a)) => bench::alerts::latency(&app, a).await,
         Command::Bench(BenchCommand::SlackAck(a)) => bench::slack_ack::run(a).await,
         Command::Bench(BenchCommand::Diagnosis(a)) => bench::diagnosis::run(&app, a).await,
+        Command::Bench(BenchCommand::LlmOutage(a)) => bench::outage::run(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Serve => serve(&app).await,
