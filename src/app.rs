@@ -63,6 +63,8 @@ impl App {
                 .unwrap_or(std::time::Duration::from_secs(30)),
             runbook_base_url: self.config.diagnosis.runbook_base_url.clone(),
             redact_labels: self.config.diagnosis.redact_labels.clone(),
+            workers: self.config.diagnosis.workers,
+            breaker: self.config.diagnosis.breaker,
             ..Default::default()
         };
         crate::diagnosis::Diagnoser::new(kb, llm, opts)

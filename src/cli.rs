@@ -115,6 +115,9 @@ pub enum BenchCommand {
     Diagnosis(bench::diagnosis::BenchArgs),
     /// Redaction on the corpora of tests/data/redaction: secrets leaked, near misses changed.
     Redaction(bench::redaction::RedactionArgs),
+    /// A burst of incidents while the LLM hangs: roots, runbook replies and fallbacks
+    /// posted, then drafts again once it answers.
+    LlmOutage(bench::outage::OutageArgs),
 }
 
 /// Runs a subcommand; returns the process exit code.
@@ -134,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::SlackAck(a)) => bench::slack_ack::run(a).await,
         Command::Bench(BenchCommand::Diagnosis(a)) => bench::diagnosis::run(&app, a).await,
         Command::Bench(BenchCommand::Redaction(a)) => bench::redaction::run(a),
+        Command::Bench(BenchCommand::LlmOutage(a)) => bench::outage::run(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Serve => serve(&app).await,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::diagnosis::breaker::BreakerConfig;
 use crate::error::UserError;
 use crate::http::{SourceAuth, WebhookAuth};
 use crate::incidents::{Routes, StormConfig};
@@ -174,13 +175,65 @@ pub struct LlmConfig {
 }
 
 /// Diagnosis settings that apply with or without an LLM.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DiagnosisConfig {
     /// Label and annotation names whose values are secret (`SENTINEL_REDACT_LABELS`).
     pub redact_labels: Vec<String>,
     /// Where runbook files are browsable, e.g. `https://github.com/acme/runbooks/blob/main/`;
     /// links are `{base}{path}#{anchor}`. Without it, a runbook's first declared URL is used.
     pub runbook_base_url: Option<String>,
+    /// Incident diagnoses run at once per replica (`SENTINEL_DIAGNOSIS_WORKERS`).
+    pub workers: usize,
+    /// The LLM circuit breaker (`SENTINEL_LLM_BREAKER_FAILURES`, `_PROBE_SECS`).
+    pub breaker: BreakerConfig,
+}
+
+impl Default for DiagnosisConfig {
+    fn default() -> Self {
+        Self {
+            redact_labels: Vec::new(),
+            runbook_base_url: None,
+            workers: 8,
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+fn diagnosis_from_env(env: &dyn Env) -> Result<DiagnosisConfig, UserError> {
+    let d = DiagnosisConfig::default();
+    let workers: usize = parse_or(env, "SENTINEL_DIAGNOSIS_WORKERS", d.workers)?;
+    let failures: u32 = parse_or(env, "SENTINEL_LLM_BREAKER_FAILURES", d.breaker.failures)?;
+    let probe: u64 = parse_or(
+        env,
+        "SENTINEL_LLM_BREAKER_PROBE_SECS",
+        d.breaker.probe.as_secs(),
+    )?;
+    for (key, v) in [
+        ("SENTINEL_DIAGNOSIS_WORKERS", workers as u64),
+        ("SENTINEL_LLM_BREAKER_FAILURES", u64::from(failures)),
+        ("SENTINEL_LLM_BREAKER_PROBE_SECS", probe),
+    ] {
+        if v == 0 {
+            return Err(UserError::new(format!("{key} must be at least 1")));
+        }
+    }
+    Ok(DiagnosisConfig {
+        redact_labels: env
+            .get("SENTINEL_REDACT_LABELS")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        runbook_base_url: env.get("SENTINEL_RUNBOOK_BASE_URL"),
+        workers,
+        breaker: BreakerConfig {
+            failures,
+            probe: Duration::from_secs(probe),
+        },
+    })
 }
 
 /// Which embedder turns text into vectors.
@@ -233,18 +286,7 @@ impl Config {
             alerts: AlertsConfig::from_env(env)?,
             slack: slack_from_env(env)?,
             llm: llm_from_env(env)?,
-            diagnosis: DiagnosisConfig {
-                redact_labels: env
-                    .get("SENTINEL_REDACT_LABELS")
-                    .map(|v| {
-                        v.split(',')
-                            .map(|s| s.trim().to_string())
-                            .filter(|s| !s.is_empty())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                runbook_base_url: env.get("SENTINEL_RUNBOOK_BASE_URL"),
-            },
+            diagnosis: diagnosis_from_env(env)?,
         })
     }
 
@@ -466,6 +508,31 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(e.0.contains("xml"));
+    }
+
+    #[test]
+    fn diagnosis_pool_and_breaker_settings() {
+        let c = Config::from_env(&env(&[])).unwrap().diagnosis;
+        assert_eq!(c.workers, 8);
+        assert_eq!(c.breaker, BreakerConfig::default());
+        assert_eq!(c.breaker.failures, 3);
+        assert_eq!(c.breaker.probe, Duration::from_secs(30));
+        let c = Config::from_env(&env(&[
+            ("SENTINEL_DIAGNOSIS_WORKERS", "16"),
+            ("SENTINEL_LLM_BREAKER_FAILURES", "5"),
+            ("SENTINEL_LLM_BREAKER_PROBE_SECS", "10"),
+        ]))
+        .unwrap()
+        .diagnosis;
+        assert_eq!(c.workers, 16);
+        assert_eq!(c.breaker.failures, 5);
+        assert_eq!(c.breaker.probe, Duration::from_secs(10));
+        let e = Config::from_env(&env(&[("SENTINEL_DIAGNOSIS_WORKERS", "0")])).unwrap_err();
+        assert!(
+            e.0.contains("SENTINEL_DIAGNOSIS_WORKERS must be at least 1"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]

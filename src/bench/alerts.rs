@@ -112,6 +112,17 @@ pub(super) async fn start_stack(
     channel: &str,
     storm: StormConfig,
 ) -> anyhow::Result<Stack> {
+    start_routed(pool, slack, diagnoser, Routes::single(channel), storm).await
+}
+
+/// [`start_stack`] with incidents routed to channels by `routes`.
+pub(super) async fn start_routed(
+    pool: &PgPool,
+    slack: SlackSide,
+    diagnoser: Option<Arc<crate::diagnosis::Diagnoser>>,
+    routes: Routes,
+    storm: StormConfig,
+) -> anyhow::Result<Stack> {
     let alerts = AlertsConfig {
         listen: "127.0.0.1:0".parse()?,
         max_body_bytes: 8 << 20,
@@ -122,7 +133,7 @@ pub(super) async fn start_stack(
             },
             ..WebhookAuth::default()
         },
-        routes: Some(Routes::single(channel)),
+        routes: Some(routes),
         storm,
         runbook_base_url: None,
     };

@@ -75,16 +75,20 @@ async fn diagnose_and_post(
     Ok(out)
 }
 
-/// A test LLM server that answers every diagnosis at once with a valid draft citing S1,
-/// and a client for it: what the latency benchmarks measure around.
-pub async fn instant_llm(pool: &sqlx::PgPool) -> anyhow::Result<(TestLlm, Arc<LlmClient>)> {
-    let answer = json!({
+/// A valid diagnosis, citing the first section: what the test LLM answers in the benches.
+pub fn draft_answer() -> Reply {
+    Reply::json(&json!({
         "summary": {"text": "The alert's runbook explains the condition.", "sources": ["S1", "ALERT"]},
         "likely_causes": [{"cause": "See the runbook's Meaning section", "confidence": 0.5, "sources": ["S1"]}],
         "next_checks": [{"check": "Follow the runbook's Diagnosis section", "sources": ["S1"]}],
         "proposed_actions": []
-    });
-    let server = TestLlm::start(Reply::json(&answer)).await?;
+    }))
+}
+
+/// A test LLM server that answers every diagnosis at once with a valid draft citing S1,
+/// and a client for it: what the latency benchmarks measure around.
+pub async fn instant_llm(pool: &sqlx::PgPool) -> anyhow::Result<(TestLlm, Arc<LlmClient>)> {
+    let server = TestLlm::start(draft_answer()).await?;
     let llm = Arc::new(LlmClient::new(
         server.config(Duration::from_secs(5)),
         TokenLedger::postgres(pool.clone()),

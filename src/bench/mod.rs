@@ -9,6 +9,7 @@ pub mod diagnosis;
 pub mod embed;
 pub mod eval;
 pub mod intake;
+pub mod outage;
 pub mod redaction;
 pub mod search;
 pub mod slack_ack;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::breaker::{Breaker, BreakerConfig, CallOutcome};
 use super::catalog::Catalog;
 use super::fallback::{self, Section};
 use super::{prompt, render, validate};
@@ -25,6 +26,10 @@ pub struct DiagnoserOptions {
     pub runbook_base_url: Option<String>,
     /// Labels whose values are secret (from `SENTINEL_REDACT_LABELS`).
     pub redact_labels: Vec<String>,
+    /// Incident diagnoses one replica's engine runs at once (`SENTINEL_DIAGNOSIS_WORKERS`).
+    pub workers: usize,
+    /// When to stop asking a failing LLM, and how often to try it again.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for DiagnoserOptions {
@@ -34,6 +39,8 @@ impl Default for DiagnoserOptions {
             llm_deadline: Duration::from_secs(30),
             runbook_base_url: None,
             redact_labels: Vec::new(),
+            workers: 8,
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -43,6 +50,8 @@ pub struct Diagnoser {
     pub kb: KnowledgeBase,
     pub llm: Option<Arc<LlmClient>>,
     pub opts: DiagnoserOptions,
+    /// Shared by every clone: one view of whether the LLM is failing.
+    pub breaker: Arc<Breaker>,
 }
 
 /// A finished diagnosis: what was drafted, from which sources, and the rendered message.
@@ -64,7 +73,12 @@ pub(crate) struct Retrieved {
 
 impl Diagnoser {
     pub fn new(kb: KnowledgeBase, llm: Option<Arc<LlmClient>>, opts: DiagnoserOptions) -> Self {
-        Self { kb, llm, opts }
+        Self {
+            breaker: Arc::new(Breaker::new(opts.breaker)),
+            kb,
+            llm,
+            opts,
+        }
     }
 
     /// A redactor that also knows this subject's sensitive label values.
@@ -151,29 +165,9 @@ impl Diagnoser {
         let r = self.redactor_for(subject);
         let s = Self::redact_subject(&r, subject);
         let got = self.prepare(&r, hits).await;
-        let (draft, dropped) = match &self.llm {
-            None => (self.fallback(&r, FallbackReason::NoLlm, &got).await, vec![]),
-            Some(llm) => {
-                match tokio::time::timeout(
-                    self.opts.llm_deadline,
-                    self.llm_draft(llm, &r, &s, &got),
-                )
-                .await
-                {
-                    Ok(Ok((d, dropped))) => (Draft::Llm(d), dropped),
-                    Ok(Err(reason)) => (self.fallback(&r, reason, &got).await, vec![]),
-                    Err(_) => {
-                        tracing::warn!(
-                            deadline_ms = self.opts.llm_deadline.as_millis() as u64,
-                            "LLM diagnosis timed out"
-                        );
-                        (
-                            self.fallback(&r, FallbackReason::Timeout, &got).await,
-                            vec![],
-                        )
-                    }
-                }
-            }
+        let (draft, dropped) = match self.ask_llm(&r, &s, &got).await {
+            Ok((d, dropped)) => (Draft::Llm(d), dropped),
+            Err(reason) => (self.fallback(&r, reason, &got).await, vec![]),
         };
         for d in &dropped {
             tracing::warn!(reason = %r.redact(d), "dropped a proposed action");
@@ -187,13 +181,61 @@ impl Diagnoser {
         }
     }
 
+    /// The LLM's draft within the deadline, unless there is no LLM or the breaker holds
+    /// it back; every call's result is reported to the breaker.
+    async fn ask_llm(
+        &self,
+        r: &Redactor,
+        s: &Subject,
+        got: &Retrieved,
+    ) -> Result<(super::Diagnosis, Vec<String>), FallbackReason> {
+        let Some(llm) = &self.llm else {
+            return Err(FallbackReason::NoLlm);
+        };
+        let Some(permit) = self.breaker.admit() else {
+            return Err(FallbackReason::CircuitOpen);
+        };
+        let deadline = self.opts.llm_deadline;
+        let draft = tokio::time::timeout(deadline, self.llm_draft(llm, r, s, got));
+        // Once other calls open the circuit, this one stops waiting too (a probe is the
+        // test of an open circuit: it runs its course).
+        let opened = self.breaker.opened();
+        let probe = permit.is_probe();
+        let result = tokio::select! {
+            r = draft => r,
+            _ = opened, if !probe => return Err(FallbackReason::CircuitOpen),
+        };
+        match result {
+            Ok(Ok(d)) => {
+                permit.record(CallOutcome::Success);
+                Ok(d)
+            }
+            Ok(Err(LlmFailure::Invalid)) => {
+                permit.record(CallOutcome::Success);
+                Err(FallbackReason::InvalidOutput)
+            }
+            Ok(Err(LlmFailure::Call(e))) => {
+                permit.record(CallOutcome::of(&e));
+                Err(reason_of(e))
+            }
+            Err(_) => {
+                tracing::warn!(
+                    deadline_ms = deadline.as_millis() as u64,
+                    "LLM diagnosis timed out"
+                );
+                permit.record(CallOutcome::Failure);
+                Err(FallbackReason::Timeout)
+            }
+        }
+    }
+
     async fn llm_draft(
         &self,
         llm: &LlmClient,
         r: &Redactor,
         s: &Subject,
         got: &Retrieved,
-    ) -> Result<(super::Diagnosis, Vec<String>), FallbackReason> {
+    ) -> Result<(super::Diagnosis, Vec<String>), LlmFailure> {
         let ids: Vec<String> = got.sources.iter().map(|x| x.id.clone()).collect();
         let mut messages = vec![
             ChatMessage::system(prompt::SYSTEM_PROMPT),
@@ -207,7 +249,11 @@ impl Diagnoser {
                 schema_name: "diagnosis",
                 schema: prompt::diagnosis_schema(),
             };
-            let content = llm.complete_json(&req).await.map_err(reason_of)?.content;
+            let content = llm
+                .complete_json(&req)
+                .await
+                .map_err(LlmFailure::Call)?
+                .content;
             match validate::diagnosis(&content, &ids, &got.catalog, s, prompt::SYSTEM_PROMPT) {
                 Ok(v) => return Ok((v.diagnosis, v.dropped)),
                 Err(problems) => {
@@ -219,7 +265,7 @@ impl Diagnoser {
                 }
             }
         }
-        Err(FallbackReason::InvalidOutput)
+        Err(LlmFailure::Invalid)
     }
 
     /// The runbook-based diagnosis from the best hit's runbook.
@@ -254,6 +300,14 @@ impl Diagnoser {
             self.opts.runbook_base_url.as_deref(),
         ))
     }
+}
+
+/// Why the LLM gave no draft.
+enum LlmFailure {
+    /// A call failed.
+    Call(LlmError),
+    /// It answered, twice, with something that failed validation.
+    Invalid,
 }
 
 pub(crate) fn reason_of(e: LlmError) -> FallbackReason {

@@ -6,6 +6,7 @@
 //! post it.
 
 pub mod ask;
+pub mod breaker;
 pub mod catalog;
 pub mod engine;
 pub mod fallback;
@@ -118,6 +119,8 @@ pub enum FallbackReason {
     Unavailable,
     InvalidOutput,
     Budget,
+    /// The LLM kept failing: it is not asked until a probe gets an answer.
+    CircuitOpen,
 }
 
 impl FallbackReason {
@@ -128,6 +131,7 @@ impl FallbackReason {
             FallbackReason::Unavailable => "the LLM is unavailable",
             FallbackReason::InvalidOutput => "the LLM's answer failed validation twice",
             FallbackReason::Budget => "this incident's LLM token budget is spent",
+            FallbackReason::CircuitOpen => "the LLM is failing; circuit open",
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The incident engine: applies stored alerts to incidents, then syncs Slack. Any number
-//! of replicas can run it on one database.
+//! The incident engine: applies stored alerts to incidents, syncs Slack, and diagnoses new
+//! incidents, each in its own loop. Any number of replicas can run it on one database.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::drafts::{self, Handoff};
 use super::route::Routes;
 use crate::diagnosis::Diagnoser;
 use crate::slack::SlackPort;
@@ -34,7 +36,8 @@ pub struct EngineConfig {
     pub storm: StormConfig,
     /// Prefix for links to runbook sources (`<base>/<path>#<anchor>`).
     pub runbook_base_url: Option<String>,
-    /// Concurrent Slack sync workers per replica.
+    /// Concurrent Slack sync workers per replica (diagnoses have their own pool, sized by
+    /// the diagnoser's `workers`).
     pub sync_workers: usize,
     /// Runbook sections in the reply.
     pub runbook_hits: usize,
@@ -57,21 +60,28 @@ pub struct Engine {
     pub pool: PgPool,
     pub notifier: Arc<dyn SlackPort>,
     /// The knowledge step: a runbook reply for each new incident, then its diagnosis (LLM
-    /// draft or runbook fallback) edited in. `None` posts roots only (`serve-webhooks
-    /// --console` without `--runbooks`).
+    /// draft or runbook fallback) edited in by the diagnosis pool (`opts.workers` at
+    /// once). `None` posts roots only (`serve-webhooks --console` without `--runbooks`).
     pub diagnoser: Option<Arc<Diagnoser>>,
     pub config: EngineConfig,
-    /// Identifies this replica's Slack sync leases.
+    /// Identifies this replica's Slack sync and diagnosis leases.
     pub owner: Uuid,
     /// Poked when new alerts are stored (the webhook writer holds a clone).
     pub wake: Arc<Notify>,
-    sync_wake: Notify,
+    /// Wakes every idle sync worker: incidents changed.
+    pub(super) sync_wake: Notify,
+    /// Wakes every idle diagnosis worker: a runbook reply was posted.
+    pub(super) diagnose_wake: Notify,
+    /// Runbook sections found for a reply, kept for its diagnosis.
+    pub(super) handoff: Handoff,
 }
 
 /// Alerts applied per transaction.
 const APPLY_BATCH: i64 = 5000;
-/// Other replicas' work is noticed by polling at this interval.
+/// Other replicas' work (and expired leases) is noticed by polling at this interval.
 const POLL: Duration = Duration::from_millis(500);
+/// A worker whose step failed (the database is down?) waits this long before the next.
+const ERROR_PAUSE: Duration = Duration::from_secs(2);
 
 impl Engine {
     pub fn new(pool: PgPool, notifier: Arc<dyn SlackPort>, config: EngineConfig) -> Self {
@@ -83,6 +93,8 @@ impl Engine {
             owner: Uuid::new_v4(),
             wake: Arc::new(Notify::new()),
             sync_wake: Notify::new(),
+            diagnose_wake: Notify::new(),
+            handoff: Handoff::default(),
         }
     }
 
@@ -107,27 +119,31 @@ impl Engine {
 
     /// Brings Slack up to date with every incident and digest; returns the syncs done.
     pub async fn sync_all(&self) -> anyhow::Result<usize> {
-        let workers = (0..self.config.sync_workers.max(1)).map(|_| async {
-            let mut n = 0usize;
-            while super::sync::sync_next(self).await? {
-                n += 1;
-            }
-            anyhow::Ok(n)
-        });
-        let done = futures::future::try_join_all(workers).await?;
-        Ok(done.into_iter().sum())
+        drain(self.config.sync_workers, || super::sync::sync_next(self)).await
     }
 
-    /// Apply, then sync: what one tick of `run` does, deterministic for tests.
+    /// Edits every waiting diagnosis into its runbook reply; returns the diagnoses done.
+    pub async fn diagnose_all(&self) -> anyhow::Result<usize> {
+        match &self.diagnoser {
+            Some(d) => drain(d.opts.workers, || drafts::diagnose_next(self)).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Apply, sync, then diagnose: what `run` does for the alerts stored so far,
+    /// deterministic for tests.
     pub async fn run_once(&self) -> anyhow::Result<()> {
         self.apply_all().await?;
         self.sync_all().await?;
+        self.diagnose_all().await?;
         Ok(())
     }
 
-    /// Runs until `shutdown` resolves: one loop applies alerts as they are stored, another
-    /// syncs Slack, so a slow or rate-limited Slack never delays intake.
-    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+    /// Runs until `shutdown` resolves: one loop applies alerts as they are stored, a pool
+    /// of `sync_workers` brings Slack up to date, and a pool of the diagnoser's `workers`
+    /// edits diagnoses in. A slow or rate-limited Slack never delays intake, and a slow or
+    /// failing LLM never delays a root or a runbook reply.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         let apply = async {
             loop {
                 tokio::select! {
@@ -138,27 +154,88 @@ impl Engine {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::debug!(alerts = n, "applied alerts to incidents");
-                        self.sync_wake.notify_one();
+                        self.sync_wake.notify_waiters();
                     }
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "applying alerts failed"),
                 }
             }
         };
-        let sync = async {
-            loop {
-                tokio::select! {
-                    _ = self.sync_wake.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
+        let sync = serve(
+            self.config.sync_workers,
+            &self.sync_wake,
+            "syncing Slack failed",
+            || super::sync::sync_next(&self),
+        );
+        let diagnose = async {
+            match &self.diagnoser {
+                Some(d) => {
+                    serve(
+                        d.opts.workers,
+                        &self.diagnose_wake,
+                        "diagnosing an incident failed",
+                        || drafts::diagnose_next(&self),
+                    )
+                    .await
                 }
-                if let Err(e) = self.sync_all().await {
-                    tracing::warn!(error = %format!("{e:#}"), "syncing Slack failed");
-                }
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
             _ = apply => {}
             _ = sync => {}
+            _ = diagnose => {}
             _ = shutdown => tracing::info!("incident engine stopped"),
         }
+        // Diagnoses cut short are someone else's at once, not after the lease expires.
+        if let Err(e) = drafts::release_all(&self).await {
+            tracing::warn!(error = %format!("{e:#}"), "releasing diagnosis leases failed");
+        }
     }
+}
+
+/// Runs `workers` copies of `step` until each finds nothing to do; returns the steps done.
+async fn drain<F, Fut>(workers: usize, step: F) -> anyhow::Result<usize>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let workers = (0..workers.max(1)).map(|_| async {
+        let mut n = 0usize;
+        while step().await? {
+            n += 1;
+        }
+        anyhow::Ok(n)
+    });
+    let done = futures::future::try_join_all(workers).await?;
+    Ok(done.into_iter().sum())
+}
+
+/// Runs `workers` copies of `step` for ever. A worker works while there is work, then
+/// sleeps until `wake` (poked for every new piece of work, waking every idle worker) or
+/// `POLL` (other replicas' work, expired leases). No worker leaves while work is queued.
+async fn serve<F, Fut>(workers: usize, wake: &Notify, what: &'static str, step: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let worker = || async {
+        loop {
+            // Listening before looking: a poke while this worker looks is not lost.
+            let woken = wake.notified();
+            match step().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tokio::select! {
+                        _ = woken => {}
+                        _ = tokio::time::sleep(POLL) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "{what}");
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                }
+            }
+        }
+    };
+    futures::future::join_all((0..workers.max(1)).map(|_| worker())).await;
 }

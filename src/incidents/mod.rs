@@ -4,12 +4,14 @@
 //! `store` writes the intake log; `apply` turns it into incident state (serialised across
 //! replicas by an advisory lock); `sync` brings Slack up to date with that state (leases,
 //! so exactly one replica posts a root) through the Slack port, with messages from
-//! `render` (pure); `engine` runs both; `commands` answers `/sentinel incidents` and
-//! `/sentinel incident ID`.
+//! `render` (pure); `drafts` edits each runbook reply into its diagnosis, in a pool of its
+//! own (leases too), so nothing waits for the LLM; `engine` runs all three; `commands`
+//! answers `/sentinel incidents` and `/sentinel incident ID`.
 
 mod apply;
 pub mod commands;
 pub mod diagnose;
+mod drafts;
 pub mod engine;
 pub mod intake;
 pub mod render;

@@ -1,14 +1,17 @@
 //! Bringing Slack up to date with incident state.
 //!
-//! A replica leases one dirty incident (or digest) at a time with `FOR UPDATE SKIP LOCKED`
-//! and a short `sync_until` deadline it renews while it works (`leased`), makes its Slack
-//! calls without holding any row lock, and records each result (root `ts` first of all) as
-//! soon as it has it. Only the lease holder posts; a replica that dies leaves its work to
-//! the others within `LEASE_SECS`. A post that must exist once (root, runbook reply,
-//! resolution or reopen reply, digest) carries a `Marker` in its Slack metadata and its
-//! attempt is recorded before the call: after a crash between Slack accepting it and its
-//! `ts` being recorded, the next attempt finds it (`SlackPort::find_marked`) instead of
-//! posting it twice. 429s and transient errors are retried until Slack accepts the call.
+//! A replica leases one dirty incident (or digest) at a time with `FOR NO KEY UPDATE SKIP
+//! LOCKED` (the diagnosis pool's event inserts take key-share locks on the same rows) and
+//! a short `sync_until` deadline it renews while it works (`leased`), makes its Slack calls
+//! without holding any row lock, and records each result (root `ts` first of all) as soon
+//! as it has it. Only the lease holder posts; a replica that dies leaves its work to the
+//! others within `LEASE_SECS`. A post that must exist once (root, runbook reply, resolution
+//! or reopen reply, digest) carries a `Marker` in its Slack metadata and its attempt is
+//! recorded before the call: after a crash between Slack accepting it and its `ts` being
+//! recorded, the next attempt finds it (`SlackPort::find_marked`) instead of posting it
+//! twice. 429s and transient errors are retried until Slack accepts the call. Nothing here
+//! waits for an LLM: the runbook reply, once recorded, is the diagnosis pool's work
+//! (`drafts`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,23 +19,23 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::Row;
 
+use super::drafts::Prepared;
 use super::engine::Engine;
 use super::render::{self, DigestEntry, IncidentView};
 use super::view::load_row;
 use super::view::IncidentRow;
 use crate::alerts::model::Status;
 use crate::alerts::Severity;
-use crate::diagnosis::{Diagnoser, Draft, Subject};
 use crate::knowledge::Hit;
 use crate::retry::Backoff;
 use crate::slack::message::Marker;
 use crate::slack::PortError;
 
-/// A sync lease, renewed every third of it while the work goes on (`leased`): a replica
-/// that dies leaves its incidents to the others within this long.
-const LEASE_SECS: f64 = 15.0;
+/// A lease, renewed every third of it while the work goes on (`leased`): a replica that
+/// dies leaves its incidents to the others within this long.
+pub(super) const LEASE_SECS: f64 = 15.0;
 /// After a failed sync, wait this long before trying the same incident again.
-const FAILED_SECS: f64 = 5.0;
+pub(super) const FAILED_SECS: f64 = 5.0;
 /// Slack posts are retried until Slack accepts them: 429s wait as long as Slack says.
 const POSTS: Backoff = Backoff {
     attempts: 200,
@@ -61,7 +64,7 @@ async fn attempt(engine: &Engine, table: &str, id: i64, column: &str) -> anyhow:
 }
 
 /// Retries a Slack call through 429s and transient errors.
-async fn call<T, F, Fut>(op: F) -> Result<T, PortError>
+pub(super) async fn call<T, F, Fut>(op: F) -> Result<T, PortError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, PortError>>,
@@ -72,17 +75,17 @@ where
 /// Syncs one dirty digest or incident; `false` when there is nothing to do.
 pub(crate) async fn sync_next(engine: &Engine) -> anyhow::Result<bool> {
     if let Some((id, version)) = claim(engine, "storm_digests").await? {
-        leased(
-            engine,
-            "storm_digests",
-            id,
-            sync_digest(engine, id, version),
-        )
-        .await?;
+        leased(engine, SYNC_DIGEST, id, sync_digest(engine, id, version)).await?;
         return Ok(true);
     }
     if let Some((id, version)) = claim(engine, "incidents").await? {
-        leased(engine, "incidents", id, sync_incident(engine, id, version)).await?;
+        leased(
+            engine,
+            SYNC_INCIDENT,
+            id,
+            sync_incident(engine, id, version),
+        )
+        .await?;
         return Ok(true);
     }
     Ok(false)
@@ -95,7 +98,7 @@ async fn claim(engine: &Engine, table: &str) -> anyhow::Result<Option<(i64, i64)
          WHERE id = (SELECT id FROM {table}
                      WHERE shown_version < version
                        AND (sync_until IS NULL OR sync_until < clock_timestamp())
-                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
          RETURNING id, version"
     );
     let row = sqlx::query(&sql)
@@ -107,12 +110,41 @@ async fn claim(engine: &Engine, table: &str) -> anyhow::Result<Option<(i64, i64)
     Ok(row.map(|r| (r.get("id"), r.get("version"))))
 }
 
-/// Runs `work` while renewing this replica's lease on row `id` of `table`.
-async fn leased<T>(engine: &Engine, table: &str, id: i64, work: impl Future<Output = T>) -> T {
-    // `table` is one of two literals: no injection surface.
+/// Which lease columns of which table a worker holds.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lease {
+    pub table: &'static str,
+    pub owner: &'static str,
+    pub until: &'static str,
+}
+
+/// Sync leases on incidents and digests.
+const SYNC_INCIDENT: Lease = Lease {
+    table: "incidents",
+    owner: "sync_owner",
+    until: "sync_until",
+};
+const SYNC_DIGEST: Lease = Lease {
+    table: "storm_digests",
+    ..SYNC_INCIDENT
+};
+
+/// Runs `work` while renewing this replica's `lease` on row `id`.
+pub(super) async fn leased<T>(
+    engine: &Engine,
+    lease: Lease,
+    id: i64,
+    work: impl Future<Output = T>,
+) -> T {
+    let Lease {
+        table,
+        owner,
+        until,
+    } = lease;
+    // The names are literals of this module and `drafts`: no injection surface.
     let sql = format!(
-        "UPDATE {table} SET sync_until = clock_timestamp() + make_interval(secs => $3)
-         WHERE id = $1 AND sync_owner = $2"
+        "UPDATE {table} SET {until} = clock_timestamp() + make_interval(secs => $3)
+         WHERE id = $1 AND {owner} = $2"
     );
     let renew = async {
         loop {
@@ -124,7 +156,7 @@ async fn leased<T>(engine: &Engine, table: &str, id: i64, work: impl Future<Outp
                 .execute(&engine.pool)
                 .await;
             if let Err(e) = renewed {
-                tracing::warn!(%table, id, error = %e, "cannot renew a sync lease");
+                tracing::warn!(%table, %owner, id, error = %e, "cannot renew a lease");
             }
         }
     };
@@ -164,7 +196,7 @@ async fn set(engine: &Engine, id: i64, column: &str, value: &str) -> anyhow::Res
     Ok(())
 }
 
-async fn note(engine: &Engine, id: i64, kind: &str, detail: &str) -> anyhow::Result<()> {
+pub(super) async fn note(engine: &Engine, id: i64, kind: &str, detail: &str) -> anyhow::Result<()> {
     sqlx::query("INSERT INTO incident_events (incident_id, kind, detail) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(kind)
@@ -176,7 +208,15 @@ async fn note(engine: &Engine, id: i64, kind: &str, detail: &str) -> anyhow::Res
 
 async fn sync_incident(engine: &Engine, id: i64, version: i64) -> anyhow::Result<()> {
     match sync_incident_calls(engine, id).await {
-        Ok(()) => release(engine, "incidents", id, Some(version)).await,
+        Ok(replied) => {
+            release(engine, "incidents", id, Some(version)).await?;
+            if replied {
+                // Now, not at the reply: until this lease is released, the row is locked
+                // now and then and a diagnosis worker's claim would skip it.
+                engine.diagnose_wake.notify_waiters();
+            }
+            Ok(())
+        }
         Err(SyncError::Slack(PortError::Fatal(reason))) => {
             // Retrying cannot help (channel gone, bot not invited): record it and move on.
             tracing::warn!(incident.id = id, %reason, "Slack refused an incident update");
@@ -191,36 +231,37 @@ async fn sync_incident(engine: &Engine, id: i64, version: i64) -> anyhow::Result
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SyncError {
+pub(super) enum SyncError {
     #[error(transparent)]
     Slack(#[from] PortError),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }
 
-async fn sync_incident_calls(engine: &Engine, id: i64) -> Result<(), SyncError> {
+/// Brings one incident's thread up to date; `true` when it posted the runbook reply (the
+/// diagnosis pool's cue).
+async fn sync_incident_calls(engine: &Engine, id: i64) -> Result<bool, SyncError> {
     let Some((row, view)) = load_row(&engine.pool, id).await? else {
-        return Ok(());
+        return Ok(false);
     };
     if row.digest_id.is_some() {
         // Listed in the storm digest instead of a thread of its own.
-        return Ok(());
+        return Ok(false);
     }
     let root = ensure_root(engine, id, &row, &view).await?;
-    if let (Some(d), false) = (&engine.diagnoser, row.diagnosed) {
-        // One redacted search serves both the runbook reply and the diagnosis.
+    let mut replied = false;
+    if let (Some(d), None) = (&engine.diagnoser, &row.runbook_reply_ts) {
         let subject = super::diagnose::subject(&engine.pool, id, &view).await?;
         let hits = d.hits_for(&subject).await;
-        let reply = match &row.runbook_reply_ts {
-            Some(ts) => ts.clone(),
-            None => {
-                post_runbook_reply(engine, id, &row.channel, &root, row.reply_attempted, &hits)
-                    .await?
-            }
-        };
-        post_diagnosis(engine, d, id, &row.channel, &reply, &subject, hits).await?;
+        let k = engine.config.runbook_hits.min(hits.len());
+        let shown = hits[..k].to_vec();
+        // The diagnosis pool edits the reply into the diagnosis: one search serves both.
+        engine.handoff.put(id, Prepared { subject, hits });
+        post_runbook_reply(engine, id, &row.channel, &root, row.reply_attempted, &shown).await?;
+        replied = true;
     }
-    announce_status(engine, id, &row, &view, &root).await
+    announce_status(engine, id, &row, &view, &root).await?;
+    Ok(replied)
 }
 
 /// Posts the root message (or edits ours); returns its `ts`. A root a tool posted (an
@@ -272,7 +313,8 @@ async fn ensure_root(
     }
 }
 
-/// The thread's first reply: the best runbook sections, saying a diagnosis is on its way.
+/// The thread's first reply: the best runbook sections (`hits`), saying a diagnosis is on
+/// its way.
 async fn post_runbook_reply(
     engine: &Engine,
     id: i64,
@@ -280,11 +322,10 @@ async fn post_runbook_reply(
     root: &str,
     reply_attempted: bool,
     hits: &[Hit],
-) -> Result<String, SyncError> {
-    let k = engine.config.runbook_hits;
+) -> Result<(), SyncError> {
     let base = engine.config.runbook_base_url.as_deref();
     let marker = Marker::new(REPLY_MARK, id);
-    let msg = render::runbook_reply(&hits[..hits.len().min(k)], base, true).marked(marker.clone());
+    let msg = render::runbook_reply(hits, base, true).marked(marker.clone());
     let n = &engine.notifier;
     let earlier = if reply_attempted {
         call(|| n.find_marked(channel, Some(root), root, &marker)).await?
@@ -299,31 +340,6 @@ async fn post_runbook_reply(
         }
     };
     set(engine, id, "runbook_reply_ts", &ts).await?;
-    Ok(ts)
-}
-
-/// Diagnoses (LLM draft or runbook fallback) and edits it into the runbook reply.
-async fn post_diagnosis(
-    engine: &Engine,
-    d: &Diagnoser,
-    id: i64,
-    channel: &str,
-    reply: &str,
-    subject: &Subject,
-    hits: Vec<Hit>,
-) -> Result<(), SyncError> {
-    let outcome = d.diagnose_hits(subject, hits).await;
-    call(|| engine.notifier.update(channel, reply, &outcome.message)).await?;
-    sqlx::query("UPDATE incidents SET diagnosed_at = clock_timestamp() WHERE id = $1")
-        .bind(id)
-        .execute(&engine.pool)
-        .await
-        .context("Failed to record the diagnosis")?;
-    let kind = match outcome.draft {
-        Draft::Llm(_) => "LLM draft".to_string(),
-        Draft::Fallback(f) => format!("runbook fallback ({})", f.reason.explain()),
-    };
-    note(engine, id, "diagnosed", &kind).await?;
     Ok(())
 }
 

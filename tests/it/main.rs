@@ -10,6 +10,7 @@ mod hostile;
 mod incidents;
 mod knowledge_ingest;
 mod knowledge_search;
+mod outage;
 mod slack_bot;
 mod slack_client;
 mod stack;
