@@ -41,6 +41,14 @@ impl App {
         KnowledgeBase::open(pool, embedder).await
     }
 
+    /// What the stack needs to offer remediation actions.
+    pub fn actions(&self) -> crate::stack::ActionsSetup {
+        crate::stack::ActionsSetup {
+            config: self.config.actions.clone(),
+            audit_key: self.config.audit_key.clone(),
+        }
+    }
+
     /// The configured LLM client (token usage recorded in `kb`'s database), or `None`.
     pub fn llm(&self, kb: &KnowledgeBase) -> Option<Arc<crate::llm::LlmClient>> {
         self.config.llm.clone().map(|cfg| {

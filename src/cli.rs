@@ -215,6 +215,7 @@ async fn serve(app: &App) -> anyhow::Result<i32> {
             config: slack,
         },
         diagnoser: Some(Arc::new(app.diagnoser(kb))),
+        actions: app.actions(),
     };
     run_stack(app, parts, "Sentinel is connected to Slack; webhooks").await
 }
@@ -238,6 +239,7 @@ async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> 
         listener,
         slack,
         diagnoser,
+        actions: app.actions(),
     };
     run_stack(app, parts, "listening for webhooks").await
 }

@@ -50,6 +50,10 @@ pub struct Config {
     pub diagnosis: DiagnosisConfig,
     /// `SENTINEL_SHUTDOWN_SECS`: on SIGTERM or Ctrl-C, how long draining may take.
     pub shutdown_grace: Duration,
+    /// Remediation actions (`SENTINEL_ACTIONS`, off by default).
+    pub actions: crate::actions::ActionsConfig,
+    /// `SENTINEL_AUDIT_KEY`: keys the audit log's hash chain; actions need it.
+    pub audit_key: Option<crate::audit::AuditKey>,
 }
 
 /// Alerts in: the webhook server, alert channels and storm control.
@@ -287,6 +291,10 @@ impl Config {
             slack: slack_from_env(env)?,
             llm: llm_from_env(env)?,
             diagnosis: diagnosis_from_env(env)?,
+            actions: crate::actions::ActionsConfig::from_env(env)?,
+            audit_key: env
+                .get("SENTINEL_AUDIT_KEY")
+                .map(|k| crate::audit::AuditKey::from_config(&k)),
         })
     }
 

@@ -115,6 +115,7 @@ async fn start_on_emulator(app: &App, kb: &KnowledgeBase, emu: &Emulator) -> any
             },
         },
         diagnoser: Some(diagnoser),
+        actions: Default::default(),
     })
     .await?;
     anyhow::ensure!(

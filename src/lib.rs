@@ -3,8 +3,10 @@
 //! See `ARCHITECTURE.md` for the map. One module per capability, outside services behind
 //! their own modules.
 
+pub mod actions;
 pub mod alerts;
 pub mod app;
+pub mod audit;
 pub mod bench;
 pub mod bot;
 pub mod cli;

@@ -12,6 +12,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::actions::{Actions, ActionsConfig, Mode};
+use crate::audit::AuditKey;
 use crate::bot::{Bot, BotSettings, Context};
 use crate::config::{AlertsConfig, SlackConfig};
 use crate::diagnosis::Diagnoser;
@@ -45,6 +47,15 @@ pub struct Parts {
     /// Runbook replies and diagnoses for incidents, answers for the bot. Without one the
     /// engine posts roots only; a bot needs one.
     pub diagnoser: Option<Arc<Diagnoser>>,
+    /// Remediation actions (off unless `SENTINEL_ACTIONS` says otherwise).
+    pub actions: ActionsSetup,
+}
+
+/// What actions need from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ActionsSetup {
+    pub config: ActionsConfig,
+    pub audit_key: Option<AuditKey>,
 }
 
 /// A running bot: the Socket Mode listener plus the context its handlers share.
@@ -63,6 +74,7 @@ pub struct Stack {
     server: JoinHandle<anyhow::Result<()>>,
     engine_task: Option<JoinHandle<()>>,
     housekeeping: JoinHandle<()>,
+    sweeper: Option<JoinHandle<()>>,
 }
 
 /// The sentence logged at start-up when webhook alerts have no channel.
@@ -108,6 +120,7 @@ impl Stack {
             listener,
             slack,
             diagnoser,
+            actions,
         } = parts;
         let slack_cfg = match &slack {
             SlackSide::Bot { config, .. } => Some(config),
@@ -131,9 +144,24 @@ impl Stack {
             (SlackSide::Port(p), _) => Some(p.clone()),
             _ => None,
         };
-        let engine = port.map(|p| {
+        let actions = match actions.config.mode {
+            Mode::Off => None,
+            _ => {
+                let dir = client
+                    .clone()
+                    .map(|c| Arc::new(c) as Arc<dyn crate::actions::approvers::Directory>);
+                Some(Arc::new(Actions::new(
+                    pool.clone(),
+                    actions.config,
+                    actions.audit_key,
+                    dir,
+                )?))
+            }
+        };
+        let engine = port.clone().map(|p| {
             let mut e = Engine::new(pool.clone(), p, ecfg);
             e.diagnoser = diagnoser.clone();
+            e.actions = actions.clone();
             Arc::new(e)
         });
         let writer = AlertWriter::spawn(
@@ -145,7 +173,17 @@ impl Stack {
             (SlackSide::Bot { config, listener }, Some(client)) => {
                 let diagnoser =
                     diagnoser.ok_or_else(|| anyhow::anyhow!("the Slack bot needs a diagnoser"))?;
-                Some(start_bot(&config, client, diagnoser, writer.clone(), listener).await?)
+                Some(
+                    start_bot(
+                        &config,
+                        client,
+                        diagnoser,
+                        writer.clone(),
+                        actions.clone(),
+                        listener,
+                    )
+                    .await?,
+                )
             }
             _ => None,
         };
@@ -168,6 +206,14 @@ impl Stack {
             draining: draining.clone(),
         };
         let housekeeping = tokio::spawn(housekeeping(pool, when_stopped()));
+        let sweeper = match (&actions, &port) {
+            (Some(a), Some(p)) => Some(tokio::spawn(sweep_actions(
+                a.clone(),
+                p.clone(),
+                when_stopped(),
+            ))),
+            _ => None,
+        };
         let server = tokio::spawn(crate::http::run(listener, state, when_stopped()));
         let engine_task = engine.clone().map(|e| tokio::spawn(e.run(when_stopped())));
         Ok(Stack {
@@ -179,6 +225,7 @@ impl Stack {
             server,
             engine_task,
             housekeeping,
+            sweeper,
         })
     }
 
@@ -214,6 +261,7 @@ impl Stack {
             server,
             engine_task,
             housekeeping,
+            sweeper,
             ..
         } = self;
         draining.store(true, Ordering::Relaxed);
@@ -235,6 +283,9 @@ impl Stack {
             _ => {}
         }
         housekeeping.abort();
+        if let Some(s) = sweeper {
+            s.abort();
+        }
         if let Some(t) = engine_task {
             if tokio::time::timeout(grace, t).await.is_err() {
                 tracing::warn!("incident engine did not stop in time");
@@ -250,6 +301,7 @@ async fn start_bot(
     slack: SlackClient,
     diagnoser: Arc<Diagnoser>,
     alerts: AlertWriter,
+    actions: Option<Arc<Actions>>,
     listener_opts: ListenerOptions,
 ) -> anyhow::Result<Running> {
     let me = auth::check_tokens(&slack, &cfg.app_token, &cfg.bot_token).await?;
@@ -261,6 +313,7 @@ async fn start_bot(
         kb,
         diagnoser,
         alerts,
+        actions,
         settings: BotSettings {
             bot_user_id: me.user_id,
             bot_id: me.bot_id,
@@ -276,6 +329,24 @@ async fn start_bot(
     )
     .await?;
     Ok(Running { listener, ctx })
+}
+
+/// Every replica sweeps proposals: expiries, runs whose replica died, approved ones waiting.
+async fn sweep_actions(
+    actions: Arc<Actions>,
+    port: Arc<dyn SlackPort>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        if let Err(e) = actions.sweep(port.clone()).await {
+            tracing::warn!(error = %format!("{e:#}"), "sweeping action proposals failed");
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
 }
 
 /// Slack event claims older than this are pruned (Slack retries within minutes).

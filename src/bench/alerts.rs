@@ -143,6 +143,7 @@ pub(super) async fn start_routed(
         listener: TcpListener::bind("127.0.0.1:0").await?,
         slack,
         diagnoser,
+        actions: Default::default(),
     })
     .await
 }

@@ -1,6 +1,9 @@
 //! What users send the bot, parsed without I/O: `/sentinel` text into a [`Command`], and
 //! a button click's `(action_id, value)` into a [`ButtonAction`].
 
+use std::collections::BTreeMap;
+
+use crate::actions::value::ClickKind;
 use crate::slack::Mrkdwn;
 
 /// What the user asked `/sentinel` to do.
@@ -20,6 +23,28 @@ pub enum Command {
     Incidents,
     /// One incident: alerts, timeline, thread link.
     Incident { id: i64 },
+    /// Propose a catalog action by hand (it goes through the same approval flow).
+    Run {
+        action_id: String,
+        params: BTreeMap<String, String>,
+        incident: Option<i64>,
+    },
+    /// The action catalog, or the kill switch.
+    Actions(ActionsCommand),
+    /// The latest audit events (of one incident).
+    Audit { incident: Option<i64> },
+}
+
+/// `/sentinel actions [pause|resume [ACTION_ID]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionsCommand {
+    List,
+    /// Pause every action (the kill switch).
+    Pause,
+    /// Resume every action, or the auto-approval of one.
+    Resume {
+        action_id: Option<String>,
+    },
 }
 
 /// One line per subcommand, shown by `help` and on a parse error.
@@ -43,6 +68,19 @@ pub const SUBCOMMANDS: &[(&str, &str)] = &[
         "status",
         "show whether Sentinel is running, and its version",
     ),
+    (
+        "run <action> [key=value ...] [#incident]",
+        "propose a catalog action; it runs once an approver clicks Approve",
+    ),
+    (
+        "actions",
+        "list the action catalog and whether actions are paused",
+    ),
+    (
+        "actions pause | resume [action]",
+        "admins: stop or restart all actions, or an action's auto-approval",
+    ),
+    ("audit [#incident]", "show the latest audit log events"),
 ];
 
 /// A user mistake, answered with a sentence and the help. The sentence is mrkdwn: the
@@ -87,10 +125,85 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         "incidents" => Ok(Command::Incidents),
         "incident" => incident_id(&rest).map(|id| Command::Incident { id }),
         "status" | "version" => Ok(Command::Status),
+        "run" => run_args(&rest),
+        "actions" => actions_args(&rest).map(Command::Actions),
+        "audit" => match rest.as_str() {
+            "" => Ok(Command::Audit { incident: None }),
+            r => incident_id(r).map(|id| Command::Audit { incident: Some(id) }),
+        },
         other => Err(ParseError(format!(
             "{} is not a Sentinel command.",
             Mrkdwn::code(&crate::text::truncate_chars(other, 40))
         ))),
+    }
+}
+
+/// `ACTION_ID [key=value ...] [#INCIDENT]`.
+fn run_args(rest: &str) -> Result<Command, ParseError> {
+    let mut words = rest.split_whitespace();
+    let usage = "Use `/sentinel run ACTION_ID [key=value ...] [#INCIDENT]`; `/sentinel actions` lists the catalog.";
+    let Some(action_id) = words.next() else {
+        return Err(ParseError(format!("Which action? {usage}")));
+    };
+    let valid_id = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    };
+    if !valid_id(action_id) {
+        return Err(ParseError(format!(
+            "{} is not an action id. {usage}",
+            Mrkdwn::code(&crate::text::truncate_chars(action_id, 40))
+        )));
+    }
+    let mut params = BTreeMap::new();
+    let mut incident = None;
+    for w in words {
+        if w.starts_with('#') {
+            if incident.is_some() {
+                return Err(ParseError("Name at most one incident.".into()));
+            }
+            incident = Some(incident_id(w)?);
+        } else if let Some((k, v)) = w.split_once('=') {
+            let key_ok = !k.is_empty()
+                && k.len() <= 63
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !key_ok || v.is_empty() {
+                return Err(ParseError(format!(
+                    "{} is not a `key=value` parameter. {usage}",
+                    Mrkdwn::code(&crate::text::truncate_chars(w, 40))
+                )));
+            }
+            if params.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(ParseError(format!("{} is given twice.", Mrkdwn::code(k))));
+            }
+        } else {
+            return Err(ParseError(format!(
+                "{} is neither `key=value` nor `#INCIDENT`. {usage}",
+                Mrkdwn::code(&crate::text::truncate_chars(w, 40))
+            )));
+        }
+    }
+    Ok(Command::Run {
+        action_id: action_id.to_string(),
+        params,
+        incident,
+    })
+}
+
+fn actions_args(rest: &str) -> Result<ActionsCommand, ParseError> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    match words.as_slice() {
+        [] | ["list"] => Ok(ActionsCommand::List),
+        ["pause"] => Ok(ActionsCommand::Pause),
+        ["resume"] => Ok(ActionsCommand::Resume { action_id: None }),
+        ["resume", id] if id.len() <= 63 => Ok(ActionsCommand::Resume {
+            action_id: Some(id.to_string()),
+        }),
+        _ => Err(ParseError(
+            "Use `/sentinel actions`, `/sentinel actions pause` or `/sentinel actions resume [ACTION_ID]`.".into(),
+        )),
     }
 }
 
@@ -121,6 +234,9 @@ pub enum ButtonAction {
     Helpful { chunk_id: String },
     /// "🔎 Search again": opens the search form with the question filled in.
     SearchAgain { query: String },
+    /// A proposal's Approve / Reject / Dry run / Roll back / Stop; the value is signed
+    /// (`actions::value`) and checked by the actions service.
+    Action { kind: ClickKind, value: String },
 }
 
 /// Action ids of Sentinel's buttons.
@@ -132,6 +248,7 @@ impl ButtonAction {
         match self {
             ButtonAction::Helpful { .. } => ACTION_HELPFUL,
             ButtonAction::SearchAgain { .. } => ACTION_SEARCH_AGAIN,
+            ButtonAction::Action { kind, .. } => kind.action_id(),
         }
     }
 
@@ -139,6 +256,7 @@ impl ButtonAction {
         match self {
             ButtonAction::Helpful { chunk_id } => chunk_id,
             ButtonAction::SearchAgain { query } => query,
+            ButtonAction::Action { value, .. } => value,
         }
     }
 
@@ -148,7 +266,9 @@ impl ButtonAction {
         match action_id {
             ACTION_HELPFUL => Some(ButtonAction::Helpful { chunk_id: value }),
             ACTION_SEARCH_AGAIN => Some(ButtonAction::SearchAgain { query: value }),
-            _ => None,
+            other => {
+                ClickKind::from_action_id(other).map(|kind| ButtonAction::Action { kind, value })
+            }
         }
     }
 }
@@ -186,6 +306,10 @@ mod tests {
         fn no_text_or_click_makes_the_parsers_panic(text in "\\PC{0,80}", id in "\\PC{0,20}") {
             let _ = parse(&text);
             let _ = ButtonAction::parse(&id, Some(&text));
+            let _ = parse(&format!("run {text}"));
+            let _ = parse(&format!("run a {id} {text}"));
+            let _ = parse(&format!("actions {text}"));
+            let _ = parse(&format!("audit {text}"));
             if let Ok(Command::Incident { id }) = parse(&format!("incident {text}")) {
                 proptest::prop_assert!(id > 0);
             }
@@ -211,6 +335,55 @@ mod tests {
                 query: String::new()
             })
         );
+    }
+
+    #[test]
+    fn run_takes_an_action_parameters_and_an_incident() {
+        let Ok(Command::Run {
+            action_id,
+            params,
+            incident,
+        }) = parse("run restart-pod namespace=shop pod=api-7 #12")
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(action_id, "restart-pod");
+        assert_eq!(params["namespace"], "shop");
+        assert_eq!(params["pod"], "api-7");
+        assert_eq!(incident, Some(12));
+        assert!(parse("run").unwrap_err().0.contains("Which action?"));
+        assert!(parse("run Restart!")
+            .unwrap_err()
+            .0
+            .contains("not an action id"));
+        assert!(parse("run a x=1 x=2")
+            .unwrap_err()
+            .0
+            .contains("given twice"));
+        assert!(parse("run a novalue").unwrap_err().0.contains("neither"));
+        assert!(parse("run a k=").is_err());
+        assert!(parse("run a #1 #2").is_err());
+        // Values stay one word each; the action's patterns validate them later.
+        assert!(matches!(parse("run a k=$HOME"), Ok(Command::Run { .. })));
+    }
+
+    #[test]
+    fn actions_and_audit_commands() {
+        assert_eq!(parse("actions"), Ok(Command::Actions(ActionsCommand::List)));
+        assert_eq!(
+            parse("actions pause"),
+            Ok(Command::Actions(ActionsCommand::Pause))
+        );
+        assert_eq!(
+            parse("actions resume restart-pod"),
+            Ok(Command::Actions(ActionsCommand::Resume {
+                action_id: Some("restart-pod".into())
+            }))
+        );
+        assert!(parse("actions delete").is_err());
+        assert_eq!(parse("audit"), Ok(Command::Audit { incident: None }));
+        assert_eq!(parse("audit #4"), Ok(Command::Audit { incident: Some(4) }));
+        assert!(parse("audit x").is_err());
     }
 
     #[test]

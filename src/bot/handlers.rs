@@ -8,12 +8,16 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use super::answer::{self, VIEW_SEARCH};
-use super::command::{self, ButtonAction, Command};
+use std::sync::Arc;
+
+use super::command::{self, ActionsCommand, ButtonAction, Command};
 use super::{BotSettings, Context};
+use crate::actions::{ClickError, Clicker};
 use crate::diagnosis::ask::IncidentContext;
 use crate::knowledge::SearchRequest;
 use crate::mrkdwn;
 use crate::slack::events::{BlockAction, Inbound, MessageEvent, SlashCommand, ViewSubmission};
+use crate::slack::SlackPort;
 use crate::slack::{Message, Mrkdwn};
 
 /// Why a handler failed: a sentence the user can act on, or an internal failure (the user
@@ -68,7 +72,14 @@ pub fn command_ack(cmd: &SlashCommand) -> Option<Mrkdwn> {
             "Looking into “{}”…",
             Mrkdwn::untrusted(&crate::text::excerpt(&question, 200))
         )),
-        Ok(Command::Find | Command::Incidents | Command::Incident { .. }) => None,
+        Ok(
+            Command::Find
+            | Command::Incidents
+            | Command::Incident { .. }
+            | Command::Run { .. }
+            | Command::Actions(_)
+            | Command::Audit { .. },
+        ) => None,
         Err(e) => Some(mrkdwn!("{}\n\n{}", e.sentence(), help())),
     }
 }
@@ -257,10 +268,64 @@ async fn on_command(ctx: &Context, c: &SlashCommand) -> Handled {
                 Err(user) => return Err(HandlerError::User(user.0)),
             }
         }
+        Ok(Command::Run {
+            action_id,
+            params,
+            incident,
+        }) => {
+            let a = actions_on(ctx)?;
+            let port: Arc<dyn SlackPort> = Arc::new(ctx.slack.clone());
+            let m = a
+                .run_command(
+                    port,
+                    &c.user_id,
+                    &c.channel_id,
+                    &action_id,
+                    params,
+                    incident,
+                )
+                .await
+                .map_err(from_click)?;
+            ctx.slack.respond(&c.response_url, &m, false).await?;
+        }
+        Ok(Command::Actions(sub)) => {
+            let a = actions_on(ctx)?;
+            let m = match sub {
+                ActionsCommand::List => a.list_command().await,
+                ActionsCommand::Pause => a.switch_command(&c.user_id, true, None).await,
+                ActionsCommand::Resume { action_id } => {
+                    a.switch_command(&c.user_id, false, action_id.as_deref())
+                        .await
+                }
+            }
+            .map_err(from_click)?;
+            ctx.slack.respond(&c.response_url, &m, false).await?;
+        }
+        Ok(Command::Audit { incident }) => {
+            let m = crate::actions::commands::audit_command(&ctx.pool, incident).await?;
+            ctx.slack.respond(&c.response_url, &m, false).await?;
+        }
         // Answered in the ack.
         Ok(Command::Help | Command::Status) | Err(_) => {}
     }
     Ok(())
+}
+
+/// The actions service, or a sentence saying actions are off here.
+fn actions_on(ctx: &Context) -> Result<&Arc<crate::actions::Actions>, HandlerError> {
+    ctx.actions.as_ref().ok_or_else(|| {
+        HandlerError::User(
+            "Actions are off in this workspace (SENTINEL_ACTIONS=off); Sentinel only advises."
+                .into(),
+        )
+    })
+}
+
+fn from_click(e: ClickError) -> HandlerError {
+    match e {
+        ClickError::User(s) => HandlerError::User(s),
+        ClickError::Internal(e) => HandlerError::Internal(e),
+    }
 }
 
 async fn on_block_action(ctx: &Context, a: &BlockAction) -> Handled {
@@ -287,6 +352,19 @@ async fn on_block_action(ctx: &Context, a: &BlockAction) -> Handled {
             ctx.slack
                 .open_view(&a.trigger_id, answer::search_modal(&query, &meta))
                 .await?;
+        }
+        Some(ButtonAction::Action { kind, value }) => {
+            let actions = actions_on(ctx)?;
+            let who = Clicker {
+                user: a.user_id.clone(),
+                channel: a.channel_id.clone(),
+                message_ts: a.message_ts.clone(),
+            };
+            let port: Arc<dyn SlackPort> = Arc::new(ctx.slack.clone());
+            actions
+                .click(port, &who, kind, &value)
+                .await
+                .map_err(from_click)?;
         }
         None => tracing::info!(action_id = %a.action_id, "no handler for this button"),
     }

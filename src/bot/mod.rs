@@ -41,6 +41,8 @@ pub struct Context {
     pub diagnoser: Arc<Diagnoser>,
     /// Alert messages in watched channels are stored here and become incidents.
     pub alerts: AlertWriter,
+    /// Remediation actions: clicks and `/sentinel run`; `None` when they are off.
+    pub actions: Option<Arc<crate::actions::Actions>>,
     pub settings: BotSettings,
 }
 

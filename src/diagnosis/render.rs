@@ -181,7 +181,7 @@ pub fn fallback(alert_name: &str, f: &Fallback) -> Message {
             .iter()
             .map(|(id, title)| mrkdwn!("• {} ({})", Mrkdwn::untrusted(title), Mrkdwn::code(id)));
         blocks.push(section(&mrkdwn!(
-            "*🛠 Actions this runbook declares* (none proposed without an LLM)\n{}",
+            "*🛠 Actions this runbook declares* (when actions are on, each is offered below with Approve and Reject)\n{}",
             Mrkdwn::join(lines, "\n")
         )));
     }

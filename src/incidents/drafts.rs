@@ -58,6 +58,7 @@ struct Claimed {
     id: i64,
     channel: String,
     runbook_reply_ts: String,
+    root_ts: Option<String>,
 }
 
 async fn claim(engine: &Engine, lease_secs: f64) -> anyhow::Result<Option<Claimed>> {
@@ -68,7 +69,7 @@ async fn claim(engine: &Engine, lease_secs: f64) -> anyhow::Result<Option<Claime
                      WHERE runbook_reply_ts IS NOT NULL AND diagnosed_at IS NULL
                        AND (diagnose_until IS NULL OR diagnose_until < clock_timestamp())
                      ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
-         RETURNING id, channel, runbook_reply_ts",
+         RETURNING id, channel, runbook_reply_ts, root_ts",
     )
     .bind(engine.owner)
     .bind(lease_secs)
@@ -125,6 +126,18 @@ async fn diagnose(engine: &Engine, d: &Diagnoser, c: &Claimed) -> Result<(), Syn
     let (ch, reply) = (c.channel.as_str(), c.runbook_reply_ts.as_str());
     call(|| engine.notifier.update(ch, reply, &outcome.message)).await?;
     finish(engine, c.id).await?;
+    if let (Some(a), Some(root)) = (&engine.actions, &c.root_ts) {
+        let t = crate::actions::offer::Thread {
+            incident_id: c.id,
+            channel: ch,
+            root_ts: root,
+            labels: &subject.labels,
+        };
+        // The diagnosis stands even when the offer fails; the log says why.
+        if let Err(e) = a.offer(engine.notifier.clone(), &t, &outcome.draft).await {
+            tracing::warn!(incident.id = c.id, error = %format!("{e:#}"), "cannot offer the diagnosis's actions");
+        }
+    }
     let kind = match outcome.draft {
         Draft::Llm(_) => "LLM draft".to_string(),
         Draft::Fallback(f) => format!("runbook fallback ({})", f.reason.explain()),

@@ -64,6 +64,8 @@ pub struct Engine {
     /// once). `None` posts roots only (`serve-webhooks --console` without `--runbooks`).
     pub diagnoser: Option<Arc<Diagnoser>>,
     pub config: EngineConfig,
+    /// Proposes the diagnosis's actions in the thread; `None` when actions are off.
+    pub actions: Option<Arc<crate::actions::Actions>>,
     /// Identifies this replica's Slack sync and diagnosis leases.
     pub owner: Uuid,
     /// Poked when new alerts are stored (the webhook writer holds a clone).
@@ -90,6 +92,7 @@ impl Engine {
             notifier,
             diagnoser: None,
             config,
+            actions: None,
             owner: Uuid::new_v4(),
             wake: Arc::new(Notify::new()),
             sync_wake: Notify::new(),

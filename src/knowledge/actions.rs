@@ -37,6 +37,21 @@ pub struct Action {
     pub approvers: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// How to undo the action when its verification fails (same parameters, same rules).
+    #[serde(default)]
+    pub rollback: Option<Rollback>,
+    /// With `risk: low` and `SENTINEL_AUTO_APPROVE=on`, runs without a click.
+    #[serde(default)]
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    pub command: Vec<String>,
+    /// Run it by itself when verification fails (otherwise it is offered as a button).
+    #[serde(default)]
+    pub auto: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +124,21 @@ impl Action {
                 &self.params,
                 &mut problems,
             );
+        }
+        if let Some(r) = &self.rollback {
+            check_argv(
+                &self.id,
+                "rollback.command",
+                &r.command,
+                &self.params,
+                &mut problems,
+            );
+        }
+        if self.auto_approve && self.risk != Risk::Low {
+            problems.push(format!(
+                "action `{}`: auto_approve is only allowed with risk: low",
+                self.id
+            ));
         }
         for (name, p) in &self.params {
             if let Err(e) = p.regex() {

@@ -92,6 +92,51 @@ pub fn button(text: &Plain, action_id: &str, value: &str) -> Value {
     })
 }
 
+/// A button's emphasis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Primary,
+    Danger,
+}
+
+/// Slack's confirmation dialog, shown before a click is sent.
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    pub title: Plain,
+    pub text: Plain,
+    pub confirm: Plain,
+    pub deny: Plain,
+}
+
+/// A button with a style and, optionally, a confirmation dialog (title 100, text 300,
+/// buttons 30 characters).
+pub fn styled_button(
+    text: &Plain,
+    action_id: &str,
+    value: &str,
+    style: Option<Style>,
+    confirm: Option<&Confirm>,
+) -> Value {
+    let mut b = button(text, action_id, value);
+    if let Some(s) = style {
+        b["style"] = json!(match s {
+            Style::Primary => "primary",
+            Style::Danger => "danger",
+        });
+    }
+    if let Some(c) = confirm {
+        let plain =
+            |p: &Plain, max| json!({"type": "plain_text", "text": non_empty(cut(p.as_str(), max))});
+        b["confirm"] = json!({
+            "title": plain(&c.title, 100),
+            "text": plain(&c.text, 300),
+            "confirm": plain(&c.confirm, 30),
+            "deny": plain(&c.deny, 30),
+        });
+    }
+    b
+}
+
 /// An actions block of at most 25 elements.
 pub fn actions(block_id: &str, elements: Vec<Value>) -> Block {
     let elements: Vec<Value> = elements.into_iter().take(MAX_ACTIONS_ELEMENTS).collect();

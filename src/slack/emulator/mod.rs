@@ -264,6 +264,19 @@ impl Emulator {
         user: &str,
         action_id: &str,
     ) -> Option<String> {
+        self.click_button_with(channel, message_ts, user, action_id, None)
+    }
+
+    /// Like [`Emulator::click_button`], with the button's value replaced (a forged or
+    /// altered click, as a hostile client could send).
+    pub fn click_button_with(
+        &self,
+        channel: &str,
+        message_ts: &str,
+        user: &str,
+        action_id: &str,
+        value: Option<&str>,
+    ) -> Option<String> {
         let (message, button, block_id) = {
             let st = self.shared.lock();
             let m = st
@@ -292,7 +305,8 @@ impl Emulator {
             "message": message, "state": {"values": {}}, "response_url": response_url,
             "actions": [{
                 "action_id": action_id, "block_id": block_id, "text": button["text"],
-                "value": button["value"], "type": button["type"], "action_ts": action_ts,
+                "value": value.map_or(button["value"].clone(), |v| json!(v)),
+                "type": button["type"], "action_ts": action_ts,
             }],
         });
         Some(self.send_envelope("interactive", payload, false, None))

@@ -147,7 +147,10 @@ pub struct Faults {
 pub struct State {
     pub channels: HashMap<String, Channel>,
     pub users: HashMap<String, User>,
+    /// User groups by id: their members.
     pub usergroups: HashMap<String, Vec<String>>,
+    /// User groups by id: their handles (`oncall` for `@oncall`).
+    pub usergroup_handles: HashMap<String, String>,
     pub messages: Vec<Message>,
     pub edits: Vec<Edit>,
     pub reactions: Vec<Reaction>,
@@ -239,6 +242,8 @@ impl State {
         for (id, name, real, bot) in [
             ("U0ALICE", "alice", "Alice Oncall", false),
             ("U0BOB", "bob", "Bob Builder", false),
+            ("U0CAROL", "carol", "Carol Lead", false),
+            ("U0MALLORY", "mallory", "Mallory Intern", false),
             (BOT_USER_ID, "sentinel", "Sentinel", true),
         ] {
             s.users.insert(
@@ -253,6 +258,8 @@ impl State {
         }
         s.usergroups
             .insert("S0ONCALL".into(), vec!["U0ALICE".into(), "U0BOB".into()]);
+        s.usergroup_handles
+            .insert("S0ONCALL".into(), "oncall".into());
         s
     }
 }

@@ -255,6 +255,17 @@ pub async fn api(
             }})),
             None => err("user_not_found"),
         },
+        "usergroups.list" => {
+            let groups: Vec<serde_json::Value> = st
+                .usergroup_handles
+                .iter()
+                .map(|(id, handle)| json!({
+                    "id": id, "team_id": TEAM_ID, "handle": handle, "name": handle,
+                    "is_usergroup": true, "user_count": st.usergroups.get(id).map_or(0, Vec::len),
+                }))
+                .collect();
+            reply(json!({"ok": true, "usergroups": groups}))
+        }
         "usergroups.users.list" => {
             match s("usergroup").and_then(|g| st.usergroups.get(&g).cloned()) {
                 Some(users) => reply(json!({"ok": true, "users": users})),

@@ -14,7 +14,7 @@ use sentinel::incidents::{Routes, StormConfig};
 use sentinel::llm::testserver::TestLlm;
 use sentinel::llm::{LlmClient, TokenLedger};
 use sentinel::slack::emulator::{Emulator, Message, State, BOT_USER_ID};
-use sentinel::stack::{Parts, SlackSide, Stack};
+use sentinel::stack::{ActionsSetup, Parts, SlackSide, Stack};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -32,6 +32,7 @@ pub struct TestApp {
     pub emu: Emulator,
     pub stack: Stack,
     pub pool: PgPool,
+    pub setup: Setup,
 }
 
 fn alerts_config() -> AlertsConfig {
@@ -54,16 +55,28 @@ fn alerts_config() -> AlertsConfig {
     }
 }
 
+/// What a test Sentinel is started with besides the emulator and database.
+#[derive(Default, Clone)]
+pub struct Setup {
+    /// Diagnosis by this LLM (else runbook-based).
+    pub llm: Option<sentinel::config::LlmConfig>,
+    /// Remediation actions (off by default).
+    pub actions: ActionsSetup,
+    /// Runbook folders ingested instead of the bundled ones.
+    pub runbooks: Option<Vec<std::path::PathBuf>>,
+}
+
 /// One Sentinel on `emu` and `pool`: the bundled runbooks (hash embeddings), diagnosis by
 /// `llm` if given (else runbook-based), once its socket is connected.
-async fn start(emu: &Emulator, pool: PgPool, llm: Option<&TestLlm>) -> Stack {
-    let kb = hashed_runbooks(&pool).await;
-    let client = llm.map(|l| {
-        Arc::new(LlmClient::new(
-            l.config(Duration::from_secs(5)),
-            TokenLedger::postgres(pool.clone()),
-        ))
-    });
+async fn start(emu: &Emulator, pool: PgPool, setup: &Setup) -> Stack {
+    let kb = match &setup.runbooks {
+        Some(dirs) => super::kb::ingested(&pool, Arc::new(super::embed::HashEmbedder), dirs).await,
+        None => hashed_runbooks(&pool).await,
+    };
+    let client = setup
+        .llm
+        .clone()
+        .map(|l| Arc::new(LlmClient::new(l, TokenLedger::postgres(pool.clone()))));
     let diagnoser = Diagnoser::new(
         kb,
         client,
@@ -83,6 +96,7 @@ async fn start(emu: &Emulator, pool: PgPool, llm: Option<&TestLlm>) -> Stack {
             listener: test_listener(),
         },
         diagnoser: Some(Arc::new(diagnoser)),
+        actions: setup.actions.clone(),
     })
     .await
     .unwrap();
@@ -119,23 +133,35 @@ fn replies_in(st: &State, root: &str) -> Vec<String> {
 impl TestApp {
     /// Sentinel with a runbook-based diagnosis (no LLM), on a fresh emulator.
     pub async fn spawn(pool: PgPool) -> Self {
-        Self::spawn_with(pool, None).await
+        Self::spawn_with(pool, Setup::default()).await
     }
 
     /// Sentinel whose diagnoses and answers come from `llm`.
     pub async fn spawn_with_llm(pool: PgPool, llm: &TestLlm) -> Self {
-        Self::spawn_with(pool, Some(llm)).await
+        Self::spawn_with(
+            pool,
+            Setup {
+                llm: Some(llm.config(Duration::from_secs(5))),
+                ..Setup::default()
+            },
+        )
+        .await
     }
 
-    async fn spawn_with(pool: PgPool, llm: Option<&TestLlm>) -> Self {
+    pub async fn spawn_with(pool: PgPool, setup: Setup) -> Self {
         let emu = emulator().await;
-        let stack = start(&emu, pool.clone(), llm).await;
-        Self { emu, stack, pool }
+        let stack = start(&emu, pool.clone(), &setup).await;
+        Self {
+            emu,
+            stack,
+            pool,
+            setup,
+        }
     }
 
     /// A second replica on the same Slack app and database (stop it with `shutdown`).
     pub async fn replica(&self) -> Stack {
-        start(&self.emu, self.pool.clone(), None).await
+        start(&self.emu, self.pool.clone(), &self.setup).await
     }
 
     pub async fn shutdown(self) {
