@@ -144,6 +144,8 @@ impl Engine {
     /// edits diagnoses in. A slow or rate-limited Slack never delays intake, and a slow or
     /// failing LLM never delays a root or a runbook reply.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        // The owner in `sync_owner`/`diagnose_owner` says which replica holds a lease.
+        tracing::info!(engine.owner = %self.owner, "incident engine started");
         let apply = async {
             loop {
                 tokio::select! {
