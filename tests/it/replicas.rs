@@ -76,7 +76,9 @@ impl Questions {
 
     /// Every question answered at least once.
     fn answered(&self, st: &State) -> bool {
-        self.mentions.iter().all(|ts| bot_replies(st, GENERAL, ts) > 0)
+        self.mentions
+            .iter()
+            .all(|ts| bot_replies(st, GENERAL, ts) > 0)
             && self.commands.iter().all(|t| command_answers(st, t) > 0)
     }
 
@@ -144,9 +146,7 @@ async fn three(env: &[(String, String)]) -> Vec<Replica> {
 }
 
 #[sqlx::test]
-async fn a_replica_killed_in_the_middle_of_a_post_leaves_one_root_and_loses_nothing(
-    pool: PgPool,
-) {
+async fn a_replica_killed_in_the_middle_of_a_post_leaves_one_root_and_loses_nothing(pool: PgPool) {
     let emu = unpaced_emulator().await;
     let env = with(
         serve_env(&emu, &url_of(&pool)),
@@ -191,7 +191,12 @@ async fn a_replica_killed_in_the_middle_of_a_post_leaves_one_root_and_loses_noth
     let victim = replicas
         .iter()
         .position(|r| r.owner == owner)
-        .unwrap_or_else(|| panic!("{owner} is none of {:?}", replicas.iter().map(|r| &r.owner).collect::<Vec<_>>()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{owner} is none of {:?}",
+                replicas.iter().map(|r| &r.owner).collect::<Vec<_>>()
+            )
+        });
     replicas[victim].sigkill().await;
     let killed = Instant::now();
     // Work goes on meanwhile: envelopes sent to the dead socket are redelivered.
@@ -209,11 +214,9 @@ async fn a_replica_killed_in_the_middle_of_a_post_leaves_one_root_and_loses_noth
     wait_roots(&emu, &sent).await;
     let all_shown = killed.elapsed();
     // The dead replica's incident resumes elsewhere, under the root Slack already shows.
-    emu.wait_for(SHOWN, |st| {
-        (bot_replies(st, OPS, &held) > 0).then_some(())
-    })
-    .await
-    .expect("the crash incident's thread was continued");
+    emu.wait_for(SHOWN, |st| (bot_replies(st, OPS, &held) > 0).then_some(()))
+        .await
+        .expect("the crash incident's thread was continued");
     let recovered = killed.elapsed();
     let root_ts: Option<String> =
         sqlx::query_scalar("SELECT root_ts FROM incidents WHERE alertname = $1")
@@ -221,7 +224,11 @@ async fn a_replica_killed_in_the_middle_of_a_post_leaves_one_root_and_loses_noth
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(root_ts.as_deref(), Some(held.as_str()), "the held post is the root");
+    assert_eq!(
+        root_ts.as_deref(),
+        Some(held.as_str()),
+        "the held post is the root"
+    );
     let recovered_notes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM incident_events e JOIN incidents i ON i.id = e.incident_id
          WHERE i.alertname = $1 AND e.kind = 'recovered'",
@@ -329,6 +336,13 @@ async fn a_replica_sigtermed_under_load_drains_and_exits_0_losing_nothing(pool: 
         .await
         .expect("three answers in flight");
 
+    let posting: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM incidents WHERE sync_owner = $1::uuid AND sync_until > now()",
+    )
+    .bind(&replicas[1].owner)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     replicas[1].sigterm();
     let termed = Instant::now();
     let status = replicas[1]
@@ -342,9 +356,28 @@ async fn a_replica_sigtermed_under_load_drains_and_exits_0_losing_nothing(pool: 
         .expect("the server stopped answering")
         .unwrap();
     let load = std::mem::take(&mut *load.lock().unwrap());
-    assert!(load.refused > 0, "webhooks during the drain got 503: {load:?}");
+    assert!(
+        load.refused > 0,
+        "webhooks during the drain got 503: {load:?}"
+    );
     assert_eq!(load.retry_after, load.refused, "every 503 says Retry-After");
     assert!(load.other.is_empty(), "{load:?}");
+    // What it was posting it finished, and it left no lease behind for others to wait out.
+    let (unshown, left): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE id = ANY($1) AND shown_version < version),
+                count(*) FILTER (WHERE sync_owner = $2::uuid)
+         FROM incidents",
+    )
+    .bind(&posting)
+    .bind(&replicas[1].owner)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (unshown, left),
+        (0, 0),
+        "of {posting:?} being posted at SIGTERM"
+    );
     let log = replicas[1].output();
     assert!(
         !log.contains("did not") && !log.contains("deadline passed"),
@@ -363,8 +396,9 @@ async fn a_replica_sigtermed_under_load_drains_and_exits_0_losing_nothing(pool: 
     questions.assert_once(&st);
     drop(st);
     eprintln!(
-        "replicas: SIGTERM under load: exit 0 after {:.2} s; {} alerts accepted (all shown {:.1} s after SIGTERM, 0 duplicated), {} refused with 503 + Retry-After during the drain",
+        "replicas: SIGTERM under load: exit 0 after {:.2} s, the {} incidents it was posting finished by then; {} alerts accepted (all shown {:.1} s after SIGTERM, 0 duplicated), {} refused with 503 + Retry-After during the drain",
         to_exit.as_secs_f64(),
+        posting.len(),
         load.accepted.len(),
         shown.as_secs_f64(),
         load.refused,

@@ -192,7 +192,10 @@ pub async fn post_alert(hooks: &str, body: &str) -> Option<(u16, bool)> {
 }
 
 /// Appends every line `from` writes to `to`.
-fn capture(from: impl AsyncRead + Unpin + Send + 'static, to: Arc<Mutex<String>>) -> JoinHandle<()> {
+fn capture(
+    from: impl AsyncRead + Unpin + Send + 'static,
+    to: Arc<Mutex<String>>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(from).lines();
         while let Ok(Some(line)) = lines.next_line().await {
