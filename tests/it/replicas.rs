@@ -199,7 +199,7 @@ async fn a_replica_killed_in_the_middle_of_a_post_leaves_one_root_and_loses_noth
         });
     replicas[victim].sigkill().await;
     let killed = Instant::now();
-    // Work goes on meanwhile: envelopes sent to the dead socket are redelivered.
+    // Work goes on meanwhile (Slack redelivers anything the dead socket took unacked).
     let others: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
     for i in 9..15 {
         sent.push(send(&replicas[others[i % 2]], format!("Replica{i:03}Firing")).await);
@@ -243,28 +243,23 @@ async fn a_replica_killed_in_the_middle_of_a_post_leaves_one_root_and_loses_noth
         .await
         .expect("every question answered");
 
-    let st = emu.state();
-    assert_one_thread_each(&st, ALERTS, &sent);
-    assert_one_thread_each(&st, OPS, &[CRASH.to_string()]);
-    let ops_roots = st
-        .messages
-        .iter()
-        .filter(|m| m.channel == OPS && m.thread_ts.is_none())
-        .count();
-    assert_eq!(ops_roots, 1, "one root in {OPS}");
-    questions.assert_once(&st);
-    let redelivered = st.acks.iter().filter(|a| a.retry_attempt > 0).count();
-    let duplicated: usize = sent
-        .iter()
-        .map(|n| roots_showing(&st, ALERTS, n).len().saturating_sub(1))
-        .sum();
-    let shown = 1 + sent
-        .iter()
-        .filter(|n| !roots_showing(&st, ALERTS, n).is_empty())
-        .count();
-    drop(st);
+    // What people see: one thread per alert (so none missing, none doubled), one answer
+    // per question.
+    let redelivered = {
+        let st = emu.state();
+        assert_one_thread_each(&st, ALERTS, &sent);
+        assert_one_thread_each(&st, OPS, &[CRASH.to_string()]);
+        let ops_roots = st
+            .messages
+            .iter()
+            .filter(|m| m.channel == OPS && m.thread_ts.is_none())
+            .count();
+        assert_eq!(ops_roots, 1, "one root in {OPS}");
+        questions.assert_once(&st);
+        st.acks.iter().filter(|a| a.retry_attempt > 0).count()
+    };
     eprintln!(
-        "replicas: alerts sent and accepted {}, shown {shown}, duplicated {duplicated}; mentions {} and commands {} answered once; {redelivered} envelopes redelivered; killed replica's incident shown {:.1} s after SIGKILL; alerts sent around the kill all shown {:.1} s after it",
+        "replicas: alerts sent, accepted and shown {}, duplicated 0; mentions {} and commands {} answered once; {redelivered} envelopes redelivered; killed replica's incident shown {:.1} s after SIGKILL; alerts sent around the kill all shown {:.1} s after it",
         sent.len() + 1,
         questions.mentions.len(),
         questions.commands.len(),
@@ -391,10 +386,11 @@ async fn a_replica_sigtermed_under_load_drains_and_exits_0_losing_nothing(pool: 
     wait_roots(&emu, &load.accepted).await;
     let shown = termed.elapsed();
     settled(&pool).await;
-    let st = emu.state();
-    assert_one_thread_each(&st, ALERTS, &load.accepted);
-    questions.assert_once(&st);
-    drop(st);
+    {
+        let st = emu.state();
+        assert_one_thread_each(&st, ALERTS, &load.accepted);
+        questions.assert_once(&st);
+    }
     eprintln!(
         "replicas: SIGTERM under load: exit 0 after {:.2} s, the {} incidents it was posting finished by then; {} alerts accepted (all shown {:.1} s after SIGTERM, 0 duplicated), {} refused with 503 + Retry-After during the drain",
         to_exit.as_secs_f64(),
