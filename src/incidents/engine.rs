@@ -147,6 +147,8 @@ impl Engine {
     /// edits diagnoses in. A slow or rate-limited Slack never delays intake, and a slow or
     /// failing LLM never delays a root or a runbook reply.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        // The owner in `sync_owner`/`diagnose_owner` says which replica holds a lease.
+        tracing::info!(engine.owner = %self.owner, "incident engine started");
         let apply = async {
             loop {
                 tokio::select! {
@@ -163,12 +165,15 @@ impl Engine {
                 }
             }
         };
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let sync = serve(
             self.config.sync_workers,
             &self.sync_wake,
             "syncing Slack failed",
+            stopping.clone(),
             || super::sync::sync_next(&self),
         );
+        tokio::pin!(sync);
         let diagnose = async {
             match &self.diagnoser {
                 Some(d) => {
@@ -176,6 +181,7 @@ impl Engine {
                         d.opts.workers,
                         &self.diagnose_wake,
                         "diagnosing an incident failed",
+                        stopping.clone(),
                         || drafts::diagnose_next(&self),
                     )
                     .await
@@ -185,14 +191,19 @@ impl Engine {
         };
         tokio::select! {
             _ = apply => {}
-            _ = sync => {}
+            _ = &mut sync => {}
             _ = diagnose => {}
-            _ = shutdown => tracing::info!("incident engine stopped"),
+            _ = shutdown => {}
         }
+        // Slack updates in progress finish (a post cut short would leave its incident to
+        // other replicas only once its lease expires); no worker takes new work.
+        let _ = stop.send(true);
+        sync.await;
         // Diagnoses cut short are someone else's at once, not after the lease expires.
         if let Err(e) = drafts::release_all(&self).await {
             tracing::warn!(error = %format!("{e:#}"), "releasing diagnosis leases failed");
         }
+        tracing::info!("incident engine stopped");
     }
 }
 
@@ -213,29 +224,43 @@ where
     Ok(done.into_iter().sum())
 }
 
-/// Runs `workers` copies of `step` for ever. A worker works while there is work, then
-/// sleeps until `wake` (poked for every new piece of work, waking every idle worker) or
-/// `POLL` (other replicas' work, expired leases). No worker leaves while work is queued.
-async fn serve<F, Fut>(workers: usize, wake: &Notify, what: &'static str, step: F)
-where
+/// Runs `workers` copies of `step` until `stop` turns true. A worker works while there is
+/// work, then sleeps until `wake` (poked for every new piece of work, waking every idle
+/// worker) or `POLL` (other replicas' work, expired leases). No worker leaves while work
+/// is queued; on `stop`, each finishes the step it is in and takes no other.
+async fn serve<F, Fut>(
+    workers: usize,
+    wake: &Notify,
+    what: &'static str,
+    stop: tokio::sync::watch::Receiver<bool>,
+    step: F,
+) where
     F: Fn() -> Fut,
     Fut: Future<Output = anyhow::Result<bool>>,
 {
-    let worker = || async {
-        loop {
-            // Listening before looking: a poke while this worker looks is not lost.
-            let woken = wake.notified();
-            match step().await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tokio::select! {
-                        _ = woken => {}
-                        _ = tokio::time::sleep(POLL) => {}
+    let step = &step;
+    let worker = || {
+        let mut stop = stop.clone();
+        async move {
+            while !*stop.borrow_and_update() {
+                // Listening before looking: a poke while this worker looks is not lost.
+                let woken = wake.notified();
+                match step().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tokio::select! {
+                            _ = woken => {}
+                            _ = tokio::time::sleep(POLL) => {}
+                            _ = stop.changed() => {}
+                        }
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "{what}");
-                    tokio::time::sleep(ERROR_PAUSE).await;
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "{what}");
+                        tokio::select! {
+                            _ = tokio::time::sleep(ERROR_PAUSE) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
                 }
             }
         }

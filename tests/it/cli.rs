@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use crate::helpers::process::url_of;
+
 fn sentinel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sentinel"))
 }
@@ -58,13 +60,6 @@ fn help_lists_the_contract_subcommands() {
     for cmd in ["migrate", "ingest", "search", "eval", "bench", "demo"] {
         assert!(text.contains(cmd), "{cmd} missing from help:\n{text}");
     }
-}
-
-/// The URL of the per-test database that `#[sqlx::test]` created.
-fn url_of(pool: &sqlx::PgPool) -> String {
-    let db = pool.connect_options().get_database().unwrap().to_string();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    format!("{}/{db}", base.rsplit_once('/').unwrap().0)
 }
 
 #[sqlx::test]

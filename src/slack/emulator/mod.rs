@@ -471,6 +471,17 @@ impl Emulator {
             .insert(method.into(), (count, secs));
     }
 
+    /// The next `count` posts in `channel` are stored at once but answered only after
+    /// `delay` (their `ts` are listed in `State::held`): a caller killed meanwhile never
+    /// learns the `ts` of a post Slack shows. A fault knob; Slack itself never holds.
+    pub fn hold_posts(&self, channel: &str, count: u32, delay: Duration) {
+        self.shared.lock().faults.held_posts = Some(state::HeldPosts {
+            channel: channel.into(),
+            remaining: count,
+            delay,
+        });
+    }
+
     /// Messages of `channel`, top level and replies, in order.
     pub fn messages(&self, channel: &str) -> Vec<Message> {
         self.shared

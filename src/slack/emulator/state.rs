@@ -141,6 +141,18 @@ pub struct Faults {
     pub rate_limits: HashMap<String, (u32, u64)>,
     /// When false, connections are closed and apps.connections.open fails.
     pub offline: bool,
+    /// Posts stored at once but answered late: a crash window (`Emulator::hold_posts`).
+    pub held_posts: Option<HeldPosts>,
+}
+
+/// The next `remaining` `chat.postMessage` calls in `channel` store their message, then
+/// wait `delay` before answering. Slack never does this on purpose; it reproduces the
+/// moment a caller dies after Slack accepted a post but before it read the `ts`.
+#[derive(Debug, Clone)]
+pub struct HeldPosts {
+    pub channel: String,
+    pub remaining: u32,
+    pub delay: Duration,
 }
 
 #[derive(Default)]
@@ -175,6 +187,8 @@ pub struct State {
     pub post_tat: HashMap<String, Instant>,
     pub faults: Faults,
     pub web_calls: Vec<String>,
+    /// The `ts` of each post whose answer `Faults::held_posts` held back, in order.
+    pub held: Vec<String>,
     seq: u64,
     ts_clock: i64,
     round_robin: usize,

@@ -72,9 +72,28 @@ pub async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = params(query, &headers, &body);
+    let mut hold = None;
+    let r = answer(&sh, &method, query, &headers, &body, &mut hold);
+    if let Some(delay) = hold {
+        tokio::time::sleep(delay).await;
+    }
+    r
+}
+
+/// One Web API call, worked under the state lock; `hold` is set when its answer must wait
+/// (`Faults::held_posts`).
+fn answer(
+    sh: &Shared,
+    method: &str,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    hold: &mut Option<Duration>,
+) -> Response {
+    let method = method.to_string();
+    let p = params(query, headers, body);
     // Token check: the app-level token only opens connections; the bot token does the rest.
-    let token = bearer(&headers, &p);
+    let token = bearer(headers, &p);
     let needs_app = method == "apps.connections.open";
     match token.as_deref() {
         None => return err("not_authed"),
@@ -128,7 +147,14 @@ pub async fn api(
             let ws = sh.base_url.replacen("http://", "ws://", 1);
             reply(json!({"ok": true, "url": format!("{ws}/link/?ticket={ticket}&app_id={APP_ID}")}))
         }
-        "chat.postMessage" => post_message(&sh, &mut st, &p),
+        "chat.postMessage" => {
+            let before = st.messages.len();
+            let r = post_message(sh, &mut st, &p);
+            if st.messages.len() > before {
+                *hold = held(&mut st, &p);
+            }
+            r
+        }
         "chat.update" => update(&mut st, &p),
         "chat.postEphemeral" => {
             let (Some(channel), Some(user)) = (s("channel"), s("user")) else {
@@ -337,6 +363,20 @@ pub async fn api(
     drop(st);
     sh.changed.notify_waiters();
     r
+}
+
+/// How long to hold the answer to the post just stored, if `Faults::held_posts` says so
+/// (the post's `ts` goes to `State::held`).
+fn held(st: &mut State, p: &Map<String, Value>) -> Option<Duration> {
+    let h = st.faults.held_posts.as_mut()?;
+    if h.remaining == 0 || p.get("channel").and_then(Value::as_str) != Some(h.channel.as_str()) {
+        return None;
+    }
+    h.remaining -= 1;
+    let delay = h.delay;
+    let ts = st.messages.last()?.ts.clone();
+    st.held.push(ts);
+    Some(delay)
 }
 
 /// A boolean argument, as JSON or form-encoded (`true`, `1`).

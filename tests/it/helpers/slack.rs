@@ -20,6 +20,18 @@ pub async fn emulator() -> Emulator {
     Emulator::start(EmulatorConfig::default()).await.unwrap()
 }
 
+/// An emulator whose channels take any burst of posts (Slack paces 1 per second per
+/// channel): for tests of many threads at once, where Slack's pace would only add minutes.
+pub async fn unpaced_emulator() -> Emulator {
+    sentinel::net::install_crypto();
+    Emulator::start(EmulatorConfig {
+        post_burst: 100_000,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// The bot's Slack settings against `emu`: one Socket Mode connection, watching `watch`.
 pub fn slack_config(emu: &Emulator, watch: &[&str]) -> SlackConfig {
     SlackConfig {
