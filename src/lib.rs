@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod audit;
 pub mod bench;
 pub mod bot;
 pub mod cli;
