@@ -25,6 +25,17 @@ SELECT coalesce(h.seq, 0) AS seq, coalesce(h.hash, '0000000000000000000000000000
 FROM (SELECT 1) one LEFT JOIN LATERAL
      (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) h ON true";
 
+/// [`LOCK_THEN_HEAD`] for [`append_unflushed`]: this transaction's commit will not wait for
+/// the disk.
+const UNFLUSHED_LOCK_THEN_HEAD: &str = concat!(
+    "SET LOCAL synchronous_commit = off;\n",
+    "SELECT 1 FROM (SELECT pg_advisory_xact_lock(7315300)) l;
+SELECT coalesce(h.seq, 0) AS seq, coalesce(h.hash, '0000000000000000000000000000000000000000000000000000000000000000') AS hash,
+       clock_timestamp() AS at
+FROM (SELECT 1) one LEFT JOIN LATERAL
+     (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) h ON true"
+);
+
 /// The columns of a row, in [`from_row`]'s order.
 pub(crate) const COLUMNS: &str = "seq, at, actor_id, actor_name, kind, incident_id, proposal_id, action, argv, outcome, detail, prev_hash, hash";
 
@@ -37,7 +48,7 @@ pub(crate) const COLUMNS: &str = "seq, at, actor_id, actor_name, kind, incident_
 /// default), with the chain locked meanwhile: a few hundred appends per second on a disk
 /// that flushes in 2 ms. [`append_unflushed`] trades that for throughput.
 pub async fn append(conn: &mut PgConnection, key: &AuditKey, event: Event) -> anyhow::Result<Head> {
-    insert(conn, key, event).await
+    insert(conn, key, event, false).await
 }
 
 /// As [`append`], but the transaction commits without waiting for its WAL flush
@@ -51,11 +62,7 @@ pub async fn append_unflushed(
     key: &AuditKey,
     event: Event,
 ) -> anyhow::Result<Head> {
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *conn)
-        .await
-        .context("Failed to prepare the audit append")?;
-    insert(conn, key, event).await
+    insert(conn, key, event, true).await
 }
 
 /// Returns once everything committed before the call is on disk: a transaction that
@@ -69,11 +76,21 @@ pub async fn wait_durable(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn insert(conn: &mut PgConnection, key: &AuditKey, event: Event) -> anyhow::Result<Head> {
+async fn insert(
+    conn: &mut PgConnection,
+    key: &AuditKey,
+    event: Event,
+    unflushed: bool,
+) -> anyhow::Result<Head> {
     let event = chain::redact(event);
     let detail = chain::canonical_json(&event.detail);
-    // A plain &str (no arguments) goes as one simple query: both statements, one round trip.
-    let rows = Executor::fetch_all(&mut *conn, LOCK_THEN_HEAD)
+    // A plain &str (no arguments) goes as one simple query: all statements, one round trip.
+    let sql = if unflushed {
+        UNFLUSHED_LOCK_THEN_HEAD
+    } else {
+        LOCK_THEN_HEAD
+    };
+    let rows = Executor::fetch_all(&mut *conn, sql)
         .await
         .context("Failed to lock the audit chain")?;
     let head = rows
@@ -209,5 +226,19 @@ pub fn genesis() -> Head {
     Head {
         seq: 0,
         hash: GENESIS.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_query_takes_the_chain_lock_and_genesis() {
+        for sql in [LOCK_THEN_HEAD, UNFLUSHED_LOCK_THEN_HEAD] {
+            assert!(sql.contains(&format!("pg_advisory_xact_lock({APPEND_LOCK})")));
+            assert!(sql.contains(GENESIS));
+            assert!(sql.ends_with(LOCK_THEN_HEAD));
+        }
     }
 }
