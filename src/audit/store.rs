@@ -42,7 +42,9 @@ pub(crate) const COLUMNS: &str = "seq, at, actor_id, actor_name, kind, incident_
 /// Appends `event` in the caller's transaction (call it as `append(&mut *tx, ...)`) and
 /// returns the new head. Text is redacted first. The chain stays locked until that
 /// transaction ends, so append last, just before committing; if the append fails, the
-/// transaction must not commit and the action must not run (fail closed).
+/// transaction must not commit and the action must not run (fail closed). Outside a
+/// transaction the lock would end with its own statement: the primary key still refuses a
+/// second row at one `seq` (no fork), but concurrent appends could then fail.
 ///
 /// The caller's commit waits for the disk as the session is configured (synchronous by
 /// default), with the chain locked meanwhile: a few hundred appends per second on a disk
