@@ -45,7 +45,8 @@ impl App {
     pub fn actions(&self) -> crate::stack::ActionsSetup {
         crate::stack::ActionsSetup {
             config: self.config.actions.clone(),
-            audit_key: self.config.audit_key.clone(),
+            audit_key: self.config.audit.key.clone(),
+            audit_channel: self.config.audit.channel.clone(),
         }
     }
 

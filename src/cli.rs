@@ -10,10 +10,12 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::App;
+use crate::audit;
 use crate::bench::{self, eval};
 use crate::demo::{self, DemoArgs};
 use crate::knowledge::{ingest, SearchRequest};
 use crate::slack::recorder::Recorder;
+use crate::slack::SlackPort;
 use crate::stack::{listener_options, Parts, SlackSide, Stack};
 
 #[derive(Debug, Parser)]
@@ -51,6 +53,45 @@ pub enum Command {
     ServeWebhooks(ServeWebhooksArgs),
     /// Run the Slack bot (Socket Mode) until Ctrl-C.
     Serve,
+    /// The tamper-evident audit log of actions (needs SENTINEL_AUDIT_KEY to verify).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain: exit 0 when intact, 1 naming the first bad sequence number.
+    Verify(AuditVerifyArgs),
+    /// Write the log (or part of it) as JSON lines on stdout.
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Print the result as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+    /// A head published earlier (`SEQ:HASH`, from the audit channel or the log): the log
+    /// must reach it and hold that hash there (catches rows cut off the end).
+    #[arg(long, value_parser = audit::verify::parse_anchor)]
+    pub anchor: Option<audit::Head>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Rows appended at or after this time (RFC 3339, or a date for midnight UTC).
+    #[arg(long, value_parser = audit::export::parse_since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rows of this incident only (`42` or `#42`).
+    #[arg(long, value_parser = parse_incident)]
+    pub incident: Option<i64>,
+}
+
+fn parse_incident(s: &str) -> Result<i64, String> {
+    s.trim()
+        .trim_start_matches('#')
+        .parse()
+        .map_err(|_| format!("`{s}` is not an incident number"))
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +156,8 @@ pub enum BenchCommand {
     Diagnosis(bench::diagnosis::BenchArgs),
     /// Redaction on the corpora of tests/data/redaction: secrets leaked, near misses changed.
     Redaction(bench::redaction::RedactionArgs),
+    /// Hash-chained audit appends from two replicas, and `audit verify` over a large log.
+    Audit(bench::audit::AuditArgs),
     /// A burst of incidents while the LLM hangs: roots, runbook replies and fallbacks
     /// posted, then drafts again once it answers.
     LlmOutage(bench::outage::OutageArgs),
@@ -138,10 +181,60 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Diagnosis(a)) => bench::diagnosis::run(&app, a).await,
         Command::Bench(BenchCommand::Redaction(a)) => bench::redaction::run(a),
         Command::Bench(BenchCommand::LlmOutage(a)) => bench::outage::run(&app, a).await,
+        Command::Bench(BenchCommand::Audit(a)) => bench::audit::run(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Serve => serve(&app).await,
+        Command::Audit(AuditCommand::Verify(a)) => audit_verify(&app, a).await,
+        Command::Audit(AuditCommand::Export(a)) => audit_export(&app, a).await,
     }
+}
+
+async fn audit_verify(app: &App, a: AuditVerifyArgs) -> anyhow::Result<i32> {
+    let key = app.config.audit.require_key()?;
+    let pool = app.pool().await?;
+    let report = audit::verify_with(&pool, key, a.anchor.as_ref()).await?;
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{}", report.summary());
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+async fn audit_export(app: &App, a: AuditExportArgs) -> anyhow::Result<i32> {
+    let pool = app.pool().await?;
+    let filter = audit::export::Filter {
+        since: a.since,
+        incident_id: a.incident,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let n = audit::export::export(&pool, &filter, &mut out).await?;
+    eprintln!("exported {n} audit events");
+    Ok(0)
+}
+
+/// The audit head's anchor for a long-running process: logs the head hourly and posts it
+/// to `SENTINEL_AUDIT_CHANNEL` through `port` when both are there. Without the key, says
+/// that actions cannot be recorded.
+fn spawn_anchor(
+    app: &App,
+    pool: &sqlx::PgPool,
+    port: Option<Arc<dyn SlackPort>>,
+) -> tokio::task::JoinHandle<()> {
+    let cfg = &app.config.audit;
+    if cfg.key.is_none() {
+        tracing::warn!(
+            "SENTINEL_AUDIT_KEY is not set: actions cannot be audited, so none will run"
+        );
+    }
+    let slack = port.zip(cfg.channel.clone());
+    tokio::spawn(audit::anchor::run(
+        pool.clone(),
+        cfg.key.clone(),
+        slack,
+        audit::anchor::EVERY,
+    ))
 }
 
 async fn migrate(app: &App) -> anyhow::Result<i32> {
@@ -206,6 +299,8 @@ async fn serve(app: &App) -> anyhow::Result<i32> {
     let slack = app.config.require_slack()?.clone();
     let listener = app.webhook_listener().await?;
     let kb = app.knowledge().await?;
+    let port: Arc<dyn SlackPort> = Arc::new(crate::stack::slack_client(&slack)?);
+    let anchor = spawn_anchor(app, &kb.pool, Some(port));
     let parts = Parts {
         pool: kb.pool.clone(),
         alerts: app.config.alerts.clone(),
@@ -217,7 +312,9 @@ async fn serve(app: &App) -> anyhow::Result<i32> {
         diagnoser: Some(Arc::new(app.diagnoser(kb))),
         actions: app.actions(),
     };
-    run_stack(app, parts, "Sentinel is connected to Slack; webhooks").await
+    let code = run_stack(app, parts, "Sentinel is connected to Slack; webhooks").await;
+    anchor.abort();
+    code
 }
 
 async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> {

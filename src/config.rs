@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::audit::AuditKey;
 use crate::diagnosis::breaker::BreakerConfig;
 use crate::error::UserError;
 use crate::http::{SourceAuth, WebhookAuth};
@@ -52,8 +53,51 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Remediation actions (`SENTINEL_ACTIONS`, off by default).
     pub actions: crate::actions::ActionsConfig,
-    /// `SENTINEL_AUDIT_KEY`: keys the audit log's hash chain; actions need it.
-    pub audit_key: Option<crate::audit::AuditKey>,
+    pub audit: AuditConfig,
+}
+
+/// The audit log (docs/audit.md).
+#[derive(Debug, Clone, Default)]
+pub struct AuditConfig {
+    /// `SENTINEL_AUDIT_KEY`: the chain's HMAC key. `None`: actions must not run (nothing
+    /// could be recorded), and `sentinel audit verify` refuses to start.
+    pub key: Option<AuditKey>,
+    /// `SENTINEL_AUDIT_CHANNEL`: where the chain head is posted, hourly and after actions.
+    pub channel: Option<String>,
+}
+
+/// Shortest accepted `SENTINEL_AUDIT_KEY`, in bytes (`openssl rand -hex 16` prints 32):
+/// shorter keys could be guessed, and a guessed key lets anyone rebuild the chain.
+pub const MIN_AUDIT_KEY_LEN: usize = 32;
+
+fn audit_from_env(env: &dyn Env) -> Result<AuditConfig, UserError> {
+    let key = match env.get("SENTINEL_AUDIT_KEY") {
+        None => None,
+        Some(k) if k.len() < MIN_AUDIT_KEY_LEN => {
+            return Err(UserError::new(format!(
+                "SENTINEL_AUDIT_KEY is too short ({} bytes): use at least {MIN_AUDIT_KEY_LEN} random characters, e.g. `openssl rand -hex 32`",
+                k.len()
+            )))
+        }
+        Some(k) => Some(AuditKey::from_config(&k)),
+    };
+    Ok(AuditConfig {
+        key,
+        channel: env
+            .get("SENTINEL_AUDIT_CHANNEL")
+            .map(|c| c.trim().to_string()),
+    })
+}
+
+impl AuditConfig {
+    /// The key, or a sentence saying how to set it.
+    pub fn require_key(&self) -> Result<&AuditKey, UserError> {
+        self.key.as_ref().ok_or_else(|| {
+            UserError::new(
+                "SENTINEL_AUDIT_KEY is not set: the audit log is keyed with it (the same value `sentinel serve` runs with; see docs/audit.md)",
+            )
+        })
+    }
 }
 
 /// Alerts in: the webhook server, alert channels and storm control.
@@ -292,9 +336,7 @@ impl Config {
             llm: llm_from_env(env)?,
             diagnosis: diagnosis_from_env(env)?,
             actions: crate::actions::ActionsConfig::from_env(env)?,
-            audit_key: env
-                .get("SENTINEL_AUDIT_KEY")
-                .map(|k| crate::audit::AuditKey::from_config(&k)),
+            audit: audit_from_env(env)?,
         })
     }
 
@@ -541,6 +583,28 @@ mod tests {
             "{}",
             e.0
         );
+    }
+
+    #[test]
+    fn audit_key_is_optional_long_and_never_printed() {
+        let c = Config::from_env(&env(&[])).unwrap().audit;
+        assert!(c.key.is_none() && c.channel.is_none());
+        assert!(c
+            .require_key()
+            .unwrap_err()
+            .0
+            .contains("SENTINEL_AUDIT_KEY"));
+        let e = Config::from_env(&env(&[("SENTINEL_AUDIT_KEY", "short")])).unwrap_err();
+        assert!(e.0.contains("too short"), "{}", e.0);
+        let key = "0123456789abcdef0123456789abcdef";
+        let c = Config::from_env(&env(&[
+            ("SENTINEL_AUDIT_KEY", key),
+            ("SENTINEL_AUDIT_CHANNEL", " C0AUDIT "),
+        ]))
+        .unwrap();
+        assert!(c.audit.require_key().is_ok());
+        assert_eq!(c.audit.channel.as_deref(), Some("C0AUDIT"));
+        assert!(!format!("{c:?}").contains(key));
     }
 
     #[test]

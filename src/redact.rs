@@ -251,8 +251,9 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
             r#"(?i)\b(?:[a-z0-9_.-]+ )?[a-z0-9_.-]*(?:pass|pwd|secret|token|key|credential|creds|auth)[a-z0-9_.-]*["']?[ \t]*[:=][ \t]*(?:\[[A-Za-z_]+\]|"[^"\n]*"|'[^'\n]*'|`[^`\n]*`|[^\s,;&"'`}\]]+)"#,
             credential_pair,
         ),
-        // A bare AWS secret access key: exactly 40 base64 characters mixing cases and digits.
-        family("aws_secret_access_key", r"[A-Za-z0-9/+=]{40,}", aws_secret),
+        // A bare AWS secret access key: exactly 40 base64 characters mixing cases and digits
+        // (`=` only as padding after them, so `KEY=<secret>` does not hide one).
+        family("aws_secret_access_key", r"[A-Za-z0-9/+]{40,}=*", aws_secret),
     ]
 });
 

@@ -56,6 +56,8 @@ pub struct Parts {
 pub struct ActionsSetup {
     pub config: ActionsConfig,
     pub audit_key: Option<AuditKey>,
+    /// `SENTINEL_AUDIT_CHANNEL`: the chain head is posted there after every action.
+    pub audit_channel: Option<String>,
 }
 
 /// A running bot: the Socket Mode listener plus the context its handlers share.

@@ -242,13 +242,13 @@ pub async fn audit_command(pool: &sqlx::PgPool, incident: Option<i64>) -> anyhow
         Some(i) => mrkdwn!("*Audit log of incident #{}* (newest first)", i),
         None => Mrkdwn::own("*Audit log* (newest first)"),
     }];
-    for e in &events {
+    for e in events.iter().rev() {
         lines.push(mrkdwn!(
             "• #{} {} {} by {}{}{}",
             e.seq,
             Mrkdwn::own(e.at.format("%Y-%m-%d %H:%M:%S").to_string()),
             Mrkdwn::code(&e.kind),
-            Mrkdwn::untrusted(&e.actor_name),
+            Mrkdwn::untrusted(e.actor.parts().1),
             Mrkdwn::own(
                 e.action
                     .as_deref()

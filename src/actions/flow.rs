@@ -588,6 +588,16 @@ impl Actions {
         if let Err(e) = self.execute_inner(port.as_ref(), id).await {
             tracing::error!(proposal = id, error = %format!("{e:#}"), "action run failed");
         }
+        self.anchor(port.as_ref()).await;
+    }
+
+    /// Anchors the audit chain's head outside the database (the log, and the audit
+    /// channel when set) after an action.
+    async fn anchor(&self, port: &dyn SlackPort) {
+        let slack = self.audit_channel.as_deref().map(|c| (port, c));
+        if let Err(e) = audit::anchor::now(&self.pool, Some(&self.audit_key), slack).await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot anchor the audit head");
+        }
     }
 
     async fn execute_inner(self: &Arc<Self>, port: &dyn SlackPort, id: i64) -> anyhow::Result<()> {

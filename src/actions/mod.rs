@@ -38,6 +38,8 @@ pub struct Actions {
     dir: Option<Arc<dyn approvers::Directory>>,
     /// This replica, as the owner of run leases.
     owner: uuid::Uuid,
+    /// Where the audit chain's head is posted after every action (it is logged anyway).
+    audit_channel: Option<String>,
 }
 
 /// Why actions are not available.
@@ -68,6 +70,13 @@ impl Actions {
             groups: approvers::GroupCache::default(),
             dir,
             owner: uuid::Uuid::new_v4(),
+            audit_channel: None,
         })
+    }
+
+    /// Posts the audit head to `channel` after every action.
+    pub fn with_audit_channel(mut self, channel: Option<String>) -> Self {
+        self.audit_channel = channel;
+        self
     }
 }

@@ -5,6 +5,7 @@
 //! These machines are noisy: compare ratios measured in one run, not absolute numbers.
 
 pub mod alerts;
+pub mod audit;
 pub mod diagnosis;
 pub mod embed;
 pub mod eval;

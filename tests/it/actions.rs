@@ -20,6 +20,7 @@ use crate::helpers::fixtures::repo_path;
 use crate::helpers::slack::{Shown, WAIT};
 
 const KEY: &str = "k1:test-signing-key-0123456789abcdefghij";
+const AUDIT_KEY: &str = "test-audit-key-0123456789abcdef0123456789";
 
 fn config() -> ActionsConfig {
     ActionsConfig {
@@ -36,7 +37,8 @@ async fn app_with(pool: PgPool, cfg: ActionsConfig) -> TestApp {
         Setup {
             actions: ActionsSetup {
                 config: cfg,
-                audit_key: Some(AuditKey::from_config("test-audit-key")),
+                audit_key: Some(AuditKey::from_config(AUDIT_KEY)),
+                audit_channel: None,
             },
             runbooks: Some(vec![repo_path("tests/data/actions")]),
             ..Setup::default()
@@ -232,6 +234,28 @@ async fn an_approved_action_runs_once_is_verified_and_the_message_shows_it(pool:
         .collect();
     assert_eq!(ran.len(), 1, "{ran:?}");
     assert!(ran[0].contains("restarted web $HOME two words"), "{ran:?}");
+
+    // Every step is in the audit log, whose chain verifies.
+    let kinds: Vec<String> = sentinel::audit::recent(&pool, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for k in [
+        "proposed",
+        "approval_refused",
+        "approval_recorded",
+        "run_started",
+        "run_exited",
+        "verify_passed",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
+    }
+    let report = sentinel::audit::verify(&pool, &AuditKey::from_config(AUDIT_KEY))
+        .await
+        .unwrap();
+    assert!(report.result.is_ok(), "{report:?}");
 
     // Slack redelivers the approval (a lost ack): nothing runs twice.
     app.emu.resend(&approval);

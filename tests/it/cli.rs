@@ -57,7 +57,9 @@ fn missing_model_is_a_clear_error() {
 fn help_lists_the_contract_subcommands() {
     let out = sentinel().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["migrate", "ingest", "search", "eval", "bench", "demo"] {
+    for cmd in [
+        "migrate", "ingest", "search", "eval", "bench", "demo", "audit",
+    ] {
         assert!(text.contains(cmd), "{cmd} missing from help:\n{text}");
     }
 }

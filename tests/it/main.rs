@@ -4,6 +4,7 @@
 mod helpers;
 
 mod actions;
+mod audit;
 mod cli;
 mod diagnosis;
 mod embedding_parity;
