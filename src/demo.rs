@@ -3,10 +3,11 @@
 //! Ingests `runbooks/`, starts the emulator and the full stack in this process (bot over
 //! real Socket Mode, webhook server, incident engine with diagnosis), then plays an on-call
 //! session: the sample Alertmanager webhook, an alert message in the alert channel, a
-//! question in the incident thread and a few slash commands. Prints the channel as a
-//! transcript.
+//! question in the incident thread and a few slash commands; then the actions loop on a
+//! harmless bundled action (proposal, a refused click, an approved run, its verification)
+//! and `sentinel audit verify`. Prints the channel as a transcript.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,15 +16,18 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::actions::value::Keys;
+use crate::actions::{ActionsConfig, Mode};
 use crate::alerts::parse;
 use crate::app::App;
+use crate::audit::AuditKey;
 use crate::config::SlackConfig;
 use crate::http::{SourceAuth, WebhookAuth};
 use crate::incidents::Routes;
 use crate::knowledge::{ingest, KnowledgeBase};
 use crate::slack::emulator::{transcript, Emulator, EmulatorConfig, BOT_USER_ID};
 use crate::slack::socket::ListenerOptions;
-use crate::stack::{Parts, SlackSide, Stack};
+use crate::stack::{ActionsSetup, Parts, SlackSide, Stack};
 
 /// The sample alert shipped with the repository (Alertmanager webhook v4).
 const SAMPLE_ALERT: &str = include_str!("../tests/data/alerts/alertmanager-v4-firing.json");
@@ -36,15 +40,36 @@ pub struct DemoArgs {
     /// Runbooks to ingest.
     #[arg(long, default_value = "runbooks")]
     pub runbooks: PathBuf,
+    /// Runbooks with harmless actions (`echo`) for the approval loop.
+    #[arg(long, default_value = "tests/data/actions")]
+    pub action_runbooks: PathBuf,
 }
+
+/// The audit key the demo uses when `SENTINEL_AUDIT_KEY` is not set (the demo's log only).
+pub const DEMO_AUDIT_KEY: &str = "sentinel-demo-audit-key-not-for-production-use";
+/// The demo's button-signing key.
+const DEMO_SIGNING_KEY: &str = "demo:sentinel-demo-signing-key-not-for-production";
+/// The demo's harmless alert: its runbook declares `echo` actions.
+const DEMO_ACTION_ALERT: &str = r#"{"version":"4","status":"firing","receiver":"sentinel","groupKey":"{}:{alertname=\"DemoServiceDown\"}",
+ "groupLabels":{"alertname":"DemoServiceDown"},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://alertmanager.example","truncatedAlerts":0,
+ "alerts":[{"status":"firing","labels":{"alertname":"DemoServiceDown","service":"web","severity":"critical"},
+ "annotations":{"summary":"The demo web service fails its health check"},"startsAt":"2026-11-29T10:00:00Z","endsAt":"0001-01-01T00:00:00Z",
+ "generatorURL":"http://prometheus.example/graph","fingerprint":"demo-service-down"}]}"#;
 
 pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     let kb = app.knowledge().await?;
-    ingest_bundled(&kb, &a.runbooks).await?;
+    ingest_bundled(&kb, &[a.runbooks.clone(), a.action_runbooks.clone()]).await?;
     let emu = Emulator::start(EmulatorConfig::default()).await?;
-    let stack = start_on_emulator(app, &kb, &emu).await?;
+    let audit_key = app
+        .config
+        .audit
+        .key
+        .clone()
+        .unwrap_or_else(|| AuditKey::from_config(DEMO_AUDIT_KEY));
+    let stack = start_on_emulator(app, &kb, &emu, audit_key.clone()).await?;
     let webhook_thread = fire_alerts(&emu, &stack, &kb.pool).await?;
     talk_to_the_bot(&emu, &webhook_thread).await?;
+    let refused = approve_an_action(&emu, &stack).await?;
     println!("\n── Slack (emulated) ──");
     println!("{}", transcript::render(&emu.state(), ALERTS));
     let acks = emu.acks();
@@ -54,19 +79,73 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
         acks.len(),
         max.as_secs_f64() * 1000.0
     );
+    println!("\nWhat Mallory (not an approver) was told, privately: {refused}");
+    let report = crate::audit::verify(&kb.pool, &audit_key).await?;
+    println!("\n$ sentinel audit verify --json");
+    println!("{}", report.to_json());
+    if app.config.audit.key.is_none() {
+        println!("(the demo's audit key; check it yourself with SENTINEL_AUDIT_KEY={DEMO_AUDIT_KEY} sentinel audit verify)");
+    }
     stack.shutdown().await;
-    Ok(0)
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+/// The approval loop: the harmless alert's thread offers its runbook's actions; Mallory
+/// (not an approver) clicks Approve and is refused; Bob (in `@oncall`) approves; the action
+/// runs and is verified. Returns what Mallory was told.
+async fn approve_an_action(emu: &Emulator, stack: &Stack) -> anyhow::Result<String> {
+    let resp = crate::net::client()
+        .post(format!("http://{}/hooks/alertmanager", stack.webhook_addr))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(DEMO_ACTION_ALERT)
+        .send()
+        .await?;
+    println!(
+        "POST /hooks/alertmanager (DemoServiceDown, a runbook with harmless actions) -> {}",
+        resp.status()
+    );
+    let proposal = emu
+        .wait_for(WAIT, |st| {
+            st.messages
+                .iter()
+                .find(|m| {
+                    m.channel == ALERTS
+                        && m.text
+                            .starts_with("Proposed action: Restart the demo service")
+                })
+                .map(|m| m.ts.clone())
+        })
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the demo action was not proposed"))?;
+    emu.click_button(ALERTS, &proposal, "U0MALLORY", "act_approve")
+        .ok_or_else(|| anyhow::anyhow!("the proposal has no Approve button"))?;
+    let refused = emu
+        .wait_for(WAIT, |st| {
+            st.ephemerals
+                .iter()
+                .find(|e| e.user == "U0MALLORY")
+                .map(|e| e.text.clone())
+        })
+        .await
+        .ok_or_else(|| anyhow::anyhow!("Mallory's click was not answered"))?;
+    emu.click_button(ALERTS, &proposal, "U0BOB", "act_approve")
+        .ok_or_else(|| anyhow::anyhow!("the proposal has no Approve button"))?;
+    emu.wait_for(WAIT, |st| {
+        st.messages
+            .iter()
+            .find(|m| m.ts == proposal && m.text.contains("Verified"))
+            .map(|_| ())
+    })
+    .await
+    .ok_or_else(|| anyhow::anyhow!("the approved action was not verified"))?;
+    println!("Approved by Bob (in @oncall): ran and verified.");
+    Ok(refused)
 }
 
 /// Ingests the bundled runbooks and forgets the previous run's incidents.
-async fn ingest_bundled(kb: &KnowledgeBase, runbooks: &Path) -> anyhow::Result<()> {
-    let report = ingest::ingest(
-        &kb.pool,
-        kb.embedder.as_ref(),
-        &[runbooks.to_path_buf()],
-        false,
-    )
-    .await?;
+async fn ingest_bundled(kb: &KnowledgeBase, runbooks: &[PathBuf]) -> anyhow::Result<()> {
+    let report = ingest::ingest(&kb.pool, kb.embedder.as_ref(), runbooks, false).await?;
     for f in &report.failed {
         eprintln!("skipped {}: {}", f.path, f.reason);
     }
@@ -75,7 +154,12 @@ async fn ingest_bundled(kb: &KnowledgeBase, runbooks: &Path) -> anyhow::Result<(
 }
 
 /// The stack as `serve` runs it, connected to the emulator over Socket Mode.
-async fn start_on_emulator(app: &App, kb: &KnowledgeBase, emu: &Emulator) -> anyhow::Result<Stack> {
+async fn start_on_emulator(
+    app: &App,
+    kb: &KnowledgeBase,
+    emu: &Emulator,
+    audit_key: AuditKey,
+) -> anyhow::Result<Stack> {
     let slack = SlackConfig {
         app_token: SecretString::from(emu.shared.cfg.app_token.clone()),
         bot_token: SecretString::from(emu.shared.cfg.bot_token.clone()),
@@ -115,7 +199,16 @@ async fn start_on_emulator(app: &App, kb: &KnowledgeBase, emu: &Emulator) -> any
             },
         },
         diagnoser: Some(diagnoser),
-        actions: Default::default(),
+        actions: ActionsSetup {
+            config: ActionsConfig {
+                mode: Mode::On,
+                keys: Some(Keys::parse(DEMO_SIGNING_KEY).map_err(anyhow::Error::msg)?),
+                admins: vec!["U0CAROL".into()],
+                ..ActionsConfig::default()
+            },
+            audit_key: Some(audit_key),
+            audit_channel: None,
+        },
     })
     .await?;
     anyhow::ensure!(
@@ -204,8 +297,10 @@ async fn forget_previous_run(pool: &sqlx::PgPool) -> anyhow::Result<()> {
         .unwrap_or_default();
     let mut tx = pool.begin().await?;
     for sql in [
+        "DELETE FROM action_approvals WHERE proposal_id IN (SELECT id FROM action_proposals WHERE channel = $2 AND $1 = $1)",
+        "DELETE FROM action_proposals WHERE channel = $2 AND $1 = $1",
         "DELETE FROM incidents WHERE group_key = $1 OR channel = $2",
-        "DELETE FROM alerts WHERE group_key = $1 OR origin->>'channel' = $2",
+        "DELETE FROM alerts WHERE group_key = $1 OR origin->>'channel' = $2 OR fingerprint = 'demo-service-down'",
     ] {
         sqlx::query(sql)
             .bind(&group_key)
