@@ -158,6 +158,9 @@ pub enum BenchCommand {
     Redaction(bench::redaction::RedactionArgs),
     /// Hash-chained audit appends from two replicas, and `audit verify` over a large log.
     Audit(bench::audit::AuditArgs),
+    /// Clicks through the emulator: click to process started, and doubled or redelivered
+    /// clicks (exactly one run each).
+    Actions(bench::actions::ActionsArgs),
     /// A burst of incidents while the LLM hangs: roots, runbook replies and fallbacks
     /// posted, then drafts again once it answers.
     LlmOutage(bench::outage::OutageArgs),
@@ -182,6 +185,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Redaction(a)) => bench::redaction::run(a),
         Command::Bench(BenchCommand::LlmOutage(a)) => bench::outage::run(&app, a).await,
         Command::Bench(BenchCommand::Audit(a)) => bench::audit::run(&app, a).await,
+        Command::Bench(BenchCommand::Actions(a)) => bench::actions::run(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Serve => serve(&app).await,

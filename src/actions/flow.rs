@@ -731,10 +731,12 @@ impl Actions {
             attempts += 1;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let ran = self.run_leased(p, argv, left.as_secs().clamp(1, 30)).await;
-            let expected = p
-                .verify_expect
-                .as_deref()
-                .is_none_or(|x| ran.output.contains(x));
+            // A dry run describes the check; there is nothing to judge.
+            let dry = self.cfg.mode == Mode::DryRun;
+            let expected = dry
+                || p.verify_expect
+                    .as_deref()
+                    .is_none_or(|x| ran.output.contains(x));
             if ran.exit.success() && expected {
                 break (true, ran);
             }

@@ -4,6 +4,7 @@
 //!
 //! These machines are noisy: compare ratios measured in one run, not absolute numbers.
 
+pub mod actions;
 pub mod alerts;
 pub mod audit;
 pub mod diagnosis;
