@@ -21,12 +21,10 @@ use crate::actions::{ActionsConfig, Mode};
 use crate::alerts::parse;
 use crate::app::App;
 use crate::audit::AuditKey;
-use crate::config::SlackConfig;
 use crate::http::{SourceAuth, WebhookAuth};
 use crate::incidents::Routes;
 use crate::knowledge::{ingest, KnowledgeBase};
 use crate::slack::emulator::{transcript, Emulator, EmulatorConfig, BOT_USER_ID};
-use crate::slack::socket::ListenerOptions;
 use crate::stack::{ActionsSetup, Parts, SlackSide, Stack};
 
 /// The sample alert shipped with the repository (Alertmanager webhook v4).
@@ -160,16 +158,6 @@ async fn start_on_emulator(
     emu: &Emulator,
     audit_key: AuditKey,
 ) -> anyhow::Result<Stack> {
-    let slack = SlackConfig {
-        app_token: SecretString::from(emu.shared.cfg.app_token.clone()),
-        bot_token: SecretString::from(emu.shared.cfg.bot_token.clone()),
-        api_url: emu.api_url(),
-        connections: 1,
-        watch_channels: vec![ALERTS.into()],
-        handler_concurrency: 8,
-        timeout_secs: 5,
-        runbook_base_url: None,
-    };
     let mut alerts = app.config.alerts.clone();
     alerts.routes = Some(Routes::single(ALERTS));
     alerts.auth = WebhookAuth {
@@ -189,15 +177,7 @@ async fn start_on_emulator(
         pool: kb.pool.clone(),
         alerts,
         listener: TcpListener::bind("127.0.0.1:0").await?,
-        slack: SlackSide::Bot {
-            config: slack,
-            listener: ListenerOptions {
-                connections: 1,
-                reconnect_secs: 1,
-                stagger_secs: 0,
-                ..ListenerOptions::default()
-            },
-        },
+        slack: SlackSide::emulator(emu, &[ALERTS]),
         diagnoser: Some(diagnoser),
         actions: ActionsSetup {
             config: ActionsConfig {

@@ -37,6 +37,31 @@ pub enum SlackSide {
     StoreOnly,
 }
 
+impl SlackSide {
+    /// The bot on the project's Slack emulator (the demo, the benches): one Socket Mode
+    /// connection that starts at once and reconnects fast, watching `watch`.
+    pub fn emulator(emu: &crate::slack::emulator::Emulator, watch: &[&str]) -> Self {
+        SlackSide::Bot {
+            config: SlackConfig {
+                app_token: secrecy::SecretString::from(emu.shared.cfg.app_token.clone()),
+                bot_token: secrecy::SecretString::from(emu.shared.cfg.bot_token.clone()),
+                api_url: emu.api_url(),
+                connections: 1,
+                watch_channels: watch.iter().map(|s| s.to_string()).collect(),
+                handler_concurrency: 64,
+                timeout_secs: 5,
+                runbook_base_url: None,
+            },
+            listener: ListenerOptions {
+                connections: 1,
+                reconnect_secs: 1,
+                stagger_secs: 0,
+                ..ListenerOptions::default()
+            },
+        }
+    }
+}
+
 /// What a stack is made of. `App` (app.rs) builds these from configuration.
 pub struct Parts {
     pub pool: PgPool,

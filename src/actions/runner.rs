@@ -204,12 +204,16 @@ mod tests {
     }
 
     async fn run_for(a: &[&str], timeout_ms: u64) -> Ran {
+        run_capped(a, timeout_ms, 64).await
+    }
+
+    async fn run_capped(a: &[&str], timeout_ms: u64, output_cap: usize) -> Ran {
         let argv = argv(a);
         let spec = Spec {
             argv: &argv,
             timeout: Duration::from_millis(timeout_ms),
             env_allow: &["PATH".to_string()],
-            output_cap: 64,
+            output_cap,
         };
         run(&spec, || {}, std::future::pending()).await
     }
@@ -223,7 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_environment_is_cleared_but_for_the_allow_list() {
-        let r = run_for(&["env"], 5_000).await;
+        let r = run_capped(&["env"], 5_000, 64 * 1024).await;
         let names: Vec<&str> = r
             .output
             .lines()

@@ -218,7 +218,7 @@ impl Keys {
 
 /// A positive decimal without sign or leading zeros, that fits an i64.
 fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('0')
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('0')
     {
         return None;
     }

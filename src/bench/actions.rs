@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use secrecy::SecretString;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -17,11 +16,9 @@ use crate::actions::value::Keys;
 use crate::actions::{Actions, ActionsConfig, Mode, ProposeRequest, Proposed};
 use crate::app::App;
 use crate::audit::AuditKey;
-use crate::config::SlackConfig;
 use crate::knowledge::actions::Action;
 use crate::knowledge::KnowledgeBase;
 use crate::slack::emulator::{Emulator, EmulatorConfig};
-use crate::slack::socket::ListenerOptions;
 use crate::slack::SlackPort;
 use crate::stack::{ActionsSetup, Parts, SlackSide, Stack};
 
@@ -77,29 +74,11 @@ async fn replica(
     emu: &Emulator,
     app: &App,
 ) -> anyhow::Result<Stack> {
-    let slack = SlackConfig {
-        app_token: SecretString::from(emu.shared.cfg.app_token.clone()),
-        bot_token: SecretString::from(emu.shared.cfg.bot_token.clone()),
-        api_url: emu.api_url(),
-        connections: 1,
-        watch_channels: vec![],
-        handler_concurrency: 64,
-        timeout_secs: 5,
-        runbook_base_url: None,
-    };
     Stack::start(Parts {
         pool: pool.clone(),
         alerts: app.config.alerts.clone(),
         listener: TcpListener::bind("127.0.0.1:0").await?,
-        slack: SlackSide::Bot {
-            config: slack,
-            listener: ListenerOptions {
-                connections: 1,
-                reconnect_secs: 1,
-                stagger_secs: 0,
-                ..ListenerOptions::default()
-            },
-        },
+        slack: SlackSide::emulator(emu, &[]),
         diagnoser: Some(Arc::new(app.diagnoser(kb.clone()))),
         actions: ActionsSetup {
             config: ActionsConfig {
