@@ -4,8 +4,9 @@
 //!
 //! `value` signs button values, `resolve` renders the argv, `approvers` says who may
 //! approve, `store` holds the proposal state machine, `runner` runs processes, `render`
-//! draws the messages, `flow` ties them together, `commands` serves `/sentinel run`,
-//! `actions` and `audit`.
+//! draws the messages, `flow` takes proposals and clicks, `run` runs what was approved,
+//! `offer` proposes a diagnosis's actions, `commands` serves `/sentinel run`, `actions`
+//! and `audit`.
 
 pub mod approvers;
 pub mod commands;
@@ -14,6 +15,7 @@ mod flow;
 pub mod offer;
 pub mod render;
 pub mod resolve;
+mod run;
 pub mod runner;
 pub mod store;
 pub mod value;
