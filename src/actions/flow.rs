@@ -415,9 +415,11 @@ impl Actions {
         e.detail = json!({ "approvals": count, "needed": p.approvals_needed });
         self.audit(&mut tx, e).await?;
         tx.commit().await.context("Failed to commit the approval")?;
-        self.show(port.as_ref(), &moved).await;
         if to == state::APPROVED {
+            // The run redraws the message as it starts: no Slack call before the process.
             self.execute(port, moved.id).await;
+        } else {
+            self.show(port.as_ref(), &moved).await;
         }
         Ok(())
     }

@@ -64,8 +64,11 @@ impl Actions {
         tx.commit()
             .await
             .context("Failed to commit the run start")?;
-        self.show(port, &p).await;
-        let ran = self.run_leased(&p, &p.argv, p.timeout_secs as u64).await;
+        // The message says "running" while the process starts, not before it.
+        let ((), ran) = tokio::join!(
+            self.show(port, &p),
+            self.run_leased(&p, &p.argv, p.timeout_secs as u64)
+        );
         let has_verify = p.verify_argv.is_some() && ran.exit.success();
         let to = match (&ran.exit, has_verify) {
             (Exit::Stopped, _) => state::STOPPED,
