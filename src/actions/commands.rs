@@ -166,14 +166,7 @@ impl Actions {
         if lines.len() == 1 {
             lines.push(Mrkdwn::own("No runbook declares actions."));
         }
-        let text = lines
-            .iter()
-            .map(Mrkdwn::as_str)
-            .collect::<Vec<_>>()
-            .join("\n");
-        Ok(Message::text_only(&Mrkdwn::own(
-            crate::text::truncate_chars(&text, 3500),
-        )))
+        Ok(lines_message(&lines))
     }
 
     /// `/sentinel actions pause|resume [ACTION_ID]` by an admin; `pause` is the kill switch.
@@ -269,12 +262,15 @@ pub async fn audit_command(pool: &sqlx::PgPool, incident: Option<i64>) -> anyhow
     if events.is_empty() {
         lines.push(Mrkdwn::own("No events yet."));
     }
+    Ok(lines_message(&lines))
+}
+
+/// A private answer of one line per item, within Slack's text limit.
+fn lines_message(lines: &[Mrkdwn]) -> Message {
     let text = lines
         .iter()
         .map(Mrkdwn::as_str)
         .collect::<Vec<_>>()
         .join("\n");
-    Ok(Message::text_only(&Mrkdwn::own(
-        crate::text::truncate_chars(&text, 3500),
-    )))
+    Message::text_only(&Mrkdwn::own(crate::text::truncate_chars(&text, 3500)))
 }
