@@ -22,8 +22,10 @@ demo: model build
 	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
 	  ./target/release/sentinel demo
 
-# Formatting, lints, then every test against a real Postgres.
+# Formatting, lints, then every test against a real Postgres and the real peers
+# (promtool, Alertmanager) that scripts/test-deps.sh installs.
 test: model
+	@./scripts/test-deps.sh
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
