@@ -164,6 +164,8 @@ pub enum BenchCommand {
     /// A burst of incidents while the LLM hangs: roots, runbook replies and fallbacks
     /// posted, then drafts again once it answers.
     LlmOutage(bench::outage::OutageArgs),
+    /// `sentinel serve` from exec to ready, and its idle memory with the model loaded.
+    Startup(bench::startup::StartupArgs),
 }
 
 /// Runs a subcommand; returns the process exit code.
@@ -186,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::LlmOutage(a)) => bench::outage::run(&app, a).await,
         Command::Bench(BenchCommand::Audit(a)) => bench::audit::run(&app, a).await,
         Command::Bench(BenchCommand::Actions(a)) => bench::actions::run(&app, a).await,
+        Command::Bench(BenchCommand::Startup(a)) => bench::startup::run(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Serve => serve(&app).await,
