@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod error;
+pub mod probe;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
