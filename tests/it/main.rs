@@ -7,6 +7,7 @@ mod actions;
 mod alertmanager;
 mod audit;
 mod cli;
+mod deploy;
 mod diagnosis;
 mod embedding_parity;
 mod hostile;
