@@ -40,7 +40,7 @@ ENV SENTINEL_MODEL_DIR=/opt/sentinel/models/all-MiniLM-L6-v2 \
 USER 10001:10001
 # Webhooks (/hooks/*), /healthz, /readyz.
 EXPOSE 9095
-# The binary probes itself (no curl or shell in the image): /healthz, exit 0 or 1.
+# The binary probes itself (no curl in the image): GET /healthz, exit 0 or 1.
 # start-period covers loading the model and connecting.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["sentinel", "healthcheck"]
