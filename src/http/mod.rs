@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod error;
+pub mod probe;
 pub mod request_id;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,8 +4,10 @@
 mod helpers;
 
 mod actions;
+mod alertmanager;
 mod audit;
 mod cli;
+mod deploy;
 mod diagnosis;
 mod embedding_parity;
 mod hostile;
