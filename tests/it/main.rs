@@ -7,12 +7,14 @@ mod actions;
 mod audit;
 mod cli;
 mod diagnosis;
+
 mod embedding_parity;
 mod hostile;
 mod incidents;
 mod knowledge_ingest;
 mod knowledge_search;
 mod logs;
+mod manifest;
 mod outage;
 mod replicas;
 mod slack_bot;
