@@ -7,7 +7,7 @@ mod actions;
 mod audit;
 mod cli;
 mod diagnosis;
-
+mod doctor;
 mod embedding_parity;
 mod hostile;
 mod incidents;
