@@ -314,3 +314,29 @@ async fn a_broken_configuration_is_one_failed_check() {
         .unwrap()
         .contains("SENTINEL_WEBHOOK_ADDR"));
 }
+
+#[sqlx::test]
+async fn a_failing_llm_and_an_unreachable_socket_are_named(pool: sqlx::PgPool) {
+    let emu = emulator_with(None).await;
+    let llm = TestLlm::start(Reply::status(500)).await.unwrap();
+    // Slack's Socket Mode endpoint is down (apps.connections.open answers 503).
+    emu.set_offline(true);
+    let run = doctor_json(&env(&emu, &url_of(&pool), &llm)).await;
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert_eq!(run.status("llm"), "fail");
+    assert!(
+        run.text("llm", "detail").contains("HTTP 500"),
+        "{}",
+        run.out
+    );
+    assert!(run.text("llm", "fix").contains("SENTINEL_LLM_BASE_URL"));
+    assert_eq!(run.status("slack_socket_mode"), "fail");
+    assert!(
+        run.text("slack_socket_mode", "detail")
+            .contains("apps.connections.open answered HTTP 503"),
+        "{}",
+        run.out
+    );
+    assert_eq!(run.status("slack_bot_token"), "ok");
+    assert_eq!(run.report["counts"]["fail"], 2);
+}
