@@ -59,6 +59,16 @@ pub enum Command {
     /// The tamper-evident audit log of actions (needs SENTINEL_AUDIT_KEY to verify).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check this deployment end to end (Slack, database, model, LLM, webhooks): a
+    /// checklist with a fix for each failure; exit 1 when a check fails.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as one JSON object (docs/doctor.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +190,10 @@ pub enum BenchCommand {
 
 /// Runs a subcommand; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    // The doctor reports a configuration error as a failed check instead of exiting on it.
+    if let Command::Doctor(a) = &cli.command {
+        return Ok(doctor(a).await);
+    }
     let app = App::from_env()?;
     match cli.command {
         Command::Migrate => migrate(&app).await,
@@ -205,7 +219,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Healthcheck(a) => healthcheck(&app, a).await,
         Command::Audit(AuditCommand::Verify(a)) => audit_verify(&app, a).await,
         Command::Audit(AuditCommand::Export(a)) => audit_export(&app, a).await,
+        Command::Doctor(a) => Ok(doctor(&a).await),
     }
+}
+
+async fn doctor(a: &DoctorArgs) -> i32 {
+    let report =
+        crate::doctor::run(crate::config::Config::from_env(&crate::config::ProcessEnv)).await;
+    if a.json {
+        println!("{}", crate::doctor::render::json(&report));
+    } else {
+        print!("{}", crate::doctor::render::text(&report));
+    }
+    report.exit_code()
 }
 
 async fn audit_verify(app: &App, a: AuditVerifyArgs) -> anyhow::Result<i32> {

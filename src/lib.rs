@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod diagnosis;
+pub mod doctor;
 pub mod embed;
 pub mod error;
 pub mod http;

@@ -37,7 +37,8 @@ pub async fn check_tokens(
     })
 }
 
-fn explain(var: &str, token: &SecretString, prefix: &str, e: &SlackError) -> UserError {
+/// A sentence saying why Slack rejected `token` (held in `var`) and which token to use.
+pub fn explain(var: &str, token: &SecretString, prefix: &str, e: &SlackError) -> UserError {
     let t = token.expose_secret();
     let kind = if prefix == "xoxb-" {
         "the Bot User OAuth Token (xoxb-...) from OAuth & Permissions"

@@ -133,6 +133,18 @@ impl SlackClient {
         self.send(method, token, &url, body).await
     }
 
+    /// Like [`SlackClient::call_once_with`], also returning the scopes Slack says the token
+    /// was granted (its `x-oauth-scopes` header), for `sentinel doctor`.
+    pub async fn call_once_scoped(
+        &self,
+        method: &str,
+        token: &SecretString,
+        body: &Value,
+    ) -> Result<(Value, Option<String>), SlackError> {
+        let url = format!("{}/{method}", self.inner.api_url);
+        self.send_full(method, token, &url, body).await
+    }
+
     /// Calls a Web API method with the bot token, retrying as described in the module doc.
     pub async fn call(&self, method: &str, body: Value) -> Result<Value, SlackError> {
         let url = format!("{}/{method}", self.inner.api_url);
@@ -196,6 +208,19 @@ impl SlackClient {
         url: &str,
         body: &Value,
     ) -> Result<Value, SlackError> {
+        self.send_full(method, token, url, body)
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// One HTTP call: the JSON answer and the `x-oauth-scopes` header, if any.
+    async fn send_full(
+        &self,
+        method: &str,
+        token: &SecretString,
+        url: &str,
+        body: &Value,
+    ) -> Result<(Value, Option<String>), SlackError> {
         let timeout = self.inner.opts.timeout;
         let req = if QUERY_METHODS.contains(&method) {
             let mut u = url::Url::parse(url).map_err(|e| SlackError::Transport {
@@ -241,12 +266,17 @@ impl SlackClient {
                     status: status.as_u16(),
                 });
             }
+            let scopes = resp
+                .headers()
+                .get("x-oauth-scopes")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let v: Value = resp
                 .json()
                 .await
                 .map_err(|e| classify_reqwest(method, timeout, e))?;
             if v["ok"].as_bool() == Some(true) {
-                Ok(v)
+                Ok((v, scopes))
             } else {
                 Err(SlackError::Api {
                     method: method.into(),

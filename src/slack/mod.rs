@@ -1,6 +1,7 @@
 //! Slack: the one message vocabulary (`mrkdwn`, `blocks`, `message`), the outbound Web API
 //! client and the port background work posts through (`port`, with fakes in `recorder`),
-//! inbound payload parsing, the Socket Mode listener, start-up token checks, and an
+//! inbound payload parsing, the Socket Mode listener, start-up token checks, the app
+//! manifest and the scopes each call needs, and an
 //! emulator to test all of it.
 
 pub mod auth;
@@ -8,6 +9,7 @@ pub mod blocks;
 pub mod client;
 pub mod emulator;
 pub mod events;
+pub mod manifest;
 pub mod message;
 pub mod mrkdwn;
 pub mod port;

@@ -58,7 +58,7 @@ fn help_lists_the_contract_subcommands() {
     let out = sentinel().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in [
-        "migrate", "ingest", "search", "eval", "bench", "demo", "audit",
+        "migrate", "ingest", "search", "eval", "bench", "demo", "audit", "doctor",
     ] {
         assert!(text.contains(cmd), "{cmd} missing from help:\n{text}");
     }

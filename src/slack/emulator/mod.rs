@@ -32,6 +32,10 @@ pub struct EmulatorConfig {
     pub ack_timeout: Duration,
     /// chat.postMessage burst per channel before 429s.
     pub post_burst: u32,
+    /// Bot scopes the installed app was granted: sent as `x-oauth-scopes` on every bot
+    /// token call; a method whose scope is missing answers `missing_scope`. Default: the
+    /// shipped manifest's.
+    pub granted_scopes: Vec<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -41,6 +45,9 @@ impl Default for EmulatorConfig {
             app_token: "xapp-1-emulator-app-token".into(),
             ack_timeout: Duration::from_secs(3),
             post_burst: 4,
+            granted_scopes: crate::slack::manifest::Manifest::shipped()
+                .map(|m| m.bot_scopes().into_iter().collect())
+                .unwrap_or_default(),
         }
     }
 }

@@ -73,11 +73,33 @@ pub async fn api(
     body: Bytes,
 ) -> Response {
     let mut hold = None;
-    let r = answer(&sh, &method, query, &headers, &body, &mut hold);
+    let mut r = answer(&sh, &method, query, &headers, &body, &mut hold);
     if let Some(delay) = hold {
         tokio::time::sleep(delay).await;
     }
+    // Slack names the token's scopes on every call it authenticated.
+    let scopes = match bearer(&headers, &Map::new()) {
+        Some(t) if t == sh.cfg.bot_token => Some(sh.cfg.granted_scopes.join(",")),
+        Some(t) if t == sh.cfg.app_token => Some("connections:write".to_string()),
+        _ => None,
+    };
+    if let Some(v) = scopes.and_then(|s| s.parse().ok()) {
+        r.headers_mut().insert("x-oauth-scopes", v);
+    }
     r
+}
+
+/// `missing_scope` as Slack answers it when the token lacks every scope `method` accepts.
+fn scope_check(sh: &Shared, method: &str) -> Option<Response> {
+    let needed = crate::slack::manifest::method_scopes(method)?;
+    let granted = &sh.cfg.granted_scopes;
+    if needed.is_empty() || needed.iter().any(|n| granted.iter().any(|g| g == n)) {
+        return None;
+    }
+    Some(reply(json!({
+        "ok": false, "error": "missing_scope",
+        "needed": needed.join(","), "provided": granted.join(","),
+    })))
 }
 
 /// One Web API call, worked under the state lock; `hold` is set when its answer must wait
@@ -105,6 +127,9 @@ fn answer(
         Some(t) if t == sh.cfg.bot_token => {
             if needs_app {
                 return err("not_allowed_token_type");
+            }
+            if let Some(r) = scope_check(sh, &method) {
+                return r;
             }
         }
         Some(_) => return err("invalid_auth"),
