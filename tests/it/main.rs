@@ -13,6 +13,7 @@ mod incidents;
 mod knowledge_ingest;
 mod knowledge_search;
 mod logs;
+mod metrics;
 mod outage;
 mod replicas;
 mod slack_bot;

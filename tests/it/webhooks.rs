@@ -42,6 +42,8 @@ fn state(pool: &PgPool, auth: WebhookAuth, slack: Option<bool>) -> AppState {
         slack_connected: slack.map(|s| Arc::new(AtomicBool::new(s))),
         accepts_alerts: true,
         draining: Arc::new(AtomicBool::new(false)),
+        metrics: Default::default(),
+        serve_metrics: true,
     }
 }
 
