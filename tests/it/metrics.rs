@@ -361,3 +361,63 @@ async fn metrics_after_known_traffic(pool: PgPool) {
     }
     app.shutdown().await;
 }
+
+/// Runs `promtool args...` in `deploy/prometheus`; panics with its output on failure.
+fn promtool(args: &[&str]) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(crate::helpers::fixtures::repo_path("deploy/prometheus"))
+        .output()
+        .expect("promtool is missing: install Debian's `prometheus` package (scripts/test-deps.sh, which `make test` runs)");
+    assert!(
+        out.status.success(),
+        "promtool {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn alerting_rules_are_valid_fire_and_name_documented_metrics() {
+    promtool(&["check", "rules", "sentinel-rules.yml"]);
+    promtool(&["test", "rules", "sentinel-rules.test.yml"]);
+    // Every metric a rule reads exists (one sample recorded in each family).
+    let m = sentinel::metrics::Metrics::default();
+    m.alerts_received("alertmanager", 1);
+    m.alerts_stored("alertmanager", 1);
+    m.webhook_rejected("grafana", "invalid_credentials");
+    m.set_database_gauges(Some((0, 0)));
+    m.slack_call("chat.postMessage", "rate_limited");
+    m.envelope_acked("events_api", std::time::Duration::from_millis(1));
+    m.socket_hello(1);
+    m.diagnosis_fallback("timeout");
+    m.action_run("failed");
+    m.search(std::time::Duration::from_millis(5));
+    m.llm_call("diagnosis", "ok", 10, 5);
+    m.incident_llm_usage(15);
+    let exposed: Vec<String> = parse(&m.encode()).into_iter().map(|s| s.name).collect();
+    let rules = std::fs::read_to_string(crate::helpers::fixtures::repo_path(
+        "deploy/prometheus/sentinel-rules.yml",
+    ))
+    .unwrap();
+    let docs =
+        std::fs::read_to_string(crate::helpers::fixtures::repo_path("docs/metrics.md")).unwrap();
+    // And every metric is documented.
+    for name in &exposed {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .fold(name.as_str(), |n, s| n.strip_suffix(s).unwrap_or(n));
+        assert!(
+            docs.contains(&format!("`{family}`")),
+            "{family} is not in docs/metrics.md"
+        );
+    }
+    let names = regex::Regex::new(r"sentinel_[a-z_]+").unwrap();
+    let used: Vec<&str> = names.find_iter(&rules).map(|m| m.as_str()).collect();
+    assert!(used.len() >= 8, "{used:?}");
+    for name in used {
+        assert!(exposed.iter().any(|e| e == name), "{name} is not exposed");
+        let family = name.trim_end_matches("_bucket");
+        assert!(docs.contains(family), "{family} is not in docs/metrics.md");
+    }
+}
