@@ -19,14 +19,14 @@ use crate::helpers::{TestApp, ALERTS};
 
 /// One sample: metric name, labels, value.
 #[derive(Debug)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
 }
 
 /// The samples of a Prometheus text exposition (our label values hold no `,` or `"`).
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
@@ -53,7 +53,7 @@ fn parse(text: &str) -> Vec<Sample> {
 }
 
 /// The sum of `name`'s samples whose labels include every pair of `with`.
-fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+pub(crate) fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|s| s.name == name)
@@ -65,6 +65,7 @@ fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// `GET /metrics` over HTTP, without credentials: its content type and body.
 async fn scrape(app: &TestApp) -> (String, String) {
     let r = sentinel::net::client()
         .get(format!("http://{}/metrics", app.stack.webhook_addr))
@@ -74,6 +75,24 @@ async fn scrape(app: &TestApp) -> (String, String) {
     assert_eq!(r.status(), 200, "GET /metrics needs no webhook credentials");
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
     (ct, r.text().await.unwrap())
+}
+
+/// Scrapes `app` until `name{with}` sums to `want` (it is recorded just before Slack
+/// shows the step a test waits for), or `WAIT` passes; returns the last scrape.
+pub(crate) async fn wait_metric(
+    app: &TestApp,
+    name: &str,
+    with: &[(&str, &str)],
+    want: f64,
+) -> Vec<Sample> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let m = parse(&app.metrics().await);
+        if sum(&m, name, with) == want || std::time::Instant::now() > deadline {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// `promtool check metrics` on `text`: its exit status and output.
@@ -315,7 +334,7 @@ async fn metrics_after_known_traffic(pool: PgPool) {
         .wait_for(WAIT, |st| st.pending.is_empty().then_some(()))
         .await;
     assert!(idle.is_some(), "envelopes still unacked");
-    let (_, text) = scrape(&app).await;
+    let text = app.metrics().await;
     let m2 = parse(&text);
     let acked = app
         .emu

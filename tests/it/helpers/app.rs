@@ -192,6 +192,17 @@ impl TestApp {
             .as_u16()
     }
 
+    /// The `/metrics` exposition, scraped over HTTP without credentials.
+    pub async fn metrics(&self) -> String {
+        let r = sentinel::net::client()
+            .get(format!("http://{}/metrics", self.stack.webhook_addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
     /// `user` runs `/sentinel TEXT` in the alert channel: the private answer shown with
     /// `needle` in it (see `slash_answer`).
     pub async fn run_slash(&self, user: &str, text: &str, needle: &str) -> String {
