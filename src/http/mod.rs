@@ -1,6 +1,7 @@
 //! The webhook server: `POST /hooks/{alertmanager,grafana,generic}`, `GET /healthz`,
-//! `GET /readyz`, `GET /metrics` (unless it has its own address). Alerts are stored in Postgres before the sender gets its 2xx; every
-//! refusal is a JSON body saying what is wrong.
+//! `GET /readyz`, `GET /metrics` (unless it has its own address). Alerts are stored in
+//! Postgres before the sender gets its 2xx; every refusal is a JSON body saying what is
+//! wrong.
 
 pub mod auth;
 mod error;
