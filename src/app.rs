@@ -11,13 +11,32 @@ use crate::knowledge::KnowledgeBase;
 /// Everything a subcommand needs, built once from the configuration.
 pub struct App {
     pub config: Config,
+    /// The process's one metrics registry (`/metrics`); every part records into it.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl App {
     pub fn from_env() -> Result<Self, UserError> {
+        let config = Config::from_env(&ProcessEnv)?;
         Ok(Self {
-            config: Config::from_env(&ProcessEnv)?,
+            metrics: crate::metrics::Metrics::new(config.metrics.llm_price_per_1k),
+            config,
         })
+    }
+
+    /// Binds `SENTINEL_METRICS_ADDR` when set (`/metrics` then moves there).
+    pub async fn metrics_listener(&self) -> Result<Option<tokio::net::TcpListener>, UserError> {
+        let Some(addr) = self.config.metrics.listen else {
+            return Ok(None);
+        };
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|e| {
+                UserError::new(format!(
+                    "cannot listen on {addr} (SENTINEL_METRICS_ADDR): {e}"
+                ))
+            })
     }
 
     /// Binds the webhook address (`SENTINEL_WEBHOOK_ADDR`).
@@ -38,7 +57,9 @@ impl App {
 
     pub async fn knowledge(&self) -> anyhow::Result<KnowledgeBase> {
         let (pool, embedder) = tokio::try_join!(self.pool(), self.embedder())?;
-        KnowledgeBase::open(pool, embedder).await
+        Ok(KnowledgeBase::open(pool, embedder)
+            .await?
+            .with_metrics(self.metrics.clone()))
     }
 
     /// What the stack needs to offer remediation actions.
@@ -55,7 +76,8 @@ impl App {
         self.config.llm.clone().map(|cfg| {
             Arc::new(crate::llm::LlmClient::new(
                 cfg,
-                crate::llm::TokenLedger::postgres(kb.pool.clone()),
+                crate::llm::TokenLedger::postgres(kb.pool.clone())
+                    .with_metrics(self.metrics.clone()),
             ))
         })
     }

@@ -358,7 +358,7 @@ async fn serve(app: &App) -> anyhow::Result<i32> {
     let slack = app.config.require_slack()?.clone();
     let listener = app.webhook_listener().await?;
     let kb = app.knowledge().await?;
-    let port: Arc<dyn SlackPort> = Arc::new(crate::stack::slack_client(&slack)?);
+    let port: Arc<dyn SlackPort> = Arc::new(crate::stack::slack_client(&slack, &app.metrics)?);
     let anchor = spawn_anchor(app, &kb.pool, Some(port));
     let parts = Parts {
         pool: kb.pool.clone(),
@@ -370,6 +370,8 @@ async fn serve(app: &App) -> anyhow::Result<i32> {
         },
         diagnoser: Some(Arc::new(app.diagnoser(kb))),
         actions: app.actions(),
+        metrics: app.metrics.clone(),
+        metrics_listener: app.metrics_listener().await?,
     };
     let code = run_stack(app, parts, "Sentinel is connected to Slack; webhooks").await;
     anchor.abort();
@@ -396,6 +398,8 @@ async fn serve_webhooks(app: &App, a: ServeWebhooksArgs) -> anyhow::Result<i32> 
         slack,
         diagnoser,
         actions: app.actions(),
+        metrics: app.metrics.clone(),
+        metrics_listener: app.metrics_listener().await?,
     };
     run_stack(app, parts, "listening for webhooks").await
 }

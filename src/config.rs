@@ -54,6 +54,39 @@ pub struct Config {
     /// Remediation actions (`SENTINEL_ACTIONS`, off by default).
     pub actions: crate::actions::ActionsConfig,
     pub audit: AuditConfig,
+    /// `/metrics` (docs/metrics.md).
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus endpoint (docs/metrics.md).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// `SENTINEL_METRICS_ADDR`: serve `/metrics` on this address instead of the webhook's.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `SENTINEL_LLM_PRICE_PER_1K_TOKENS`: dollars per 1,000 LLM tokens, for the cost
+    /// estimate; 0 (the default) means unknown.
+    pub llm_price_per_1k: f64,
+}
+
+fn metrics_from_env(env: &dyn Env) -> Result<MetricsConfig, UserError> {
+    let listen = match env.get("SENTINEL_METRICS_ADDR") {
+        None => None,
+        Some(v) => Some(v.trim().parse().map_err(|_| {
+            UserError::new(format!(
+                "SENTINEL_METRICS_ADDR must be host:port like 0.0.0.0:9464, not `{v}`"
+            ))
+        })?),
+    };
+    let price: f64 = parse_or(env, "SENTINEL_LLM_PRICE_PER_1K_TOKENS", 0.0)?;
+    if !price.is_finite() || price < 0.0 {
+        return Err(UserError::new(format!(
+            "SENTINEL_LLM_PRICE_PER_1K_TOKENS must be a price in dollars of 0 or more, like 0.002, not `{price}`"
+        )));
+    }
+    Ok(MetricsConfig {
+        listen,
+        llm_price_per_1k: price,
+    })
 }
 
 /// The audit log (docs/audit.md).
@@ -337,6 +370,7 @@ impl Config {
             diagnosis: diagnosis_from_env(env)?,
             actions: crate::actions::ActionsConfig::from_env(env)?,
             audit: audit_from_env(env)?,
+            metrics: metrics_from_env(env)?,
         })
     }
 
@@ -640,5 +674,31 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(e.0.contains("between 1 and 10"));
+    }
+
+    #[test]
+    fn metrics_config_defaults_values_and_errors() {
+        let c = Config::from_env(&env(&[])).unwrap().metrics;
+        assert!(c.listen.is_none());
+        assert_eq!(c.llm_price_per_1k, 0.0);
+        let c = Config::from_env(&env(&[
+            ("SENTINEL_METRICS_ADDR", "0.0.0.0:9464"),
+            ("SENTINEL_LLM_PRICE_PER_1K_TOKENS", "0.002"),
+        ]))
+        .unwrap()
+        .metrics;
+        assert_eq!(c.listen.map(|a| a.port()), Some(9464));
+        assert_eq!(c.llm_price_per_1k, 0.002);
+        let e = Config::from_env(&env(&[("SENTINEL_METRICS_ADDR", "9464")])).unwrap_err();
+        assert!(
+            e.0.contains("SENTINEL_METRICS_ADDR must be host:port"),
+            "{}",
+            e.0
+        );
+        let e = Config::from_env(&env(&[("SENTINEL_LLM_PRICE_PER_1K_TOKENS", "-1")])).unwrap_err();
+        assert!(e.0.contains("0 or more"), "{}", e.0);
+        let e =
+            Config::from_env(&env(&[("SENTINEL_LLM_PRICE_PER_1K_TOKENS", "cheap")])).unwrap_err();
+        assert!(e.0.contains("SENTINEL_LLM_PRICE_PER_1K_TOKENS"), "{}", e.0);
     }
 }

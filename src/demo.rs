@@ -189,6 +189,8 @@ async fn start_on_emulator(
             audit_key: Some(audit_key),
             audit_channel: None,
         },
+        metrics: app.metrics.clone(),
+        metrics_listener: None,
     })
     .await?;
     anyhow::ensure!(

@@ -21,6 +21,7 @@ pub mod http;
 pub mod incidents;
 pub mod knowledge;
 pub mod llm;
+pub mod metrics;
 pub mod net;
 pub mod redact;
 pub mod retry;

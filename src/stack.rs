@@ -20,6 +20,7 @@ use crate::diagnosis::Diagnoser;
 use crate::http::AppState;
 use crate::incidents::intake::{AlertWriter, WriterConfig};
 use crate::incidents::{Engine, EngineConfig, Routes};
+use crate::metrics::Metrics;
 use crate::slack::socket::{ListenerOptions, SocketListener};
 use crate::slack::{auth, ClientOptions, SlackClient, SlackPort};
 
@@ -74,6 +75,10 @@ pub struct Parts {
     pub diagnoser: Option<Arc<Diagnoser>>,
     /// Remediation actions (off unless `SENTINEL_ACTIONS` says otherwise).
     pub actions: ActionsSetup,
+    /// What `/metrics` exposes; the same handle the knowledge base and LLM client record into.
+    pub metrics: Metrics,
+    /// `SENTINEL_METRICS_ADDR`: `/metrics` gets its own server here (else the webhook's).
+    pub metrics_listener: Option<TcpListener>,
 }
 
 /// What actions need from the configuration.
@@ -100,6 +105,7 @@ pub struct Stack {
     stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<anyhow::Result<()>>,
     engine_task: Option<JoinHandle<()>>,
+    metrics_server: Option<JoinHandle<anyhow::Result<()>>>,
     housekeeping: JoinHandle<()>,
     sweeper: Option<JoinHandle<()>>,
 }
@@ -108,12 +114,13 @@ pub struct Stack {
 pub const NO_ALERT_CHANNEL: &str = "SENTINEL_ALERT_CHANNEL is not set: webhook alerts will be refused with 422 until it is (alert messages in watched channels are still handled)";
 
 /// The process's one outbound Slack client.
-pub fn slack_client(cfg: &SlackConfig) -> anyhow::Result<SlackClient> {
+pub fn slack_client(cfg: &SlackConfig, metrics: &Metrics) -> anyhow::Result<SlackClient> {
     SlackClient::new(
         &cfg.api_url,
         cfg.bot_token.clone(),
         ClientOptions {
             timeout: Duration::from_secs(cfg.timeout_secs),
+            metrics: metrics.clone(),
             ..ClientOptions::default()
         },
     )
@@ -148,6 +155,8 @@ impl Stack {
             slack,
             diagnoser,
             actions,
+            metrics,
+            metrics_listener,
         } = parts;
         let slack_cfg = match &slack {
             SlackSide::Bot { config, .. } => Some(config),
@@ -165,7 +174,7 @@ impl Stack {
             .runbook_base_url
             .clone()
             .or_else(|| slack_cfg.and_then(|s| s.runbook_base_url.clone()));
-        let client = slack_cfg.map(slack_client).transpose()?;
+        let client = slack_cfg.map(|c| slack_client(c, &metrics)).transpose()?;
         let port: Option<Arc<dyn SlackPort>> = match (&slack, &client) {
             (SlackSide::Bot { .. }, Some(c)) => Some(Arc::new(c.clone())),
             (SlackSide::Port(p), _) => Some(p.clone()),
@@ -177,12 +186,10 @@ impl Stack {
                 let dir = client
                     .clone()
                     .map(|c| Arc::new(c) as Arc<dyn crate::actions::approvers::Directory>);
-                Some(Arc::new(Actions::new(
-                    pool.clone(),
-                    actions.config,
-                    actions.audit_key,
-                    dir,
-                )?))
+                Some(Arc::new(
+                    Actions::new(pool.clone(), actions.config, actions.audit_key, dir)?
+                        .with_metrics(metrics.clone()),
+                ))
             }
         };
         let engine = port.clone().map(|p| {
@@ -197,7 +204,14 @@ impl Stack {
             WriterConfig::default(),
         );
         let bot = match (slack, client) {
-            (SlackSide::Bot { config, listener }, Some(client)) => {
+            (
+                SlackSide::Bot {
+                    config,
+                    mut listener,
+                },
+                Some(client),
+            ) => {
+                listener.metrics = metrics.clone();
                 let diagnoser =
                     diagnoser.ok_or_else(|| anyhow::anyhow!("the Slack bot needs a diagnoser"))?;
                 Some(
@@ -231,7 +245,11 @@ impl Stack {
             slack_connected: bot.as_ref().map(|b| b.listener.connected()),
             accepts_alerts,
             draining: draining.clone(),
+            metrics,
+            serve_metrics: metrics_listener.is_none(),
         };
+        let metrics_server = metrics_listener
+            .map(|l| tokio::spawn(crate::http::run_metrics(l, state.clone(), when_stopped())));
         let housekeeping = tokio::spawn(housekeeping(pool, when_stopped()));
         let sweeper = match (&actions, &port) {
             (Some(a), Some(p)) => Some(tokio::spawn(sweep_actions(
@@ -251,6 +269,7 @@ impl Stack {
             stop,
             server,
             engine_task,
+            metrics_server,
             housekeeping,
             sweeper,
         })
@@ -287,6 +306,7 @@ impl Stack {
             stop,
             server,
             engine_task,
+            metrics_server,
             housekeeping,
             sweeper,
             ..
@@ -310,6 +330,9 @@ impl Stack {
             _ => {}
         }
         housekeeping.abort();
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
         if let Some(s) = sweeper {
             s.abort();
         }

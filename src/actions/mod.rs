@@ -42,6 +42,8 @@ pub struct Actions {
     owner: uuid::Uuid,
     /// Where the audit chain's head is posted after every action (it is logged anyway).
     audit_channel: Option<String>,
+    /// Finished runs are counted here, by outcome.
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// Why actions are not available.
@@ -73,7 +75,14 @@ impl Actions {
             dir,
             owner: uuid::Uuid::new_v4(),
             audit_channel: None,
+            metrics: crate::metrics::Metrics::default(),
         })
+    }
+
+    /// Counts finished runs in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Posts the audit head to `channel` after every action.

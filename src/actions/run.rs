@@ -114,6 +114,7 @@ impl Actions {
         } else {
             p
         };
+        self.metrics.action_run(&p.state);
         self.show(port, &p).await;
         if state::ROLLBACKABLE.contains(&p.state.as_str()) && p.rollback_auto {
             self.rollback(port, p.id, Actor::Sentinel, None).await?;
@@ -358,6 +359,7 @@ impl Actions {
         for p in &swept {
             self.show(port.as_ref(), p).await;
             if p.state == state::OUTCOME_UNKNOWN {
+                self.metrics.action_run(state::OUTCOME_UNKNOWN);
                 let text = mrkdwn!(
                     "⚠️ *{}*: outcome unknown. The replica running it stopped before it finished; Sentinel does not run it again by itself.",
                     Mrkdwn::untrusted(&p.title)

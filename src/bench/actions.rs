@@ -94,6 +94,8 @@ async fn replica(
             audit_key: Some(AuditKey::from_config(AUDIT_KEY)),
             audit_channel: None,
         },
+        metrics: app.metrics.clone(),
+        metrics_listener: None,
     })
     .await
 }

@@ -144,6 +144,8 @@ pub(super) async fn start_routed(
         slack,
         diagnoser,
         actions: Default::default(),
+        metrics: Default::default(),
+        metrics_listener: None,
     })
     .await
 }

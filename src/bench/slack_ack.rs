@@ -80,6 +80,7 @@ pub async fn measure(
             ping_secs: 15,
             stagger_secs: 0,
             concurrency,
+            ..ListenerOptions::default()
         },
     )
     .await?;

@@ -167,7 +167,10 @@ impl Diagnoser {
         let got = self.prepare(&r, hits).await;
         let (draft, dropped) = match self.ask_llm(&r, &s, &got).await {
             Ok((d, dropped)) => (Draft::Llm(d), dropped),
-            Err(reason) => (self.fallback(&r, reason, &got).await, vec![]),
+            Err(reason) => {
+                self.kb.metrics.diagnosis_fallback(reason.code());
+                (self.fallback(&r, reason, &got).await, vec![])
+            }
         };
         for d in &dropped {
             tracing::warn!(reason = %r.redact(d), "dropped a proposed action");
@@ -178,6 +181,15 @@ impl Diagnoser {
             sources: got.sources,
             message,
             dropped,
+        }
+    }
+
+    /// Records the tokens `subject`'s incident has cost so far (once per incident
+    /// diagnosis), when an LLM is configured.
+    pub async fn record_incident_usage(&self, subject: &Subject) {
+        if let (Some(llm), Some(key)) = (&self.llm, &subject.incident_key) {
+            let used = llm.ledger().used(key).await;
+            self.kb.metrics.incident_llm_usage(used);
         }
     }
 

@@ -124,6 +124,18 @@ pub enum FallbackReason {
 }
 
 impl FallbackReason {
+    /// Its name in snake case, as serialized (the `reason` label of the fallback metric).
+    pub fn code(&self) -> &'static str {
+        match self {
+            FallbackReason::NoLlm => "no_llm",
+            FallbackReason::Timeout => "timeout",
+            FallbackReason::Unavailable => "unavailable",
+            FallbackReason::InvalidOutput => "invalid_output",
+            FallbackReason::Budget => "budget",
+            FallbackReason::CircuitOpen => "circuit_open",
+        }
+    }
+
     pub fn explain(&self) -> &'static str {
         match self {
             FallbackReason::NoLlm => "no LLM is configured",

@@ -1,6 +1,7 @@
 //! The webhook server: `POST /hooks/{alertmanager,grafana,generic}`, `GET /healthz`,
-//! `GET /readyz`. Alerts are stored in Postgres before the sender gets its 2xx; every
-//! refusal is a JSON body saying what is wrong.
+//! `GET /readyz`, `GET /metrics` (unless it has its own address). Alerts are stored in
+//! Postgres before the sender gets its 2xx; every refusal is a JSON body saying what is
+//! wrong.
 
 pub mod auth;
 mod error;
@@ -46,6 +47,10 @@ pub struct AppState {
     /// sender retries, another replica or this one after restart stores them) and
     /// `/readyz` says not ready, while requests already accepted finish.
     pub draining: Arc<AtomicBool>,
+    /// What `/metrics` exposes; webhook outcomes are recorded into it.
+    pub metrics: crate::metrics::Metrics,
+    /// Serve `/metrics` here (false when `SENTINEL_METRICS_ADDR` gives it its own server).
+    pub serve_metrics: bool,
 }
 
 /// Credentials per source.
@@ -69,7 +74,12 @@ impl WebhookAuth {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = if state.serve_metrics {
+        Router::new().route("/metrics", get(metrics))
+    } else {
+        Router::new()
+    };
+    routes
         .route("/hooks/alertmanager", post(alertmanager))
         .route("/hooks/grafana", post(grafana))
         .route("/hooks/generic", post(generic))
@@ -85,6 +95,45 @@ pub fn router(state: AppState) -> Router {
         // Outermost: the span above and the handlers read the id it settles.
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
+}
+
+/// `GET /metrics` alone: no webhook credentials (it carries no secret), for the webhook
+/// server or its own address.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// The Prometheus exposition. Incidents open and the audit chain's length are read from
+/// Postgres now, so every replica reports the same values.
+async fn metrics(State(s): State<AppState>) -> Response {
+    let read = tokio::time::timeout(Duration::from_secs(2), async {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM incidents WHERE status = 'firing'")
+                .fetch_one(&s.pool)
+                .await?;
+        let chain = crate::audit::head(&s.pool).await?;
+        anyhow::Ok((open, chain.map_or(0, |h| h.seq)))
+    })
+    .await;
+    let read = match read {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %format!("{e:#}"), "metrics: cannot read Postgres");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("metrics: Postgres did not answer within 2 s");
+            None
+        }
+    };
+    s.metrics.set_database_gauges(read);
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        s.metrics.encode(),
+    )
+        .into_response()
 }
 
 /// The span a request is handled in: method, path and its request id.
@@ -109,6 +158,19 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "webhook server listening");
     axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Serves `/metrics` alone (`SENTINEL_METRICS_ADDR`) until `shutdown` resolves.
+pub async fn run_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "metrics server listening");
+    axum::serve(listener, metrics_router(state))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
@@ -150,6 +212,7 @@ async fn intake(
                 .into_response()
         }
         Err(e) => {
+            s.metrics.webhook_rejected(source.as_str(), e.code);
             if e.status.is_server_error() {
                 tracing::warn!(code = e.code, "webhook refused");
             } else {
@@ -212,7 +275,9 @@ async fn intake_inner(
         a.request_id.clone_from(&request);
     }
     let n = alerts.len();
+    s.metrics.alerts_received(source.as_str(), n);
     s.writer.store(alerts).await.map_err(ApiError::from)?;
+    s.metrics.alerts_stored(source.as_str(), n);
     Ok(n)
 }
 

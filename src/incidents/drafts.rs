@@ -130,6 +130,7 @@ async fn diagnose(engine: &Engine, d: &Diagnoser, c: &Claimed) -> Result<(), Syn
         }
     };
     let outcome = d.diagnose_hits(&subject, hits).await;
+    d.record_incident_usage(&subject).await;
     let (ch, reply) = (c.channel.as_str(), c.runbook_reply_ts.as_str());
     call(|| engine.notifier.update(ch, reply, &outcome.message)).await?;
     finish(engine, c.id).await?;

@@ -76,6 +76,8 @@ pub struct KnowledgeBase {
     pub pool: PgPool,
     pub embedder: Arc<dyn Embedder>,
     pub model_id: i32,
+    /// Search latency is recorded here.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl KnowledgeBase {
@@ -85,11 +87,20 @@ impl KnowledgeBase {
             pool,
             embedder,
             model_id,
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 
+    /// Records searches in `metrics` (the composition root's handle).
+    pub fn with_metrics(self, metrics: crate::metrics::Metrics) -> Self {
+        Self { metrics, ..self }
+    }
+
     pub async fn search(&self, req: &SearchRequest) -> anyhow::Result<Vec<Hit>> {
-        hybrid_search(self, req).await
+        let started = std::time::Instant::now();
+        let r = hybrid_search(self, req).await;
+        self.metrics.search(started.elapsed());
+        r
     }
 }
 

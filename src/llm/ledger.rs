@@ -21,6 +21,8 @@ pub struct CallRecord {
 #[derive(Clone, Default)]
 pub struct TokenLedger {
     pool: Option<PgPool>,
+    /// Calls and tokens are counted here too (`sentinel_llm_*`).
+    metrics: crate::metrics::Metrics,
     /// Totals per incident, always kept (the database is the durable copy).
     memory: Arc<Mutex<HashMap<String, u64>>>,
 }
@@ -30,8 +32,14 @@ impl TokenLedger {
     pub fn postgres(pool: PgPool) -> Self {
         Self {
             pool: Some(pool),
-            memory: Arc::default(),
+            ..Self::default()
         }
+    }
+
+    /// Counts every call in `metrics` as well.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Memory only (benchmarks, the CLI without a database).
@@ -62,6 +70,12 @@ impl TokenLedger {
     /// Stores one call. A failure to store is logged, never fatal to the diagnosis.
     pub async fn record(&self, rec: CallRecord) {
         let total = u64::from(rec.prompt_tokens) + u64::from(rec.completion_tokens);
+        self.metrics.llm_call(
+            rec.purpose,
+            rec.outcome,
+            rec.prompt_tokens,
+            rec.completion_tokens,
+        );
         if let Some(incident) = &rec.incident {
             if let Ok(mut m) = self.memory.lock() {
                 *m.entry(incident.clone()).or_default() += total;

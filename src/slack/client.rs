@@ -35,6 +35,17 @@ pub enum SlackError {
 }
 
 impl SlackError {
+    /// The kind of failure, a fixed set (the `outcome` label of `sentinel_slack_api_calls`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SlackError::Api { .. } => "api_error",
+            SlackError::RateLimited { .. } => "rate_limited",
+            SlackError::Server { .. } => "server_error",
+            SlackError::Timeout { .. } => "timeout",
+            SlackError::Transport { .. } => "transport_error",
+        }
+    }
+
     /// The Slack error code for `Api` errors (`invalid_blocks`, ...).
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -55,6 +66,8 @@ pub struct ClientOptions {
     pub backoff: Backoff,
     /// 429s honoured per call before giving up (each waits `Retry-After`).
     pub max_rate_limited_retries: u32,
+    /// Every request is counted here, by method and outcome.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Default for ClientOptions {
@@ -69,6 +82,7 @@ impl Default for ClientOptions {
                 max: Duration::from_secs(8),
             },
             max_rate_limited_retries: 20,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }
@@ -284,14 +298,17 @@ impl SlackClient {
                 })
             }
         };
-        tokio::time::timeout(timeout, fut)
+        let result = tokio::time::timeout(timeout, fut)
             .await
             .unwrap_or_else(|_| {
                 Err(SlackError::Timeout {
                     method: method.into(),
                     after: timeout,
                 })
-            })
+            });
+        let outcome = result.as_ref().map_or_else(SlackError::kind, |_| "ok");
+        self.inner.opts.metrics.slack_call(method, outcome);
+        result
     }
 
     /// Posts a message (in `thread_ts`'s thread when given). Rejected blocks or too-long

@@ -38,6 +38,8 @@ pub struct ListenerOptions {
     pub stagger_secs: u64,
     /// Background jobs at once.
     pub concurrency: usize,
+    /// Connections, reconnects and ack latency are recorded here.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Default for ListenerOptions {
@@ -48,6 +50,7 @@ impl Default for ListenerOptions {
             ping_secs: 15,
             stagger_secs: 2,
             concurrency: 64,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }
@@ -57,6 +60,9 @@ struct ListenerState {
     dispatch: Arc<dyn Dispatch>,
     /// Set by Slack's `hello` on a Socket Mode connection; cleared at shutdown.
     connected: Arc<AtomicBool>,
+    metrics: crate::metrics::Metrics,
+    /// Connections asked for: `hello`s past these are reconnects.
+    connections: u32,
 }
 
 /// A running listener: connections plus the worker pool. `shutdown` stops both.
@@ -94,13 +100,19 @@ impl SocketListener {
                     queue: tx,
                     dispatch: dispatch.clone(),
                     connected: connected.clone(),
+                    metrics: opts.metrics.clone(),
+                    connections: opts.connections.clamp(1, 10),
                 }),
         );
         let callbacks = SlackSocketModeListenerCallbacks::new()
             // Slack's `hello` on a socket: the connection is up (the event type is not
             // re-exported by slack-morphism, so the callback is a closure).
             .with_hello_events(|_hello, _client, states| async move {
-                with_state(&states, |s| s.connected.store(true, Ordering::Relaxed)).await;
+                with_state(&states, |s| {
+                    s.connected.store(true, Ordering::Relaxed);
+                    s.metrics.socket_hello(s.connections);
+                })
+                .await;
             })
             .with_push_events(on_push)
             .with_command_events(on_command)
@@ -202,18 +214,34 @@ fn enqueue(state: &ListenerState, inbound: Inbound) {
     }
 }
 
+/// Enqueues, then records how long the envelope waited for its ack (slack-morphism sends
+/// the ack as soon as the callback returns).
+fn enqueue_timed(
+    state: &ListenerState,
+    inbound: Inbound,
+    kind: &'static str,
+    arrived: std::time::Instant,
+) {
+    enqueue(state, inbound);
+    state.metrics.envelope_acked(kind, arrived.elapsed());
+}
+
 async fn on_push(
     ev: SlackPushEventCallback,
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
+    let arrived = std::time::Instant::now();
     let inbound = match serde_json::to_value(&ev) {
         Ok(v) => events::parse_events_api(&v),
         Err(e) => Inbound::Ignored {
             reason: format!("unserializable event: {e}"),
         },
     };
-    with_state(&states, |s| enqueue(s, inbound)).await;
+    with_state(&states, |s| {
+        enqueue_timed(s, inbound, "events_api", arrived)
+    })
+    .await;
     Ok(())
 }
 
@@ -222,6 +250,7 @@ async fn on_command(
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
+    let arrived = std::time::Instant::now();
     let inbound = match serde_json::to_value(&ev) {
         Ok(v) => events::parse_slash_command(&v),
         Err(e) => Inbound::Ignored {
@@ -233,7 +262,7 @@ async fn on_command(
             Inbound::Command(c) => s.dispatch.command_ack(c),
             _ => None,
         };
-        enqueue(s, inbound);
+        enqueue_timed(s, inbound, "slash_commands", arrived);
         reply
     })
     .await
@@ -249,13 +278,17 @@ async fn on_interaction(
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
+    let arrived = std::time::Instant::now();
     let inbound = match serde_json::to_value(&ev) {
         Ok(v) => events::parse_interactive(&v),
         Err(e) => Inbound::Ignored {
             reason: format!("unserializable interaction: {e}"),
         },
     };
-    with_state(&states, |s| enqueue(s, inbound)).await;
+    with_state(&states, |s| {
+        enqueue_timed(s, inbound, "interactive", arrived)
+    })
+    .await;
     Ok(())
 }
 

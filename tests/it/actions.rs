@@ -261,6 +261,23 @@ async fn an_approved_action_runs_once_is_verified_and_the_message_shows_it(pool:
     app.emu.resend(&approval);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(outcomes(&app, &p.ts, "ran"), 1);
+
+    // Prometheus sees one run, verified, and the whole audit chain.
+    let runs = "sentinel_action_runs_total";
+    let m = crate::metrics::wait_metric(&app, runs, &[("outcome", "verified")], 1.0).await;
+    assert_eq!(
+        crate::metrics::sum(&m, runs, &[("outcome", "verified")]),
+        1.0
+    );
+    assert_eq!(crate::metrics::sum(&m, runs, &[]), 1.0);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::metrics::sum(&m, "sentinel_audit_chain_length", &[]),
+        events as f64
+    );
     app.shutdown().await;
 }
 

@@ -17,6 +17,7 @@ mod knowledge_ingest;
 mod knowledge_search;
 mod logs;
 mod manifest;
+mod metrics;
 mod outage;
 mod replicas;
 mod slack_bot;

@@ -42,6 +42,8 @@ fn state(pool: &PgPool, auth: WebhookAuth, slack: Option<bool>) -> AppState {
         slack_connected: slack.map(|s| Arc::new(AtomicBool::new(s))),
         accepts_alerts: true,
         draining: Arc::new(AtomicBool::new(false)),
+        metrics: Default::default(),
+        serve_metrics: true,
     }
 }
 
@@ -322,4 +324,48 @@ async fn unknown_paths_get_json_404(pool: PgPool) {
         .as_str()
         .unwrap()
         .contains("/hooks/alertmanager"));
+}
+
+/// `GET /metrics` on `app`: status and body text.
+async fn scrape(app: axum::Router) -> (StatusCode, String) {
+    let resp = app
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[sqlx::test]
+async fn metrics_on_the_webhook_address_or_their_own_and_through_a_database_outage(pool: PgPool) {
+    let s = state(&pool, auth(), None);
+    assert_eq!(send(&s, am(AM_FIRING)).await.status, StatusCode::OK);
+    let (status, text) = scrape(router(s.clone())).await;
+    assert_eq!(status, StatusCode::OK, "no credentials needed");
+    assert!(
+        text.contains("sentinel_alerts_stored_total{source=\"alertmanager\"} 2\n"),
+        "{text}"
+    );
+    assert!(text.contains("sentinel_database_up 1\n"), "{text}");
+    assert!(!text.contains(TOKEN));
+    // With SENTINEL_METRICS_ADDR, only the metrics server answers /metrics.
+    let own = AppState {
+        serve_metrics: false,
+        ..s.clone()
+    };
+    assert_eq!(scrape(router(own.clone())).await.0, StatusCode::NOT_FOUND);
+    let (status, text) = scrape(sentinel::http::metrics_router(own)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains("sentinel_alerts_stored_total{source=\"alertmanager\"} 2\n"),
+        "{text}"
+    );
+    // Postgres gone: the scrape still answers, and says the database is down.
+    pool.close().await;
+    let (status, text) = scrape(router(s)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("sentinel_database_up 0\n"), "{text}");
 }

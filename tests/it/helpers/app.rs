@@ -13,6 +13,7 @@ use sentinel::http::{SourceAuth, WebhookAuth};
 use sentinel::incidents::{Routes, StormConfig};
 use sentinel::llm::testserver::TestLlm;
 use sentinel::llm::{LlmClient, TokenLedger};
+use sentinel::metrics::Metrics;
 use sentinel::slack::emulator::{Emulator, Message, State, BOT_USER_ID};
 use sentinel::stack::{ActionsSetup, Parts, SlackSide, Stack};
 use sqlx::PgPool;
@@ -68,15 +69,18 @@ pub struct Setup {
 
 /// One Sentinel on `emu` and `pool`: the bundled runbooks (hash embeddings), diagnosis by
 /// `llm` if given (else runbook-based), once its socket is connected.
+/// Each one has its own metrics registry, as each process would.
 async fn start(emu: &Emulator, pool: PgPool, setup: &Setup) -> Stack {
+    let metrics = Metrics::default();
     let kb = match &setup.runbooks {
         Some(dirs) => super::kb::ingested(&pool, Arc::new(super::embed::HashEmbedder), dirs).await,
         None => hashed_runbooks(&pool).await,
-    };
-    let client = setup
-        .llm
-        .clone()
-        .map(|l| Arc::new(LlmClient::new(l, TokenLedger::postgres(pool.clone()))));
+    }
+    .with_metrics(metrics.clone());
+    let client = setup.llm.clone().map(|l| {
+        let ledger = TokenLedger::postgres(pool.clone()).with_metrics(metrics.clone());
+        Arc::new(LlmClient::new(l, ledger))
+    });
     let diagnoser = Diagnoser::new(
         kb,
         client,
@@ -97,6 +101,8 @@ async fn start(emu: &Emulator, pool: PgPool, setup: &Setup) -> Stack {
         },
         diagnoser: Some(Arc::new(diagnoser)),
         actions: setup.actions.clone(),
+        metrics,
+        metrics_listener: None,
     })
     .await
     .unwrap();
@@ -184,6 +190,17 @@ impl TestApp {
             .unwrap()
             .status()
             .as_u16()
+    }
+
+    /// The `/metrics` exposition, scraped over HTTP without credentials.
+    pub async fn metrics(&self) -> String {
+        let r = sentinel::net::client()
+            .get(format!("http://{}/metrics", self.stack.webhook_addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
     }
 
     /// `user` runs `/sentinel TEXT` in the alert channel: the private answer shown with

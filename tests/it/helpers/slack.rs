@@ -54,6 +54,7 @@ pub fn test_listener() -> ListenerOptions {
         ping_secs: 5,
         stagger_secs: 0,
         concurrency: 64,
+        ..ListenerOptions::default()
     }
 }
 
