@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Real peers the tests use, from Debian's packages: promtool (`prometheus`) checks the
 # /metrics scrape, and a real Alertmanager (`prometheus-alertmanager`) posts to the webhook.
+# Debian's PostgreSQL (`postgresql`, built with OpenSSL, unlike the pgserver wheel) serves
+# the database TLS tests.
 # Idempotent: installs only what is missing. Needs root or sudo for apt-get.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -16,6 +16,7 @@ use crate::actions::{Actions, ActionsConfig, Mode};
 use crate::audit::AuditKey;
 use crate::bot::{Bot, BotSettings, Context};
 use crate::config::{AlertsConfig, SlackConfig};
+use crate::db::health::DbHealth;
 use crate::diagnosis::Diagnoser;
 use crate::http::AppState;
 use crate::incidents::intake::{AlertWriter, WriterConfig};
@@ -191,6 +192,7 @@ impl Stack {
             e.actions = actions.clone();
             Arc::new(e)
         });
+        let db = DbHealth::spawn(&pool);
         let writer = AlertWriter::spawn(
             pool.clone(),
             engine.as_ref().map(|e| e.wake.clone()),
@@ -208,6 +210,7 @@ impl Stack {
                         writer.clone(),
                         actions.clone(),
                         listener,
+                        db.clone(),
                     )
                     .await?,
                 )
@@ -231,6 +234,7 @@ impl Stack {
             slack_connected: bot.as_ref().map(|b| b.listener.connected()),
             accepts_alerts,
             draining: draining.clone(),
+            db,
         };
         let housekeeping = tokio::spawn(housekeeping(pool, when_stopped()));
         let sweeper = match (&actions, &port) {
@@ -330,6 +334,7 @@ async fn start_bot(
     alerts: AlertWriter,
     actions: Option<Arc<Actions>>,
     listener_opts: ListenerOptions,
+    db: DbHealth,
 ) -> anyhow::Result<Running> {
     let me = auth::check_tokens(&slack, &cfg.app_token, &cfg.bot_token).await?;
     tracing::info!(bot.user_id = %me.user_id, bot.id = %me.bot_id, team.id = %me.team_id, "Slack tokens accepted");
@@ -347,6 +352,7 @@ async fn start_bot(
             watch_channels: cfg.watch_channels.clone(),
             runbook_base_url: cfg.runbook_base_url.clone(),
         },
+        db,
     });
     let listener = SocketListener::start(
         &cfg.api_url,

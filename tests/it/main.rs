@@ -6,6 +6,8 @@ mod helpers;
 mod actions;
 mod audit;
 mod cli;
+mod database;
+mod db_outage;
 mod diagnosis;
 mod embedding_parity;
 mod hostile;

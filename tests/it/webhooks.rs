@@ -42,6 +42,7 @@ fn state(pool: &PgPool, auth: WebhookAuth, slack: Option<bool>) -> AppState {
         slack_connected: slack.map(|s| Arc::new(AtomicBool::new(s))),
         accepts_alerts: true,
         draining: Arc::new(AtomicBool::new(false)),
+        db: sentinel::db::health::DbHealth::always_up(),
     }
 }
 
