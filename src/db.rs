@@ -58,7 +58,14 @@ fn describe_sqlx(e: &sqlx::Error) -> String {
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::PoolTimedOut => "timed out".to_string(),
         sqlx::Error::Database(d) => d.message().to_string(),
-        other => other.to_string(),
+        other => {
+            let s = other.to_string();
+            if s.contains("invalid peer certificate") {
+                format!("{s}: the server's certificate is not trusted; name its CA bundle (PEM) with `sslrootcert=` in DATABASE_URL, or use `sslmode=require`")
+            } else {
+                s
+            }
+        }
     }
 }
 
