@@ -53,6 +53,9 @@ pub enum Command {
     ServeWebhooks(ServeWebhooksArgs),
     /// Run the Slack bot (Socket Mode) until Ctrl-C.
     Serve,
+    /// Probe this deployment's webhook server (SENTINEL_WEBHOOK_ADDR) at /healthz: exit 0
+    /// when it answers 2xx, 1 otherwise (the Docker image's HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
     /// The tamper-evident audit log of actions (needs SENTINEL_AUDIT_KEY to verify).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -103,6 +106,13 @@ pub struct ServeWebhooksArgs {
     /// With --console: answer new incidents with runbook sections from the knowledge base.
     #[arg(long, requires = "console")]
     pub runbooks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Probe /readyz (database reachable, Slack connected, not draining) instead.
+    #[arg(long)]
+    pub ready: bool,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +174,8 @@ pub enum BenchCommand {
     /// A burst of incidents while the LLM hangs: roots, runbook replies and fallbacks
     /// posted, then drafts again once it answers.
     LlmOutage(bench::outage::OutageArgs),
+    /// `sentinel serve` from exec to ready, and its idle memory with the model loaded.
+    Startup(bench::startup::StartupArgs),
 }
 
 /// Runs a subcommand; returns the process exit code.
@@ -186,9 +198,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::LlmOutage(a)) => bench::outage::run(&app, a).await,
         Command::Bench(BenchCommand::Audit(a)) => bench::audit::run(&app, a).await,
         Command::Bench(BenchCommand::Actions(a)) => bench::actions::run(&app, a).await,
+        Command::Bench(BenchCommand::Startup(a)) => bench::startup::run(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Serve => serve(&app).await,
+        Command::Healthcheck(a) => healthcheck(&app, a).await,
         Command::Audit(AuditCommand::Verify(a)) => audit_verify(&app, a).await,
         Command::Audit(AuditCommand::Export(a)) => audit_export(&app, a).await,
     }
@@ -239,6 +253,21 @@ fn spawn_anchor(
         slack,
         audit::anchor::EVERY,
     ))
+}
+
+async fn healthcheck(app: &App, a: HealthcheckArgs) -> anyhow::Result<i32> {
+    let path = if a.ready { "/readyz" } else { "/healthz" };
+    let url = crate::http::probe::url(app.config.alerts.listen, path);
+    Ok(match crate::http::probe::check(&url).await {
+        Ok(line) => {
+            println!("{line}");
+            0
+        }
+        Err(why) => {
+            eprintln!("unhealthy: {why}");
+            1
+        }
+    })
 }
 
 async fn migrate(app: &App) -> anyhow::Result<i32> {

@@ -130,6 +130,10 @@ pub struct Alert {
     /// Alerts with the same group key belong to one incident.
     pub group_key: String,
     pub origin: Option<SlackOrigin>,
+    /// The request that brought it (a webhook's `X-Request-ID`, or the Slack event id), for
+    /// log correlation only: never shown, never part of its identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Alert {

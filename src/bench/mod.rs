@@ -15,6 +15,7 @@ pub mod outage;
 pub mod redaction;
 pub mod search;
 pub mod slack_ack;
+pub mod startup;
 
 use std::path::{Path, PathBuf};
 

@@ -209,7 +209,7 @@ async fn on_message(ctx: &Context, m: &MessageEvent) -> Handled {
     if !ctx.settings.watch_channels.iter().any(|c| c == &m.channel) {
         return Ok(());
     }
-    let alerts = match crate::alerts::parse::slack_message(&m.raw) {
+    let mut alerts = match crate::alerts::parse::slack_message(&m.raw) {
         Ok(a) if !a.is_empty() => a,
         Ok(_) => return Ok(()),
         Err(e) => {
@@ -217,12 +217,16 @@ async fn on_message(ctx: &Context, m: &MessageEvent) -> Handled {
             return Ok(());
         }
     };
+    // The Slack event id is this path's request id in the logs.
+    for a in &mut alerts {
+        a.request_id = Some(m.event_id.clone());
+    }
     let n = alerts.len();
     ctx.alerts
         .store(alerts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot store the alert message: {e}"))?;
-    tracing::info!(alerts = n, slack.channel = %m.channel, "alert message stored");
+    tracing::info!(alerts = n, slack.channel = %m.channel, request_id = %m.event_id, "alert message stored");
     Ok(())
 }
 

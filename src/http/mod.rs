@@ -4,6 +4,8 @@
 
 pub mod auth;
 mod error;
+pub mod probe;
+pub mod request_id;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,14 +86,16 @@ pub fn router(state: AppState) -> Router {
                 .make_span_with(request_span)
                 .on_failure(()),
         )
+        // Outermost: the span above and the handlers read the id it settles.
+        .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
-/// The span a request is handled in: method, path and the sender's `X-Request-ID`, if any.
+/// The span a request is handled in: method, path and its request id.
 fn request_span(req: &axum::http::Request<Body>) -> tracing::Span {
     let request_id = req
         .headers()
-        .get("x-request-id")
+        .get(request_id::HEADER)
         .and_then(|v| v.to_str().ok());
     tracing::info_span!(
         "request",
@@ -141,11 +145,14 @@ async fn intake(
     parse: impl Fn(&[u8]) -> Result<Vec<Alert>, ParseError>,
 ) -> Response {
     match intake_inner(s, source, headers, body, parse).await {
-        Ok(n) => (
-            StatusCode::OK,
-            Json(json!({"status": "stored", "alerts": n})),
-        )
-            .into_response(),
+        Ok(n) => {
+            tracing::info!(alerts = n, "webhook alerts stored");
+            (
+                StatusCode::OK,
+                Json(json!({"status": "stored", "alerts": n})),
+            )
+                .into_response()
+        }
         Err(e) => {
             if e.status.is_server_error() {
                 tracing::warn!(code = e.code, "webhook refused");
@@ -203,7 +210,11 @@ async fn intake_inner(
             "this Sentinel has no channel for webhook alerts: set SENTINEL_ALERT_CHANNEL (and optionally SENTINEL_ALERT_ROUTES)",
         ));
     }
-    let alerts = parse(&bytes).map_err(ApiError::from)?;
+    let mut alerts = parse(&bytes).map_err(ApiError::from)?;
+    let request = request_id::of(headers);
+    for a in &mut alerts {
+        a.request_id.clone_from(&request);
+    }
     let n = alerts.len();
     if !s.db.is_up() {
         return Err(ApiError::new(

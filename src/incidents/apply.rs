@@ -30,7 +30,7 @@ pub(crate) async fn apply_pending(
         .await?;
     let rows = sqlx::query(
         "SELECT id, source, fingerprint, status, starts_at, ends_at, group_key, severity,
-                labels, annotations, links, origin
+                labels, annotations, links, origin, request_id
          FROM alerts WHERE processed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)
@@ -82,6 +82,7 @@ fn row_alert(r: &sqlx::postgres::PgRow) -> anyhow::Result<Alert> {
         links: serde_json::from_value(r.get("links")).unwrap_or_default(),
         group_key: r.get("group_key"),
         origin: origin.and_then(|o| serde_json::from_value::<SlackOrigin>(o).ok()),
+        request_id: r.get("request_id"),
     })
 }
 
@@ -112,6 +113,8 @@ async fn apply_group(
     group_key: &str,
     alerts: Vec<Alert>,
 ) -> anyhow::Result<()> {
+    let requests = request_ids(&alerts);
+    let received = alerts.len();
     let alerts = newest_per_series(alerts);
     let Some(first) = alerts.first() else {
         return Ok(());
@@ -138,8 +141,38 @@ async fn apply_group(
         .filter(|a| a.status == Status::Firing)
         .map(|a| a.severity)
         .fold(before.severity, Ord::max);
-    update_incident(tx, &before, status, severity, reopened).await?;
+    update_incident(tx, &before, status, severity, reopened, requests.as_deref()).await?;
+    tracing::info!(
+        incident_id = before.id,
+        request_id = requests.as_deref().unwrap_or(""),
+        alerts = received,
+        status = status.as_str(),
+        new = before.is_new,
+        reopened,
+        "alerts applied to incident"
+    );
     record_events(tx, &before, &changed, status, reopened).await
+}
+
+/// At most this many request ids are kept per change of an incident (logs only).
+const MAX_REQUEST_IDS: usize = 8;
+
+/// The distinct requests that brought `alerts`, in arrival order, comma-separated: the
+/// incident's lines in the log carry them (`request_id`).
+fn request_ids(alerts: &[Alert]) -> Option<String> {
+    let mut ids: Vec<&str> = Vec::new();
+    for id in alerts.iter().filter_map(|a| a.request_id.as_deref()) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let more = ids.len().saturating_sub(MAX_REQUEST_IDS);
+    ids.truncate(MAX_REQUEST_IDS);
+    let mut joined = ids.join(",");
+    if more > 0 {
+        joined.push_str(&format!(",+{more} more"));
+    }
+    (!joined.is_empty()).then_some(joined)
 }
 
 /// An incident as it was before this batch.
@@ -256,17 +289,20 @@ async fn update_incident(
     status: Status,
     severity: Severity,
     reopened: bool,
+    request_id: Option<&str>,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE incidents SET status = $2, severity = $3, updated_at = now(),
              resolved_at = CASE WHEN $2 = 'resolved' THEN coalesce(resolved_at, now()) ELSE NULL END,
-             reopened = reopened + $4, version = version + 1
+             reopened = reopened + $4, version = version + 1,
+             request_id = coalesce($5, request_id)
          WHERE id = $1",
     )
     .bind(before.id)
     .bind(status.as_str())
     .bind(severity.as_str())
     .bind(i32::from(reopened))
+    .bind(request_id)
     .execute(&mut **tx)
     .await?;
     if let Some(d) = before.digest_id {
@@ -435,6 +471,7 @@ mod tests {
             links: vec![],
             group_key: "g".into(),
             origin: None,
+            request_id: None,
         }
     }
 
@@ -449,5 +486,29 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].status, Status::Resolved, "same start: resolved wins");
         assert_eq!(out[1].status, Status::Firing, "later start wins");
+    }
+
+    fn from_request(id: Option<&str>) -> Alert {
+        Alert {
+            request_id: id.map(str::to_string),
+            ..alert("a", Status::Firing, 1)
+        }
+    }
+
+    #[test]
+    fn request_ids_are_distinct_in_arrival_order() {
+        let alerts = [Some("r2"), None, Some("r1"), Some("r2")].map(from_request);
+        assert_eq!(request_ids(&alerts).as_deref(), Some("r2,r1"));
+        assert_eq!(request_ids(&[from_request(None)]), None);
+    }
+
+    #[test]
+    fn request_ids_beyond_the_cap_are_counted() {
+        let ids: Vec<String> = (0..11).map(|i| format!("r{i}")).collect();
+        let alerts: Vec<Alert> = ids.iter().map(|i| from_request(Some(i))).collect();
+        assert_eq!(
+            request_ids(&alerts).as_deref(),
+            Some("r0,r1,r2,r3,r4,r5,r6,r7,+3 more")
+        );
     }
 }

@@ -11,9 +11,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use anyhow::Context;
+use tracing::Instrument;
 
 use super::engine::Engine;
-use super::sync::{call, leased, note, Lease, SyncError, FAILED_SECS, LEASE_SECS};
+use super::sync::{call, incident_span, leased, note, Lease, SyncError, FAILED_SECS, LEASE_SECS};
 use super::view::load_row;
 use crate::diagnosis::{Diagnoser, Draft, Subject};
 use crate::knowledge::Hit;
@@ -28,20 +29,25 @@ pub(crate) async fn diagnose_next(engine: &Engine) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let id = claimed.id;
-    match leased(engine, DIAGNOSIS, id, diagnose(engine, d, &claimed)).await {
-        Ok(()) => {}
-        Err(SyncError::Slack(PortError::Fatal(reason))) => {
-            // The reply is gone (deleted, channel archived): nothing left to edit.
-            tracing::warn!(incident.id = id, %reason, "Slack refused the diagnosis edit");
-            note(engine, id, "slack_error", &reason).await?;
-            finish(engine, id).await?;
+    let span = incident_span(id, claimed.request_id.as_deref());
+    async {
+        match leased(engine, DIAGNOSIS, id, diagnose(engine, d, &claimed)).await {
+            Ok(()) => {}
+            Err(SyncError::Slack(PortError::Fatal(reason))) => {
+                // The reply is gone (deleted, channel archived): nothing left to edit.
+                tracing::warn!(%reason, "Slack refused the diagnosis edit");
+                note(engine, id, "slack_error", &reason).await?;
+                finish(engine, id).await?;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "incident diagnosis failed; will retry");
+                release(engine, id, FAILED_SECS).await?;
+            }
         }
-        Err(e) => {
-            tracing::warn!(incident.id = id, error = %e, "incident diagnosis failed; will retry");
-            release(engine, id, FAILED_SECS).await?;
-        }
+        Ok(true)
     }
-    Ok(true)
+    .instrument(span)
+    .await
 }
 
 /// The diagnosis lease: short, and renewed while the LLM and Slack are waited for, so a
@@ -59,6 +65,7 @@ struct Claimed {
     channel: String,
     runbook_reply_ts: String,
     root_ts: Option<String>,
+    request_id: Option<String>,
 }
 
 async fn claim(engine: &Engine, lease_secs: f64) -> anyhow::Result<Option<Claimed>> {
@@ -69,7 +76,7 @@ async fn claim(engine: &Engine, lease_secs: f64) -> anyhow::Result<Option<Claime
                      WHERE runbook_reply_ts IS NOT NULL AND diagnosed_at IS NULL
                        AND (diagnose_until IS NULL OR diagnose_until < clock_timestamp())
                      ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
-         RETURNING id, channel, runbook_reply_ts, root_ts",
+         RETURNING id, channel, runbook_reply_ts, root_ts, request_id",
     )
     .bind(engine.owner)
     .bind(lease_secs)
@@ -135,7 +142,7 @@ async fn diagnose(engine: &Engine, d: &Diagnoser, c: &Claimed) -> Result<(), Syn
         };
         // The diagnosis stands even when the offer fails; the log says why.
         if let Err(e) = a.offer(engine.notifier.clone(), &t, &outcome.draft).await {
-            tracing::warn!(incident.id = c.id, error = %format!("{e:#}"), "cannot offer the diagnosis's actions");
+            tracing::warn!(error = %format!("{e:#}"), "cannot offer the diagnosis's actions");
         }
     }
     let kind = match outcome.draft {
@@ -143,6 +150,7 @@ async fn diagnose(engine: &Engine, d: &Diagnoser, c: &Claimed) -> Result<(), Syn
         Draft::Fallback(f) => format!("runbook fallback ({})", f.reason.explain()),
     };
     note(engine, c.id, "diagnosed", &kind).await?;
+    tracing::info!(diagnosis = %kind, "diagnosis posted");
     Ok(())
 }
 

@@ -44,6 +44,7 @@ pub async fn insert_alerts(pool: &PgPool, alerts: &[&Alert]) -> anyhow::Result<S
     let mut annotations = Vec::with_capacity(n);
     let mut links = Vec::with_capacity(n);
     let mut origin = Vec::with_capacity(n);
+    let mut request = Vec::with_capacity(n);
     for a in &alerts {
         source.push(a.source.as_str());
         fingerprint.push(a.fingerprint.as_str());
@@ -63,15 +64,16 @@ pub async fn insert_alerts(pool: &PgPool, alerts: &[&Alert]) -> anyhow::Result<S
                 .transpose()?
                 .unwrap_or(Value::Null),
         );
+        request.push(a.request_id.as_deref());
     }
     let inserted = sqlx::query(
         "INSERT INTO alerts (source, fingerprint, status, starts_at, ends_at, group_key, alertname,
-                             severity, labels, annotations, links, origin)
-         SELECT s, f, st, sa, ea, g, n, sev, l, an, li, NULLIF(o, 'null'::jsonb)
+                             severity, labels, annotations, links, origin, request_id)
+         SELECT s, f, st, sa, ea, g, n, sev, l, an, li, NULLIF(o, 'null'::jsonb), r
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
                      $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[],
-                     $12::jsonb[])
-              AS t(s, f, st, sa, ea, g, n, sev, l, an, li, o)
+                     $12::jsonb[], $13::text[])
+              AS t(s, f, st, sa, ea, g, n, sev, l, an, li, o, r)
          ON CONFLICT (fingerprint, status, starts_at) DO NOTHING",
     )
     .bind(&source)
@@ -86,6 +88,7 @@ pub async fn insert_alerts(pool: &PgPool, alerts: &[&Alert]) -> anyhow::Result<S
     .bind(&annotations)
     .bind(&links)
     .bind(&origin)
+    .bind(&request)
     .execute(pool)
     .await
     .context("Failed to store alerts")?

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::Row;
+use tracing::Instrument;
 
 use super::drafts::Prepared;
 use super::engine::Engine;
@@ -74,24 +75,44 @@ where
 
 /// Syncs one dirty digest or incident; `false` when there is nothing to do.
 pub(crate) async fn sync_next(engine: &Engine) -> anyhow::Result<bool> {
-    if let Some((id, version)) = claim(engine, "storm_digests").await? {
-        leased(engine, SYNC_DIGEST, id, sync_digest(engine, id, version)).await?;
+    if let Some((id, version, _)) = claim(engine, "storm_digests").await? {
+        leased(engine, SYNC_DIGEST, id, sync_digest(engine, id, version))
+            .instrument(tracing::info_span!("digest", digest_id = id))
+            .await?;
         return Ok(true);
     }
-    if let Some((id, version)) = claim(engine, "incidents").await? {
+    if let Some((id, version, request_id)) = claim(engine, "incidents").await? {
         leased(
             engine,
             SYNC_INCIDENT,
             id,
             sync_incident(engine, id, version),
         )
+        .instrument(incident_span(id, request_id.as_deref()))
         .await?;
         return Ok(true);
     }
     Ok(false)
 }
 
-async fn claim(engine: &Engine, table: &str) -> anyhow::Result<Option<(i64, i64)>> {
+/// The span an incident's work runs in: every line logged in it (Slack calls, searches,
+/// the LLM) carries the incident and the requests that last changed it.
+pub(super) fn incident_span(id: i64, request_id: Option<&str>) -> tracing::Span {
+    tracing::info_span!(
+        "incident",
+        incident_id = id,
+        request_id = request_id.unwrap_or("")
+    )
+}
+
+/// Claims the oldest changed row of `table`: its id, version and (incidents only) the
+/// requests that last changed it.
+async fn claim(engine: &Engine, table: &str) -> anyhow::Result<Option<(i64, i64, Option<String>)>> {
+    let request_id = if table == "incidents" {
+        "request_id"
+    } else {
+        "NULL::text AS request_id"
+    };
     // `table` is one of two literals above: no injection surface.
     let sql = format!(
         "UPDATE {table} SET sync_owner = $1, sync_until = clock_timestamp() + make_interval(secs => $2)
@@ -99,7 +120,7 @@ async fn claim(engine: &Engine, table: &str) -> anyhow::Result<Option<(i64, i64)
                      WHERE shown_version < version
                        AND (sync_until IS NULL OR sync_until < clock_timestamp())
                      ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
-         RETURNING id, version"
+         RETURNING id, version, {request_id}"
     );
     let row = sqlx::query(&sql)
         .bind(engine.owner)
@@ -107,7 +128,7 @@ async fn claim(engine: &Engine, table: &str) -> anyhow::Result<Option<(i64, i64)
         .fetch_optional(&engine.pool)
         .await
         .with_context(|| format!("Failed to claim work in {table}"))?;
-    Ok(row.map(|r| (r.get("id"), r.get("version"))))
+    Ok(row.map(|r| (r.get("id"), r.get("version"), r.get("request_id"))))
 }
 
 /// Which lease columns of which table a worker holds.
@@ -219,12 +240,12 @@ async fn sync_incident(engine: &Engine, id: i64, version: i64) -> anyhow::Result
         }
         Err(SyncError::Slack(PortError::Fatal(reason))) => {
             // Retrying cannot help (channel gone, bot not invited): record it and move on.
-            tracing::warn!(incident.id = id, %reason, "Slack refused an incident update");
+            tracing::warn!(%reason, "Slack refused an incident update");
             note(engine, id, "slack_error", &reason).await?;
             release(engine, "incidents", id, Some(version)).await
         }
         Err(e) => {
-            tracing::warn!(incident.id = id, error = %e, "incident sync failed; will retry");
+            tracing::warn!(error = %e, "incident sync failed; will retry");
             release(engine, "incidents", id, None).await
         }
     }
@@ -298,6 +319,7 @@ async fn ensure_root(
                     attempt(engine, "incidents", id, "root_attempted_at").await?;
                     let ts = call(|| n.post(ch, &msg)).await?;
                     note(engine, id, "posted", "root message posted").await?;
+                    tracing::info!(slack.channel = ch, slack.ts = %ts, "incident root posted");
                     ts
                 }
             };
@@ -336,7 +358,9 @@ async fn post_runbook_reply(
         Some(ts) => ts,
         None => {
             attempt(engine, "incidents", id, "reply_attempted_at").await?;
-            call(|| n.reply(channel, root, &msg)).await?
+            let ts = call(|| n.reply(channel, root, &msg)).await?;
+            tracing::info!(runbooks = hits.len(), "runbook reply posted");
+            ts
         }
     };
     set(engine, id, "runbook_reply_ts", &ts).await?;
@@ -371,6 +395,7 @@ async fn announce_status(
         set(engine, id, "announce_attempted", &marker.key).await?;
         let msg = msg.marked(marker.clone());
         call(|| n.reply(ch, root, &msg)).await?;
+        tracing::info!(status, "incident status announced");
     }
     set(engine, id, "announced_status", status).await?;
     Ok(())
@@ -439,11 +464,11 @@ async fn sync_digest(engine: &Engine, id: i64, version: i64) -> anyhow::Result<(
     match result {
         Ok(()) => release(engine, "storm_digests", id, Some(version)).await,
         Err(PortError::Fatal(reason)) => {
-            tracing::warn!(digest.id = id, %reason, "Slack refused the storm digest");
+            tracing::warn!(%reason, "Slack refused the storm digest");
             release(engine, "storm_digests", id, Some(version)).await
         }
         Err(e) => {
-            tracing::warn!(digest.id = id, error = %e, "digest sync failed; will retry");
+            tracing::warn!(error = %e, "digest sync failed; will retry");
             release(engine, "storm_digests", id, None).await
         }
     }

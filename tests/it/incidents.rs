@@ -72,6 +72,7 @@ fn alert(group: &str, pod: &str, status: Status, minute: i64) -> Alert {
         links: vec![],
         group_key: format!("generic:{group}"),
         origin: None,
+        request_id: None,
     }
 }
 

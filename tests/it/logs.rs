@@ -1,6 +1,6 @@
-//! No secret reaches a log (issue 14): `sentinel serve`, run as a process with its most
-//! verbose own logging, handles an alert and a mention full of planted secrets; neither its
-//! text nor its JSON logs (stdout and stderr) contain any of them, nor its own tokens.
+//! What `sentinel serve`'s logs say, run as a process: no planted secret reaches them
+//! (text or JSON, at its most verbose), and in JSON every line of an alert's path carries
+//! the webhook's request id and, once the alert is in an incident, the incident's id.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::app::HOOK_TOKEN;
-use crate::helpers::process::{serve_env, url_of, with, Replica};
+use crate::helpers::process::{alert, serve_env, url_of, with, Replica};
 use crate::helpers::slack::{emulator, mention, Shown, WAIT};
 
 /// Planted below (all fake): an AWS key pair, a Slack bot token, a GitHub token, a
@@ -123,4 +123,165 @@ async fn no_planted_secret_reaches_the_text_log(pool: PgPool) {
 #[sqlx::test]
 async fn no_planted_secret_reaches_the_json_log(pool: PgPool) {
     secrets_stay_out_of_logs(pool, "json").await;
+}
+
+/// Posts an Alertmanager notification with `request_id` as its `X-Request-ID` (or none);
+/// returns the status and the `X-Request-ID` Sentinel answered with.
+async fn post_with_id(hooks: &str, body: &str, request_id: Option<&str>) -> (u16, String) {
+    let mut req = sentinel::net::client()
+        .post(format!("{hooks}/hooks/alertmanager"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {HOOK_TOKEN}"))
+        .body(body.to_string());
+    if let Some(id) = request_id {
+        req = req.header("x-request-id", id);
+    }
+    let r = req.send().await.expect("the webhook answers");
+    let echoed = r
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (r.status().as_u16(), echoed)
+}
+
+/// A JSON log line's value for `key`: its own field, or its spans' (innermost first).
+fn field(line: &serde_json::Value, key: &str) -> Option<String> {
+    let own = line.get("fields").and_then(|f| f.get(key));
+    let spans = line
+        .get("spans")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+        .rev()
+        .filter_map(|s| s.get(key));
+    own.into_iter().chain(spans).find_map(|v| match v {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+#[sqlx::test]
+async fn every_line_of_an_alerts_path_carries_its_request_and_incident_ids(pool: PgPool) {
+    let emu = emulator().await;
+    let env = with(
+        with(
+            serve_env(&emu, &url_of(&pool)),
+            "SENTINEL_LOG",
+            "info,sentinel=debug",
+        ),
+        "SENTINEL_LOG_FORMAT",
+        "json",
+    );
+    let mut replica = Replica::spawn(&env).await;
+    assert!(emu.wait_connected(1, WAIT).await);
+    // The sender's id is honoured and echoed; a missing or malformed one is replaced by a
+    // fresh UUID.
+    let (status, echoed) =
+        post_with_id(&replica.hooks, &alert("TracedAlert"), Some("am-req-7f3a")).await;
+    assert_eq!((status, echoed.as_str()), (200, "am-req-7f3a"));
+    let (status, generated) = post_with_id(&replica.hooks, &alert("UntracedAlert"), None).await;
+    assert_eq!(status, 200);
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+    let (_, replaced) =
+        post_with_id(&replica.hooks, &alert("UntracedAlert"), Some("forged id")).await;
+    assert!(uuid::Uuid::parse_str(&replaced).is_ok(), "{replaced}");
+    // Both incidents shown and diagnosed.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM incidents WHERE diagnosed_at IS NULL OR runbook_reply_ts IS NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let all: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if all == 2 && left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not shown and diagnosed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let traced: i64 = sqlx::query_scalar(
+        "SELECT id FROM incidents WHERE group_key LIKE '%TracedAlert%' AND group_key NOT LIKE '%Untraced%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(replica.stop().await.success());
+    let log = replica.output();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let traced = traced.to_string();
+    let ours: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            field(l, "request_id").is_some_and(|r| r.split(',').any(|r| r == "am-req-7f3a"))
+        })
+        .collect();
+    // The path, step by step, each step in the log with the request id; from grouping on,
+    // with the incident id too.
+    let message = |l: &serde_json::Value| field(l, "message").unwrap_or_default();
+    for (step, with_incident) in [
+        ("webhook alerts stored", false),
+        ("alerts applied to incident", true),
+        ("incident root posted", true),
+        ("runbook reply posted", true),
+        ("diagnosis posted", true),
+    ] {
+        let line = ours
+            .iter()
+            .find(|l| message(l) == step)
+            .unwrap_or_else(|| panic!("no `{step}` line with the request id in:\n{log}"));
+        if with_incident {
+            assert_eq!(
+                field(line, "incident_id").as_deref(),
+                Some(traced.as_str()),
+                "{line}"
+            );
+        }
+    }
+    // No line about the incident lacks the request id, and no line of the request after
+    // grouping lacks the incident: the Slack calls, the search and the LLM's lines included.
+    let about_incident: Vec<_> = lines
+        .iter()
+        .filter(|l| field(l, "incident_id").as_deref() == Some(traced.as_str()))
+        .collect();
+    assert!(about_incident.len() >= 4, "{about_incident:#?}");
+    for l in &about_incident {
+        assert_eq!(
+            field(l, "request_id").as_deref(),
+            Some("am-req-7f3a"),
+            "{l}"
+        );
+    }
+    for l in &ours {
+        let in_request = l.get("spans").and_then(|s| s.as_array()).is_some_and(|s| {
+            s.iter()
+                .any(|s| s.get("name").and_then(|n| n.as_str()) == Some("request"))
+        });
+        assert!(
+            in_request || field(l, "incident_id").is_some(),
+            "neither request nor incident: {l}"
+        );
+    }
+    // The generated id travels the same way.
+    assert!(
+        lines
+            .iter()
+            .any(|l| message(l) == "alerts applied to incident"
+                && field(l, "request_id").is_some_and(|r| r.contains(&generated))),
+        "the generated id reached the incident's lines:\n{log}"
+    );
 }

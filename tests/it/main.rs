@@ -4,10 +4,12 @@
 mod helpers;
 
 mod actions;
+mod alertmanager;
 mod audit;
 mod cli;
 mod database;
 mod db_outage;
+mod deploy;
 mod diagnosis;
 mod embedding_parity;
 mod hostile;

@@ -105,6 +105,7 @@ fn one(v: &Value, path: &str, now: DateTime<Utc>) -> Result<Alert, ParseError> {
         links,
         group_key: format!("generic:{group}"),
         origin: None,
+        request_id: None,
     })
 }
 

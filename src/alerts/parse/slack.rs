@@ -149,6 +149,7 @@ fn from_parts(
         ends_at: (status == Status::Resolved).then_some(at),
         links,
         origin: Some(origin.clone()),
+        request_id: None,
     })
 }
 

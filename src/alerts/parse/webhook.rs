@@ -146,6 +146,7 @@ fn one(
         links,
         group_key: group_key.to_string(),
         origin: None,
+        request_id: None,
     })
 }
 

@@ -1,6 +1,8 @@
 //! What the integration tests share: the embedders, the fixtures, knowledge bases over
-//! them, the Slack emulator's helpers and `TestApp`, the whole product in one process.
+//! them, the Slack emulator's helpers and `TestApp`, the whole product in one process,
+//! and a real Alertmanager.
 
+pub mod alertmanager;
 pub mod app;
 pub mod embed;
 pub mod fixtures;
