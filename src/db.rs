@@ -54,18 +54,16 @@ pub async fn connect_with_ef_search(
 
 /// A short reason without the URL (sqlx errors never contain the password, but keep it terse).
 fn describe_sqlx(e: &sqlx::Error) -> String {
-    match e {
+    let s = match e {
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::PoolTimedOut => "timed out".to_string(),
         sqlx::Error::Database(d) => d.message().to_string(),
-        other => {
-            let s = other.to_string();
-            if s.contains("invalid peer certificate") {
-                format!("{s}: the server's certificate is not trusted; name its CA bundle (PEM) with `sslrootcert=` in DATABASE_URL, or use `sslmode=require`")
-            } else {
-                s
-            }
-        }
+        other => other.to_string(),
+    };
+    if s.contains("invalid peer certificate") {
+        format!("{s}: the server's certificate is not trusted; name its CA bundle (PEM) with `sslrootcert=` in DATABASE_URL, or use `sslmode=require`")
+    } else {
+        s
     }
 }
 
