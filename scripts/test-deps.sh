@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Real peers the tests use, from Debian's packages: promtool (`prometheus`) checks the
 # /metrics scrape, and a real Alertmanager (`prometheus-alertmanager`) posts to the webhook.
+# Debian's PostgreSQL (`postgresql`, built with OpenSSL, unlike the pgserver wheel) serves
+# the database TLS tests.
 # From PyPI, into a venv under .dev/: the Helm v4 SDK (`helm-python-sdk`; Debian has no
 # helm) lints and renders the chart offline, `kubernetes-validate` checks its manifests.
 # Idempotent: installs only what is missing. Needs root or sudo for apt-get.
@@ -8,6 +10,7 @@ set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 # Debian's own python3 makes venvs only with python3-venv (ensurepip).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

@@ -9,6 +9,8 @@ use sqlx::{ConnectOptions, PgPool};
 
 use crate::error::{mask_url, UserError};
 
+pub mod health;
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// HNSW candidates per vector search (`hnsw.ef_search`). pgvector's default, 40, returns at
@@ -52,11 +54,16 @@ pub async fn connect_with_ef_search(
 
 /// A short reason without the URL (sqlx errors never contain the password, but keep it terse).
 fn describe_sqlx(e: &sqlx::Error) -> String {
-    match e {
+    let s = match e {
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::PoolTimedOut => "timed out".to_string(),
         sqlx::Error::Database(d) => d.message().to_string(),
         other => other.to_string(),
+    };
+    if s.contains("invalid peer certificate") {
+        format!("{s}: the server's certificate is not trusted; name its CA bundle (PEM) with `sslrootcert=` in DATABASE_URL, or use `sslmode=require`")
+    } else {
+        s
     }
 }
 
@@ -67,11 +74,67 @@ pub async fn connect_and_migrate(url: &SecretString) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
+/// Applies pending migrations. sqlx's migrator holds a session advisory lock
+/// (`pg_advisory_lock`) for the whole run, so replicas starting at once apply each
+/// migration exactly once and the others wait, then find nothing to do.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("Failed to apply database migrations")
+    check_vector(pool).await?;
+    MIGRATOR.run(pool).await.map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("permission denied to create extension") {
+            UserError::new(format!(
+                "the database user may not create the `vector` extension: run `CREATE EXTENSION vector;` once as the database owner (managed Postgres: {ENABLE_VECTOR}), then start Sentinel again"
+            ))
+            .into()
+        } else {
+            anyhow::Error::new(e).context("Failed to apply database migrations")
+        }
+    })
+}
+
+/// pgvector's first version with HNSW indexes, which the schema uses.
+pub const MIN_PGVECTOR: (u32, u32, u32) = (0, 5, 0);
+
+/// Where managed providers switch pgvector on.
+const ENABLE_VECTOR: &str = "Supabase: Database → Extensions → vector; Neon, RDS, Cloud SQL, Azure and Fly Postgres ship it, RDS and Azure need it allowed in the parameter group / `azure.extensions`";
+
+/// The `vector` extension must be installed in this database or available to install,
+/// in a version with HNSW; otherwise one sentence says what to do.
+async fn check_vector(pool: &PgPool) -> anyhow::Result<()> {
+    let (installed, available): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
+                (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')",
+    )
+    .fetch_one(pool)
+    .await
+    .context("Failed to look up the vector extension")?;
+    vector_verdict(installed.as_deref(), available.as_deref()).map_err(|m| UserError::new(m).into())
+}
+
+/// Pure: what the versions of `vector` installed here and available on the server mean.
+fn vector_verdict(installed: Option<&str>, available: Option<&str>) -> Result<(), String> {
+    let (a, b, c) = MIN_PGVECTOR;
+    let min = format!("{a}.{b}.{c}");
+    let Some(v) = installed.or(available) else {
+        return Err(format!(
+            "the database has no `vector` extension available: install pgvector ≥ {min} on the Postgres server (managed Postgres: {ENABLE_VECTOR})"
+        ));
+    };
+    match parse_version(v) {
+        Some(got) if got < MIN_PGVECTOR => Err(format!(
+            "the database's `vector` extension is version {v}; Sentinel needs pgvector ≥ {min} (HNSW indexes): upgrade it (`ALTER EXTENSION vector UPDATE;` after installing a newer pgvector)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((
+        it.next()??,
+        it.next().flatten().unwrap_or(0),
+        it.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// Records an embedding model (name, dimension) and makes sure its HNSW index exists.
@@ -149,7 +212,25 @@ async fn ensure_model_index(pool: &PgPool, model_id: i32, dim: usize) -> anyhow:
 
 #[cfg(test)]
 mod tests {
-    use super::hnsw_build_memory_mb;
+    use super::{hnsw_build_memory_mb, vector_verdict};
+
+    #[test]
+    fn vector_missing_or_too_old_is_one_sentence() {
+        assert!(vector_verdict(Some("0.8.0"), Some("0.8.0")).is_ok());
+        assert!(vector_verdict(None, Some("0.5.1")).is_ok());
+        let none = vector_verdict(None, None).unwrap_err();
+        assert!(
+            none.starts_with(
+                "the database has no `vector` extension available: install pgvector ≥ 0.5.0"
+            ),
+            "{none}"
+        );
+        let old = vector_verdict(Some("0.4.4"), Some("0.8.0")).unwrap_err();
+        assert!(
+            old.contains("version 0.4.4") && old.contains("≥ 0.5.0"),
+            "{old}"
+        );
+    }
 
     #[test]
     fn hnsw_build_memory_scales_with_rows_within_bounds() {

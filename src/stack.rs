@@ -16,6 +16,7 @@ use crate::actions::{Actions, ActionsConfig, Mode};
 use crate::audit::AuditKey;
 use crate::bot::{Bot, BotSettings, Context};
 use crate::config::{AlertsConfig, SlackConfig};
+use crate::db::health::DbHealth;
 use crate::diagnosis::Diagnoser;
 use crate::http::AppState;
 use crate::incidents::intake::{AlertWriter, WriterConfig};
@@ -198,6 +199,7 @@ impl Stack {
             e.actions = actions.clone();
             Arc::new(e)
         });
+        let db = DbHealth::spawn(&pool);
         let writer = AlertWriter::spawn(
             pool.clone(),
             engine.as_ref().map(|e| e.wake.clone()),
@@ -222,6 +224,7 @@ impl Stack {
                         writer.clone(),
                         actions.clone(),
                         listener,
+                        db.clone(),
                     )
                     .await?,
                 )
@@ -247,6 +250,7 @@ impl Stack {
             draining: draining.clone(),
             metrics,
             serve_metrics: metrics_listener.is_none(),
+            db,
         };
         let metrics_server = metrics_listener
             .map(|l| tokio::spawn(crate::http::run_metrics(l, state.clone(), when_stopped())));
@@ -353,6 +357,7 @@ async fn start_bot(
     alerts: AlertWriter,
     actions: Option<Arc<Actions>>,
     listener_opts: ListenerOptions,
+    db: DbHealth,
 ) -> anyhow::Result<Running> {
     let me = auth::check_tokens(&slack, &cfg.app_token, &cfg.bot_token).await?;
     tracing::info!(bot.user_id = %me.user_id, bot.id = %me.bot_id, team.id = %me.team_id, "Slack tokens accepted");
@@ -370,6 +375,7 @@ async fn start_bot(
             watch_channels: cfg.watch_channels.clone(),
             runbook_base_url: cfg.runbook_base_url.clone(),
         },
+        db,
     });
     let listener = SocketListener::start(
         &cfg.api_url,

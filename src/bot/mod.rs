@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
+use crate::db::health::{DbHealth, UNAVAILABLE};
 use crate::diagnosis::Diagnoser;
 use crate::incidents::intake::AlertWriter;
 use crate::knowledge::KnowledgeBase;
@@ -44,7 +45,19 @@ pub struct Context {
     /// Remediation actions: clicks and `/sentinel run`; `None` when they are off.
     pub actions: Option<Arc<crate::actions::Actions>>,
     pub settings: BotSettings,
+    /// Whether the database answers: while it does not, people get one sentence saying
+    /// so at once instead of silence.
+    pub db: DbHealth,
 }
+
+/// What a Slack user reads when their request meets a database outage.
+pub fn degraded_sentence() -> String {
+    format!("⚠️ {UNAVAILABLE}. Sentinel is degraded: alerts sent by webhook are retried by their senders and will show up once it is back.")
+}
+
+/// How long an alert message posted in a watched channel waits for the database to come
+/// back before it is given up (and logged): it has no user to tell.
+const ALERT_POST_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Routes inbound Slack traffic; implements the listener's `Dispatch`.
 #[derive(Clone)]
@@ -66,10 +79,25 @@ impl Dispatch for Bot {
         if handlers::is_own(&self.ctx.settings, &inbound) {
             return;
         }
+        let target = ReplyTo::of(&inbound);
+        if !self.ctx.db.is_up() {
+            match &target {
+                // A person is waiting: tell them now rather than after a pool timeout.
+                Some(t) => return t.tell(&self.ctx.slack, &degraded_sentence()).await,
+                None => self.wait_for_db(&key).await,
+            }
+        }
         match dedupe::claim(&self.ctx.pool, &key, inbound.kind()).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!(key = %key, "already handled");
+                return;
+            }
+            Err(e) if self.ctx.db.observe(&e) => {
+                tracing::warn!(key = %key, error = %format!("{e:#}"), "database unavailable; Slack event not handled");
+                if let Some(t) = target {
+                    t.tell(&self.ctx.slack, &degraded_sentence()).await;
+                }
                 return;
             }
             Err(e) => {
@@ -80,10 +108,13 @@ impl Dispatch for Bot {
             }
         }
         let kind = inbound.kind();
-        let target = ReplyTo::of(&inbound);
         let sentence = match handlers::route(&self.ctx, inbound).await {
             Ok(()) => return,
             Err(HandlerError::User(sentence)) => sentence,
+            Err(HandlerError::Internal(e)) if self.ctx.db.observe(&e) => {
+                tracing::warn!(kind, key = %key, error = %format!("{e:#}"), "handler met a database outage");
+                degraded_sentence()
+            }
             Err(HandlerError::Internal(e)) => {
                 let reference = &uuid::Uuid::new_v4().simple().to_string()[..8];
                 tracing::error!(kind, key = %key, reference, error = %format!("{e:#}"), "handler failed");
@@ -93,6 +124,22 @@ impl Dispatch for Bot {
         if let Some(t) = target {
             t.tell(&self.ctx.slack, &sentence).await;
         }
+    }
+}
+
+impl Bot {
+    /// An alert message has no one to tell: it waits (up to [`ALERT_POST_WAIT`]) for the
+    /// database to come back, then is handled as usual.
+    async fn wait_for_db(&self, key: &str) {
+        let start = std::time::Instant::now();
+        while !self.ctx.db.is_up() && start.elapsed() < ALERT_POST_WAIT {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        tracing::debug!(
+            key,
+            waited_ms = start.elapsed().as_millis() as u64,
+            "waited for the database"
+        );
     }
 }
 

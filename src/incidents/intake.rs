@@ -64,7 +64,13 @@ impl AlertWriter {
             let pool = pool.clone();
             let wake = wake.clone();
             tokio::spawn(async move {
-                while let Some(batch) = next_batch(&rx, cfg.max_batch).await {
+                while let Some(mut batch) = next_batch(&rx, cfg.max_batch).await {
+                    // A request that already got its 503 (timeout) is not stored behind
+                    // its sender's back: it will re-send.
+                    batch.retain(|j| !j.done.is_closed());
+                    if batch.is_empty() {
+                        continue;
+                    }
                     let alerts: Vec<&Alert> = batch.iter().flat_map(|j| j.alerts.iter()).collect();
                     let result = match insert_alerts(&pool, &alerts).await {
                         Ok(_) => Ok(()),

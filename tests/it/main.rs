@@ -7,6 +7,8 @@ mod actions;
 mod alertmanager;
 mod audit;
 mod cli;
+mod database;
+mod db_outage;
 mod deploy;
 mod diagnosis;
 mod doctor;

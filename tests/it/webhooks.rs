@@ -44,6 +44,7 @@ fn state(pool: &PgPool, auth: WebhookAuth, slack: Option<bool>) -> AppState {
         draining: Arc::new(AtomicBool::new(false)),
         metrics: Default::default(),
         serve_metrics: true,
+        db: sentinel::db::health::DbHealth::always_up(),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod app;
 pub mod embed;
 pub mod fixtures;
 pub mod kb;
+pub mod pg;
 pub mod process;
 pub mod slack;
 
