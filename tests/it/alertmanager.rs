@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use sentinel::slack::emulator::{Emulator, State, BOT_USER_ID};
 use sqlx::PgPool;
 
-use crate::helpers::alertmanager::{alert, config, free_port, Alertmanager};
+use crate::helpers::alertmanager::{alert, config, Alertmanager};
 use crate::helpers::app::HOOK_TOKEN;
-use crate::helpers::process::{serve_env, url_of, with, Replica};
+use crate::helpers::process::{serve_env_on_a_fixed_port, url_of, Replica};
 use crate::helpers::slack::{emulator, Shown};
 
 const ALERTS: &str = "C0ALERTS";
@@ -56,12 +56,7 @@ async fn root_showing(emu: &Emulator, am: &Alertmanager, name: &str, parts: &[&s
 async fn alertmanager_groups_resolves_and_retries_across_a_restart_of_sentinel(pool: PgPool) {
     let emu = emulator().await;
     // A fixed port: Alertmanager's receiver URL must still be right after the restart.
-    let port = free_port();
-    let env = with(
-        serve_env(&emu, &url_of(&pool)),
-        "SENTINEL_WEBHOOK_ADDR",
-        &format!("127.0.0.1:{port}"),
-    );
+    let (env, port) = serve_env_on_a_fixed_port(&emu, &url_of(&pool));
     let mut sentinel = Replica::spawn(&env).await;
     let am = Alertmanager::start(&config(
         &format!("http://127.0.0.1:{port}/hooks/alertmanager"),

@@ -8,11 +8,11 @@ use std::process::{Command, Stdio};
 
 use sentinel::alerts::Source;
 use sentinel::llm::testserver::{Reply, TestLlm};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::helpers::app::HOOK_TOKEN;
-use crate::helpers::fixtures::AM_FIRING;
+use crate::helpers::fixtures::{crash_loop_draft, AM_FIRING};
 use crate::helpers::process::alert;
 use crate::helpers::slack::{mention, WAIT};
 use crate::helpers::{TestApp, ALERTS};
@@ -160,13 +160,9 @@ async fn diagnosed(app: &TestApp) {
 
 #[sqlx::test]
 async fn metrics_after_known_traffic(pool: PgPool) {
-    let answer = json!({
-        "summary": {"text": "checkout-api is crash looping after a release.", "sources": ["S1", "ALERT"]},
-        "likely_causes": [{"cause": "A bad release", "confidence": 0.7, "sources": ["S1"]}],
-        "next_checks": [{"check": "Read the previous container logs", "sources": ["S1"]}],
-        "proposed_actions": []
-    });
-    let llm = TestLlm::start(Reply::json(&answer)).await.unwrap();
+    let llm = TestLlm::start(Reply::json(&crash_loop_draft()))
+        .await
+        .unwrap();
     let app = TestApp::spawn_with_llm(pool, &llm).await;
     // Slack answers the first post with 429 (Retry-After 1 s); the client waits and retries.
     app.emu.ratelimit_next("chat.postMessage", 1, 1);

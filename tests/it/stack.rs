@@ -10,7 +10,7 @@ use sentinel::slack::emulator::BOT_USER_ID;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::helpers::fixtures::{AM_FIRING, SLACK_MSG};
+use crate::helpers::fixtures::{crash_loop_draft, AM_FIRING, SLACK_MSG};
 use crate::helpers::slack::{mention, slash_response, Shown, WAIT};
 use crate::helpers::{TestApp, ALERTS};
 
@@ -71,13 +71,9 @@ async fn webhook_alert_gets_one_thread_with_runbooks_replaced_by_the_fallback_di
 
 #[sqlx::test]
 async fn llm_diagnosis_replaces_the_runbook_reply(pool: PgPool) {
-    let answer = json!({
-        "summary": {"text": "checkout-api is crash looping after a release.", "sources": ["S1", "ALERT"]},
-        "likely_causes": [{"cause": "A bad release", "confidence": 0.7, "sources": ["S1"]}],
-        "next_checks": [{"check": "Read the previous container logs", "sources": ["S1"]}],
-        "proposed_actions": []
-    });
-    let llm = TestLlm::start(Reply::json(&answer)).await.unwrap();
+    let llm = TestLlm::start(Reply::json(&crash_loop_draft()))
+        .await
+        .unwrap();
     let app = TestApp::spawn_with_llm(pool, &llm).await;
     assert_eq!(app.post_webhook(Source::Alertmanager, AM_FIRING).await, 200);
     let root = app.first_root().await;

