@@ -21,6 +21,7 @@ pub mod incidents;
 pub mod knowledge;
 pub mod llm;
 pub mod net;
+pub mod playground;
 pub mod redact;
 pub mod retry;
 pub mod slack;

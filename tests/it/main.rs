@@ -14,6 +14,7 @@ mod knowledge_ingest;
 mod knowledge_search;
 mod logs;
 mod outage;
+mod playground;
 mod replicas;
 mod slack_bot;
 mod slack_client;
