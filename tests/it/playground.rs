@@ -20,6 +20,7 @@ use crate::helpers::embed::HashEmbedder;
 use crate::helpers::fixtures::repo_path;
 use crate::helpers::kb::ingested;
 use crate::helpers::slack::WAIT;
+use crate::helpers::webdriver::Browser;
 
 const ALERTS: &str = "C0ALERTS";
 
@@ -32,6 +33,7 @@ struct Page {
 impl Page {
     /// The playground on `pool` with the bundled and the harmless action runbooks.
     async fn start(pool: PgPool) -> Page {
+        sentinel::net::install_crypto();
         let kb = ingested(
             &pool,
             Arc::new(HashEmbedder),
@@ -355,5 +357,101 @@ async fn the_page_api_refuses_bad_requests_with_a_reason_and_escapes_nothing_awa
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&first).contains("event: change"));
+    page.pg.shutdown().await;
+}
+
+/// The thread pane's message holding `title`, and its button `label`.
+fn button_on(title: &str, label: &str) -> String {
+    format!(
+        "//div[@id='thread-messages']/div[contains(@class,'msg')][contains(., '{title}')]//button[normalize-space()='{label}']"
+    )
+}
+
+/// Clicks Approve on the restart proposal (medium risk) as the person chosen in the user
+/// switcher; the button's confirm dialog comes first, as in Slack.
+async fn approve_as(b: &Browser, user: &str) {
+    b.click(&format!("//select[@id='user']/option[@value='{user}']"))
+        .await;
+    b.click(&button_on("Restart the demo service", "Approve"))
+        .await;
+    assert!(
+        b.visible("dialog").await,
+        "Approve asks for confirmation first"
+    );
+    assert_eq!(b.text_of("dialog-confirm").await, "Approve and run");
+    b.click("//button[@id='dialog-confirm']").await;
+    assert!(!b.visible("dialog").await);
+}
+
+/// The page in headless Chromium, as a visitor uses it. `PLAYGROUND_SCREENSHOT=path` saves
+/// the final window there (how docs/playground.png is made).
+#[sqlx::test]
+async fn in_a_real_browser_an_alert_a_question_a_refusal_and_an_approved_run(pool: PgPool) {
+    let page = Page::start(pool).await;
+    let b = Browser::start().await;
+    b.goto(&page.base).await;
+    b.wait_text("bot-status", "connected over Socket Mode")
+        .await;
+
+    // The form's alert (DemoServiceDown, service=web) through the real webhook.
+    b.click("//details/summary").await;
+    b.click("//form[@id='alert-form']//button[@type='submit']")
+        .await;
+    let result = b.wait_text("alert-result", "→").await;
+    assert!(result.contains("/hooks/alertmanager → 200"), "{result}");
+
+    // The thread fills in: runbook sections, the diagnosis, the proposals.
+    b.click("//div[@id='messages']//button[contains(@class,'replies')]")
+        .await;
+    b.wait_text("thread-messages", "Runbook-based diagnosis")
+        .await;
+    let thread = b
+        .wait_text("thread-messages", "Restart the demo service")
+        .await;
+    assert!(thread.contains("Mitigation"), "{thread}");
+
+    // A question in the thread, answered there.
+    let before = b.text_of("thread-messages").await.matches("APP").count();
+    b.type_into(
+        "//textarea[@id='thread-text']",
+        "@sentinel what should I check first?",
+    )
+    .await;
+    b.click("//form[@id='thread-composer']//button[@type='submit']")
+        .await;
+    b.wait_text("thread-messages", "what should I check first?")
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while b.text_of("thread-messages").await.matches("APP").count() <= before {
+        assert!(Instant::now() < deadline, "the question was not answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Mallory may not approve: refused, and only she sees why.
+    approve_as(&b, "U0MALLORY").await;
+    let refused = b.wait_text("messages", "not an approver").await;
+    assert!(refused.contains("Only visible to you"), "{refused}");
+    assert!(!b.text_of("thread-messages").await.contains("Verified"));
+
+    // Bob approves: the action runs and the thread shows it verified.
+    approve_as(&b, "U0BOB").await;
+    let thread = b.wait_text("thread-messages", "Verified").await;
+    assert!(thread.contains("restarted web"), "{thread}");
+    assert!(
+        !b.text_of("messages").await.contains("not an approver"),
+        "Mallory's notice is hers alone"
+    );
+
+    // The panel: the action verified, the audit entries, the chain verified.
+    b.wait_text("actions", "verified").await;
+    let audit = b.wait_text("audit", "restart-demo").await;
+    assert!(audit.contains("not_an_approver"), "{audit}");
+    assert_eq!(b.text_of("verify").await, "verified ✓");
+    b.wait_text("incidents", "DemoServiceDown").await;
+
+    if let Ok(path) = std::env::var("PLAYGROUND_SCREENSHOT") {
+        std::fs::write(path, b.screenshot().await).unwrap();
+    }
+    b.quit().await;
     page.pg.shutdown().await;
 }

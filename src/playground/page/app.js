@@ -43,6 +43,7 @@ function token(t) {
   if (target.startsWith("@")) return '<span class="mention">@' + esc(label || userName(target.slice(1))) + "</span>";
   if (target.startsWith("#")) return '<span class="mention">#' + esc(label || channelName(target.slice(1))) + "</span>";
   if (target.startsWith("!subteam^")) return '<span class="mention">' + esc(label || "@group") + "</span>";
+  if (target.startsWith("!date^")) return esc(label || "");
   if (target.startsWith("!")) return '<span class="mention">@' + esc(label || target.slice(1)) + "</span>";
   const url = safeUrl(unslack(target));
   const text = esc(label || unslack(target));
@@ -359,6 +360,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("sample").innerHTML = S.samples.map((s, i) => '<option value="' + i + '">' + esc(s.name) + "</option>").join("");
     loadSample(0);
   } catch (e) { /* the banner shows the server is away */ }
+  refresh();
   connect();
   setInterval(() => { if (!document.hidden && S.state) refreshPanel().catch(() => {}); }, 3000);
 });

@@ -7,5 +7,6 @@ pub mod fixtures;
 pub mod kb;
 pub mod process;
 pub mod slack;
+pub mod webdriver;
 
 pub use app::{TestApp, ALERTS};
