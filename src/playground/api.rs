@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -50,6 +50,8 @@ pub struct Ctx {
     pub token: String,
     pub channel: String,
     pub samples: Value,
+    /// Turns true on shutdown: event streams end, so the server can stop.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 pub fn router(ctx: Ctx) -> Router {
@@ -199,6 +201,10 @@ fn version(st: &EmuState) -> String {
 /// then fetches `/api/state`. Also re-checks every second: some changes wake nobody.
 async fn events(State(ctx): State<Ctx>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let shared = ctx.emu.shared.clone();
+    let mut stop = ctx.stop.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
     let stream = futures::stream::unfold((shared, String::new()), |(sh, last)| async move {
         loop {
             let changed = {
@@ -217,7 +223,7 @@ async fn events(State(ctx): State<Ctx>) -> Sse<impl Stream<Item = Result<Event, 
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream.take_until(stopped)).keep_alive(KeepAlive::default())
 }
 
 async fn samples(State(ctx): State<Ctx>) -> Json<Value> {

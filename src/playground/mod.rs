@@ -73,6 +73,7 @@ pub struct Playground {
     pub addr: SocketAddr,
     pub emu: Arc<Emulator>,
     pub stack: Stack,
+    stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<()>,
 }
 
@@ -84,7 +85,9 @@ impl Playground {
         let pool = parts.kb.pool.clone();
         let audit_key = parts.audit_key.clone();
         let stack = demo::start_on_emulator(&emu, parts).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let ctx = api::Ctx {
+            stop: stopped.clone(),
             emu: emu.clone(),
             pool,
             audit_key,
@@ -99,8 +102,15 @@ impl Playground {
         };
         let addr = listener.local_addr()?;
         let app = api::router(ctx);
+        let mut stopped = stopped;
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let graceful = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+            {
                 tracing::error!(error = %e, "playground server stopped");
             }
         });
@@ -108,13 +118,23 @@ impl Playground {
             addr,
             emu,
             stack,
+            stop,
             server,
         })
     }
 
-    /// Stops the page's server (open event streams end), then the stack.
+    /// Stops the page's server (open event streams end, so pages show they are
+    /// reconnecting), then the stack.
     pub async fn shutdown(self) {
-        self.server.abort();
+        let _ = self.stop.send(true);
+        let mut server = self.server;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the playground's page server did not stop in time");
+            server.abort();
+        }
         self.stack.shutdown().await;
     }
 }

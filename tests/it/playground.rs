@@ -26,6 +26,7 @@ const ALERTS: &str = "C0ALERTS";
 
 struct Page {
     pg: Playground,
+    pool: PgPool,
     base: String,
     http: reqwest::Client,
 }
@@ -33,6 +34,11 @@ struct Page {
 impl Page {
     /// The playground on `pool` with the bundled and the harmless action runbooks.
     async fn start(pool: PgPool) -> Page {
+        Self::start_on(pool, "127.0.0.1:0").await
+    }
+
+    /// As [`Page::start`], serving on `addr`.
+    async fn start_on(pool: PgPool, addr: &str) -> Page {
         sentinel::net::install_crypto();
         let kb = ingested(
             &pool,
@@ -58,9 +64,10 @@ impl Page {
             },
             audit_key: AuditKey::from_config("playground-test-audit-key"),
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let pg = Playground::start(listener, parts).await.unwrap();
         Page {
+            pool,
             base: format!("http://{}", pg.addr),
             pg,
             http: sentinel::net::client(),
@@ -452,6 +459,26 @@ async fn in_a_real_browser_an_alert_a_question_a_refusal_and_an_approved_run(poo
     if let Ok(path) = std::env::var("PLAYGROUND_SCREENSHOT") {
         std::fs::write(path, b.screenshot().await).unwrap();
     }
+
+    // The playground restarts: the page says it is reconnecting, then comes back by itself.
+    let addr = page.pg.addr.to_string();
+    let pool = page.pool.clone();
+    page.pg.shutdown().await;
+    let deadline = Instant::now() + WAIT;
+    while !b.visible("banner").await {
+        assert!(Instant::now() < deadline, "no reconnecting banner");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(b.text_of("banner").await.contains("reconnecting"));
+    let page = Page::start_on(pool, &addr).await;
+    let deadline = Instant::now() + WAIT;
+    while b.visible("banner").await {
+        assert!(Instant::now() < deadline, "the page did not reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.wait_text("bot-status", "connected over Socket Mode")
+        .await;
+    b.wait_text("incidents", "DemoServiceDown").await;
     b.quit().await;
     page.pg.shutdown().await;
 }

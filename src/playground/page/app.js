@@ -319,7 +319,11 @@ function connect() {
   const es = new EventSource("/api/events");
   es.addEventListener("change", () => { $("banner").classList.add("hidden"); refresh(); });
   es.onopen = () => { $("banner").classList.add("hidden"); refresh(); };
-  es.onerror = () => { $("banner").classList.remove("hidden"); };
+  es.onerror = () => {
+    $("banner").classList.remove("hidden");
+    // The browser retries by itself unless it gave up (an HTTP error): then so do we, later.
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  };
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
