@@ -457,6 +457,7 @@ async fn in_a_real_browser_an_alert_a_question_a_refusal_and_an_approved_run(poo
     b.wait_text("incidents", "DemoServiceDown").await;
 
     if let Ok(path) = std::env::var("PLAYGROUND_SCREENSHOT") {
+        b.click("//details/summary").await; // folds the form: the audit log shows
         std::fs::write(path, b.screenshot().await).unwrap();
     }
 
