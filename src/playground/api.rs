@@ -54,7 +54,9 @@ pub struct Ctx {
     pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
-pub fn router(ctx: Ctx) -> Router {
+/// The page's routes; `loopback_only` when it is served on a loopback address
+/// (`guard` then refuses other host names).
+pub fn router(ctx: Ctx, loopback_only: bool) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/static/app.js", get(script))
@@ -67,6 +69,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/api/command", post(command))
         .route("/api/click", post(click))
         .route("/api/alerts", post(alerts))
+        .layer(axum::middleware::from_fn_with_state(
+            loopback_only,
+            super::guard::guard,
+        ))
         .with_state(ctx)
 }
 

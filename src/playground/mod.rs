@@ -6,6 +6,7 @@
 //! audit log. See docs/playground.md.
 
 pub mod api;
+pub mod guard;
 pub mod panel;
 pub mod requests;
 
@@ -101,7 +102,7 @@ impl Playground {
             ]),
         };
         let addr = listener.local_addr()?;
-        let app = api::router(ctx);
+        let app = api::router(ctx, addr.ip().is_loopback());
         let mut stopped = stopped;
         let server = tokio::spawn(async move {
             let graceful = async move {

@@ -329,6 +329,36 @@ async fn the_page_api_refuses_bad_requests_with_a_reason_and_escapes_nothing_awa
     assert_eq!(status, 400);
     assert!(e["error"].as_str().unwrap().contains("1 to 30"), "{e}");
 
+    // Only the page drives it: no cross-site form posts, no other origin, no rebound name.
+    let say = json!({"user": "U0ALICE", "channel": ALERTS, "text": "from elsewhere"});
+    let attempts = [
+        ("text/plain", None, None),
+        ("application/json", Some("https://evil.example"), None),
+        ("application/json", None, Some("evil.example:8080")),
+    ];
+    for (ctype, origin, host) in attempts {
+        let mut req = page
+            .http
+            .post(format!("{}/api/say", page.base))
+            .header("content-type", ctype)
+            .body(say.to_string());
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{ctype} {origin:?} {host:?}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].is_string(), "{e}");
+    }
+    let st = page.get("/api/state").await;
+    assert!(
+        !st.to_string().contains("from elsewhere"),
+        "nothing was posted"
+    );
+
     // Hostile text is stored as Slack carries it (escaped), never as markup.
     let (status, _) = page
         .post(
