@@ -430,12 +430,47 @@ async fn in_a_real_browser_an_alert_a_question_a_refusal_and_an_approved_run(poo
     b.wait_text("bot-status", "connected over Socket Mode")
         .await;
 
-    // The form's alert (DemoServiceDown, service=web) through the real webhook.
+    // The page's mrkdwn renderer, in the browser: formatting kept, markup never injected.
+    let html = b
+        .script(
+            "return mrkdwn(arguments[0]);",
+            json!([
+                "*bold* _it_ ~st~ `co<de>` <https://example.com/a?b=1&amp;c=2|the &lt;link&gt;> <javascript:alert(1)|click> <@U0BOB> <#C0OPS> &lt;img src=x onerror=alert(1)&gt;"
+            ]),
+        )
+        .await;
+    assert_eq!(
+        html.as_str().unwrap(),
+        "<b>bold</b> <i>it</i> <s>st</s> <code>co&lt;de&gt;</code> \
+         <a href=\"https://example.com/a?b=1&amp;c=2\" target=\"_blank\" rel=\"noopener noreferrer\">the &lt;link&gt;</a> \
+         click <span class=\"mention\">@bob</span> <span class=\"mention\">#ops</span> \
+         &lt;img src=x onerror=alert(1)&gt;"
+    );
+
+    // The form's alert (DemoServiceDown, service=web) through the real webhook, with a
+    // hostile summary.
     b.click("//details/summary").await;
+    b.type_into(
+        "//form[@id='alert-form']//input[@name='summary']",
+        " <img src=x onerror=\"document.title='pwned'\">",
+    )
+    .await;
     b.click("//form[@id='alert-form']//button[@type='submit']")
         .await;
     let result = b.wait_text("alert-result", "→").await;
     assert!(result.contains("/hooks/alertmanager → 200"), "{result}");
+    let shown = b.wait_text("messages", "DemoServiceDown").await;
+    assert!(
+        shown.contains("<img src=x onerror="),
+        "shown as text: {shown}"
+    );
+    let injected = b
+        .script(
+            "return document.querySelectorAll('#messages img, #incidents img').length + ' ' + document.title;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(injected, "0 Sentinel playground");
 
     // The thread fills in: runbook sections, the diagnosis, the proposals.
     b.click("//div[@id='messages']//button[contains(@class,'replies')]")

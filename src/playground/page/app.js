@@ -26,9 +26,19 @@ function safeUrl(u) {
   return /^(https?:|mailto:)/i.test(u) ? u : null;
 }
 
-// Bold, italic, strike and quotes in an already escaped run of text.
+// The emoji Sentinel and people use most; others stay `:name:` as typed.
+const EMOJI = {
+  white_check_mark: "✅", heavy_check_mark: "✔️", x: "❌", warning: "⚠️", fire: "🔥", eyes: "👀",
+  rotating_light: "🚨", hourglass: "⏳", hourglass_flowing_sand: "⏳", tada: "🎉", "+1": "👍",
+  thumbsup: "👍", "-1": "👎", mag: "🔍", books: "📚", book: "📖", question: "❓", bulb: "💡",
+  red_circle: "🔴", large_green_circle: "🟢", lock: "🔒", stop_sign: "🛑", robot_face: "🤖",
+};
+function emoji(name) { return EMOJI[name] || ":" + name + ":"; }
+
+// Bold, italic, strike, quotes and emoji codes in an already escaped run of text.
 function emphasis(h) {
   return h
+    .replace(/:([a-z0-9_+-]+):/g, (m, n) => (EMOJI[n] ? EMOJI[n] : m))
     .replace(/(^|[\s(>~_])\*([^*\n]+)\*(?=$|[\s).,!?:;<~_])/g, "$1<b>$2</b>")
     .replace(/(^|[\s(>*~])_([^_\n]+)_(?=$|[\s).,!?:;<*~])/g, "$1<i>$2</i>")
     .replace(/(^|[\s(>*_])~([^~\n]+)~(?=$|[\s).,!?:;<*_])/g, "$1<s>$2</s>")
@@ -101,7 +111,7 @@ function richText(b) {
     if (e.type === "link") return token(e.url + (e.text ? "|" + e.text : ""));
     if (e.type === "user") return token("@" + e.user_id);
     if (e.type === "channel") return token("#" + e.channel_id);
-    if (e.type === "emoji") return ":" + esc(e.name) + ":";
+    if (e.type === "emoji") return esc(emoji(e.name));
     if (e.type === "rich_text_section") return inner(e.elements);
     if (e.type === "rich_text_preformatted") return '<pre class="code">' + inner(e.elements) + "</pre>";
     if (e.type === "rich_text_quote") return "<blockquote>" + inner(e.elements) + "</blockquote>";
@@ -146,7 +156,7 @@ function messageHtml(m, opts) {
   if (m.edited) h += '<span class="edited">(edited)</span>';
   if (m.reactions && m.reactions.length) {
     h += '<div class="reactions">' + m.reactions.map((r) =>
-      '<span class="reaction" title="' + esc(r.users.map(userName).join(", ")) + '">:' + esc(r.name) + ": " + r.users.length + "</span>").join("") + "</div>";
+      '<span class="reaction" title="' + esc(r.users.map(userName).join(", ")) + '">' + esc(emoji(r.name)) + " " + r.users.length + "</span>").join("") + "</div>";
   }
   if (opts.replies) h += '<button type="button" class="replies" data-thread="' + esc(m.ts) + '">' + opts.replies + (opts.replies === 1 ? " reply" : " replies") + "</button>";
   return h + "</div>";
@@ -230,7 +240,9 @@ async function refreshPanel() {
   const p = await api("/api/panel");
   $("incidents").innerHTML = p.incidents.length ? p.incidents.map((i) =>
     "<li>#" + esc(i.id) + ' <span class="state ' + esc(i.status) + '">' + esc(i.status) + "</span> <b>" + esc(i.alertname) + "</b> " +
-    esc(i.severity) + (i.diagnosed ? " · diagnosed" : "") + (i.summary ? "<br>" + esc(i.summary) : "") + "</li>").join("") : "<li>none yet: fire an alert</li>";
+    esc(i.severity) + (i.diagnosed ? " · diagnosed" : "") +
+    (i.root_ts ? ' <button type="button" class="replies" data-ch="C0ALERTS" data-thread="' + esc(i.root_ts) + '">thread</button>' : "") +
+    (i.summary ? "<br>" + esc(i.summary) : "") + "</li>").join("") : "<li>none yet: fire an alert</li>";
   $("actions").innerHTML = p.actions.length ? p.actions.map((a) =>
     "<li>#" + esc(a.id) + ' <span class="state ' + esc(a.state) + '">' + esc(a.state) + "</span> " + esc(a.title) +
     " (" + esc(a.risk) + " risk" + (a.incident_id ? ", incident #" + esc(a.incident_id) : "") + ")" +
@@ -336,7 +348,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     const b = e.target.closest("button[data-b]");
     if (b) { clickButton(S.buttons[Number(b.dataset.b)]); return; }
     const t = e.target.closest("button[data-thread]");
-    if (t) { S.thread = t.dataset.thread; render(); }
+    if (t) {
+      if (t.dataset.ch) S.channel = t.dataset.ch;
+      S.thread = t.dataset.thread;
+      render();
+    }
   });
   $("thread-close").onclick = () => { S.thread = null; render(); };
   $("mention").onclick = () => { $("composer-text").value = "@sentinel " + $("composer-text").value; $("composer-text").focus(); };

@@ -147,6 +147,16 @@ impl Browser {
         .await;
     }
 
+    /// Runs `script` in the page with `args`; returns its result.
+    pub async fn script(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
     /// The rendered text of the element with id `dom_id`.
     pub async fn text_of(&self, dom_id: &str) -> String {
         let v = self
