@@ -63,6 +63,11 @@ pub async fn run(app: &App, a: PlaygroundArgs) -> anyhow::Result<i32> {
     let kb = app.knowledge().await?;
     demo::ingest_bundled(&kb, &[a.runbooks, a.action_runbooks]).await?;
     let pg = Playground::start(listener, demo::emulated_parts(app, &kb)).await?;
+    println!(
+        "Alert webhooks: http://{}/hooks/{{alertmanager,grafana,generic}} (Authorization: Bearer {})",
+        pg.stack.webhook_addr,
+        demo::TOKEN
+    );
     println!("Playground ready: http://{}/  (Ctrl-C to stop)", pg.addr);
     crate::cli::shutdown_signal().await;
     pg.shutdown().await;

@@ -2,15 +2,14 @@
 //! Slack emulator and the test database, alerts through the real webhook endpoint, clicks
 //! as the real interactive envelope. Each test asserts what the page would show.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sentinel::audit::AuditKey;
-use sentinel::config::AlertsConfig;
+use sentinel::config::Config;
 use sentinel::demo::EmulatedParts;
 use sentinel::diagnosis::{Diagnoser, DiagnoserOptions};
-use sentinel::http::WebhookAuth;
-use sentinel::incidents::StormConfig;
 use sentinel::playground::Playground;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -54,14 +53,10 @@ impl Page {
         let parts = EmulatedParts {
             kb,
             diagnoser,
-            alerts: AlertsConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                max_body_bytes: 1 << 20,
-                auth: WebhookAuth::default(),
-                routes: None,
-                storm: StormConfig::default(),
-                runbook_base_url: None,
-            },
+            // The defaults (no variable set); the playground sets routes and tokens.
+            alerts: Config::from_env(&HashMap::<String, String>::new())
+                .unwrap()
+                .alerts,
             audit_key: AuditKey::from_config("playground-test-audit-key"),
         };
         let listener = TcpListener::bind(addr).await.unwrap();
