@@ -33,6 +33,8 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, with the browser it starts: both go on drop.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| {
@@ -206,8 +208,20 @@ impl Browser {
             .unwrap()
     }
 
-    pub async fn quit(mut self) {
+    pub async fn quit(self) {
         self.call("DELETE", "", Value::Null).await;
-        let _ = self.driver.kill().await;
+    }
+}
+
+impl Drop for Browser {
+    /// Also when a test fails half-way: chromedriver and the browser it started are killed
+    /// together, so no Chromium outlives its test.
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
