@@ -17,7 +17,8 @@ use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use super::requests::{self, AlertRequest, Click, Command, Hook, Say, Workspace};
+use super::alerts::{self, AlertRequest, Hook};
+use super::requests::{Click, Command, Say, Workspace};
 use crate::audit::AuditKey;
 use crate::slack::emulator::state::State as EmuState;
 use crate::slack::emulator::web::message_json;
@@ -295,7 +296,7 @@ async fn alerts(State(ctx): State<Ctx>, body: String) -> Result<Json<Value>, Api
         }
         AlertRequest::Storm { count } => {
             let run = chrono::Utc::now().format("%H%M%S").to_string();
-            requests::storm(count, &now, &run)
+            alerts::storm(count, &now, &run)
                 .map_err(bad)?
                 .into_iter()
                 .map(|b| (Hook::Alertmanager, b))

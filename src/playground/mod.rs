@@ -5,6 +5,7 @@
 //! not, fire alerts through the real webhook endpoint, and watch incidents, actions and the
 //! audit log. See docs/playground.md.
 
+pub mod alerts;
 pub mod api;
 pub mod guard;
 pub mod panel;
