@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test db model build check fmt clippy bench bench-1m eval clean-db
+.PHONY: demo test db model build check fmt clippy bench bench-1m eval clean-db playground
 
 # Prints DATABASE_URL=... as its last line; reuses $DATABASE_URL when set.
 db:
@@ -21,6 +21,11 @@ build:
 demo: model build
 	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
 	  ./target/release/sentinel demo
+
+# The whole product in a browser (docs/playground.md): ADDR=127.0.0.1:8080 by default.
+playground: model build
+	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
+	  ./target/release/sentinel playground --addr $${ADDR:-127.0.0.1:8080}
 
 # Formatting, lints, then every test against a real Postgres and the real peers
 # (promtool, Alertmanager) that scripts/test-deps.sh installs.

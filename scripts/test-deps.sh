@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Real peers the tests use, from Debian's packages: promtool (`prometheus`) checks the
-# /metrics scrape, and a real Alertmanager (`prometheus-alertmanager`) posts to the webhook.
-# Debian's PostgreSQL (`postgresql`, built with OpenSSL, unlike the pgserver wheel) serves
-# the database TLS tests.
+# /metrics scrape, a real Alertmanager (`prometheus-alertmanager`) posts to the webhook,
+# and headless Chromium with its WebDriver (`chromium`, `chromium-driver`) drives the
+# playground page. Debian's PostgreSQL (`postgresql`, built with OpenSSL, unlike the
+# pgserver wheel) serves the database TLS tests.
 # From PyPI, into a venv under .dev/: the Helm v4 SDK (`helm-python-sdk`; Debian has no
 # helm) lints and renders the chart offline, `kubernetes-validate` checks its manifests.
 # Idempotent: installs only what is missing. Needs root or sudo for apt-get.
@@ -13,6 +14,8 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 # Debian's own python3 makes venvs only with python3-venv (ensurepip).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -30,4 +33,4 @@ if ! "$venv/bin/python" -c 'import helm_python, kubernetes_validate, yaml' >/dev
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${helm_pkgs[@]}" >&2
 fi
 echo "test peers: $venv/bin/python (helm_python)"
-echo "test peers: $(command -v promtool) $(command -v prometheus-alertmanager)"
+echo "test peers: $(command -v promtool) $(command -v prometheus-alertmanager) $(command -v chromium) $(command -v chromedriver)"

@@ -49,6 +49,9 @@ pub enum Command {
     /// Ingest the bundled runbooks and answer a sample alert, then play a short Slack
     /// session against the built-in Slack emulator and print the channel.
     Demo(DemoArgs),
+    /// The whole product in a browser: the Slack emulator with Sentinel in it, a web page
+    /// to act as people, fire alerts and watch incidents, actions and the audit log.
+    Playground(crate::playground::PlaygroundArgs),
     /// Receive alert webhooks (Alertmanager, Grafana, generic) and store them.
     ServeWebhooks(ServeWebhooksArgs),
     /// Run the Slack bot (Socket Mode) until Ctrl-C.
@@ -214,6 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Actions(a)) => bench::actions::run(&app, a).await,
         Command::Bench(BenchCommand::Startup(a)) => bench::startup::run(&app, a).await,
         Command::Demo(a) => demo::run(&app, a).await,
+        Command::Playground(a) => crate::playground::run(&app, a).await,
         Command::ServeWebhooks(a) => serve_webhooks(&app, a).await,
         Command::Serve => serve(&app).await,
         Command::Healthcheck(a) => healthcheck(&app, a).await,
@@ -418,7 +422,7 @@ async fn run_stack(app: &App, parts: Parts, started: &str) -> anyhow::Result<i32
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes, Fly and systemd send on a deploy).
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

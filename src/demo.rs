@@ -21,6 +21,8 @@ use crate::actions::{ActionsConfig, Mode};
 use crate::alerts::parse;
 use crate::app::App;
 use crate::audit::AuditKey;
+use crate::config::AlertsConfig;
+use crate::diagnosis::Diagnoser;
 use crate::http::{SourceAuth, WebhookAuth};
 use crate::incidents::Routes;
 use crate::knowledge::{ingest, KnowledgeBase};
@@ -28,9 +30,12 @@ use crate::slack::emulator::{transcript, Emulator, EmulatorConfig, BOT_USER_ID};
 use crate::stack::{ActionsSetup, Parts, SlackSide, Stack};
 
 /// The sample alert shipped with the repository (Alertmanager webhook v4).
-const SAMPLE_ALERT: &str = include_str!("../tests/data/alerts/alertmanager-v4-firing.json");
-const TOKEN: &str = "demo-token";
-const ALERTS: &str = "C0ALERTS";
+pub(crate) const SAMPLE_ALERT: &str =
+    include_str!("../tests/data/alerts/alertmanager-v4-firing.json");
+/// The bearer token every webhook source expects on the emulated stack.
+pub(crate) const TOKEN: &str = "demo-token";
+/// The alert channel: webhook incidents go there, and the bot watches it.
+pub(crate) const ALERTS: &str = "C0ALERTS";
 const WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Args)]
@@ -48,7 +53,7 @@ pub const DEMO_AUDIT_KEY: &str = "sentinel-demo-audit-key-not-for-production-use
 /// The demo's button-signing key.
 const DEMO_SIGNING_KEY: &str = "demo:sentinel-demo-signing-key-not-for-production";
 /// The demo's harmless alert: its runbook declares `echo` actions.
-const DEMO_ACTION_ALERT: &str = r#"{"version":"4","status":"firing","receiver":"sentinel","groupKey":"{}:{alertname=\"DemoServiceDown\"}",
+pub(crate) const DEMO_ACTION_ALERT: &str = r#"{"version":"4","status":"firing","receiver":"sentinel","groupKey":"{}:{alertname=\"DemoServiceDown\"}",
  "groupLabels":{"alertname":"DemoServiceDown"},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://alertmanager.example","truncatedAlerts":0,
  "alerts":[{"status":"firing","labels":{"alertname":"DemoServiceDown","service":"web","severity":"critical"},
  "annotations":{"summary":"The demo web service fails its health check"},"startsAt":"2026-11-29T10:00:00Z","endsAt":"0001-01-01T00:00:00Z",
@@ -58,13 +63,9 @@ pub async fn run(app: &App, a: DemoArgs) -> anyhow::Result<i32> {
     let kb = app.knowledge().await?;
     ingest_bundled(&kb, &[a.runbooks.clone(), a.action_runbooks.clone()]).await?;
     let emu = Emulator::start(EmulatorConfig::default()).await?;
-    let audit_key = app
-        .config
-        .audit
-        .key
-        .clone()
-        .unwrap_or_else(|| AuditKey::from_config(DEMO_AUDIT_KEY));
-    let stack = start_on_emulator(app, &kb, &emu, audit_key.clone()).await?;
+    let parts = emulated_parts(app, &kb);
+    let audit_key = parts.audit_key.clone();
+    let stack = start_on_emulator(&emu, parts).await?;
     let webhook_thread = fire_alerts(&emu, &stack, &kb.pool).await?;
     talk_to_the_bot(&emu, &webhook_thread).await?;
     let refused = approve_an_action(&emu, &stack).await?;
@@ -142,7 +143,7 @@ async fn approve_an_action(emu: &Emulator, stack: &Stack) -> anyhow::Result<Stri
 }
 
 /// Ingests the bundled runbooks and forgets the previous run's incidents.
-async fn ingest_bundled(kb: &KnowledgeBase, runbooks: &[PathBuf]) -> anyhow::Result<()> {
+pub(crate) async fn ingest_bundled(kb: &KnowledgeBase, runbooks: &[PathBuf]) -> anyhow::Result<()> {
     let report = ingest::ingest(&kb.pool, kb.embedder.as_ref(), runbooks, false).await?;
     for f in &report.failed {
         eprintln!("skipped {}: {}", f.path, f.reason);
@@ -151,42 +152,66 @@ async fn ingest_bundled(kb: &KnowledgeBase, runbooks: &[PathBuf]) -> anyhow::Res
     forget_previous_run(&kb.pool).await
 }
 
-/// The stack as `serve` runs it, connected to the emulator over Socket Mode.
-async fn start_on_emulator(
-    app: &App,
-    kb: &KnowledgeBase,
-    emu: &Emulator,
-    audit_key: AuditKey,
-) -> anyhow::Result<Stack> {
-    let mut alerts = app.config.alerts.clone();
+/// What a stack on the emulator is built from besides the emulator itself.
+pub struct EmulatedParts {
+    pub kb: KnowledgeBase,
+    pub diagnoser: Arc<Diagnoser>,
+    /// The configured alert settings; routes and webhook tokens are replaced.
+    pub alerts: AlertsConfig,
+    pub audit_key: AuditKey,
+}
+
+/// The parts `demo` and `playground` run on, from the configuration.
+pub fn emulated_parts(app: &App, kb: &KnowledgeBase) -> EmulatedParts {
+    EmulatedParts {
+        kb: kb.clone(),
+        diagnoser: Arc::new(app.diagnoser(kb.clone())),
+        alerts: app.config.alerts.clone(),
+        audit_key: app
+            .config
+            .audit
+            .key
+            .clone()
+            .unwrap_or_else(|| AuditKey::from_config(DEMO_AUDIT_KEY)),
+    }
+}
+
+/// The stack as `serve` runs it, connected to the emulator over Socket Mode: webhook
+/// incidents go to the alert channel, every webhook source takes the bearer [`TOKEN`],
+/// actions are on (approvers: `@oncall` and Carol; Mallory may not approve).
+pub async fn start_on_emulator(emu: &Emulator, p: EmulatedParts) -> anyhow::Result<Stack> {
+    let mut alerts = p.alerts;
     alerts.routes = Some(Routes::single(ALERTS));
-    alerts.auth = WebhookAuth {
-        alertmanager: SourceAuth {
-            bearer: Some(SecretString::from(TOKEN)),
-            hmac_secret: None,
-        },
-        ..WebhookAuth::default()
+    let bearer = || SourceAuth {
+        bearer: Some(SecretString::from(TOKEN)),
+        hmac_secret: None,
     };
-    let diagnoser = Arc::new(app.diagnoser(kb.clone()));
-    let llm = if diagnoser.llm.is_some() {
+    alerts.auth = WebhookAuth {
+        alertmanager: bearer(),
+        grafana: bearer(),
+        generic: bearer(),
+        allow_unauthenticated: false,
+    };
+    let llm = if p.diagnoser.llm.is_some() {
         "LLM configured"
     } else {
         "no LLM configured: runbook-based diagnosis"
     };
     let stack = Stack::start(Parts {
-        pool: kb.pool.clone(),
+        pool: p.kb.pool.clone(),
         alerts,
         listener: TcpListener::bind("127.0.0.1:0").await?,
         slack: SlackSide::emulator(emu, &[ALERTS]),
-        diagnoser: Some(diagnoser),
+        diagnoser: Some(p.diagnoser),
         actions: ActionsSetup {
             config: ActionsConfig {
                 mode: Mode::On,
                 keys: Some(Keys::parse(DEMO_SIGNING_KEY).map_err(anyhow::Error::msg)?),
                 admins: vec!["U0CAROL".into()],
+                default_approvers: vec!["@oncall".into(), "U0CAROL".into()],
                 ..ActionsConfig::default()
             },
-            audit_key: Some(audit_key),
+            audit_key: Some(p.audit_key),
             audit_channel: None,
         },
         metrics: app.metrics.clone(),
@@ -271,7 +296,8 @@ async fn talk_to_the_bot(emu: &Emulator, webhook_thread: &str) -> anyhow::Result
     Ok(())
 }
 
-/// The demo replays the same alerts on every run: forget the previous run's incidents.
+/// The demo (and the playground) replay the same alerts on every run, on a new emulator
+/// whose threads are gone: forget the alert channel's incidents, their alerts and actions.
 async fn forget_previous_run(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let group_key = parse::alertmanager(SAMPLE_ALERT.as_bytes())?
         .first()
@@ -281,8 +307,10 @@ async fn forget_previous_run(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     for sql in [
         "DELETE FROM action_approvals WHERE proposal_id IN (SELECT id FROM action_proposals WHERE channel = $2 AND $1 = $1)",
         "DELETE FROM action_proposals WHERE channel = $2 AND $1 = $1",
+        "DELETE FROM alerts WHERE group_key = $1 OR origin->>'channel' = $2 OR fingerprint = 'demo-service-down'
+           OR group_key IN (SELECT group_key FROM incidents WHERE channel = $2)",
         "DELETE FROM incidents WHERE group_key = $1 OR channel = $2",
-        "DELETE FROM alerts WHERE group_key = $1 OR origin->>'channel' = $2 OR fingerprint = 'demo-service-down'",
+        "DELETE FROM storm_digests WHERE channel = $2 AND $1 = $1",
     ] {
         sqlx::query(sql)
             .bind(&group_key)

@@ -23,6 +23,7 @@ pub mod knowledge;
 pub mod llm;
 pub mod metrics;
 pub mod net;
+pub mod playground;
 pub mod redact;
 pub mod retry;
 pub mod slack;

@@ -21,6 +21,7 @@ mod logs;
 mod manifest;
 mod metrics;
 mod outage;
+mod playground;
 mod replicas;
 mod slack_bot;
 mod slack_client;

@@ -10,5 +10,6 @@ pub mod kb;
 pub mod pg;
 pub mod process;
 pub mod slack;
+pub mod webdriver;
 
 pub use app::{TestApp, ALERTS};

@@ -1,0 +1,545 @@
+//! `sentinel playground` through its HTTP API, as the page uses it: the real stack on the
+//! Slack emulator and the test database, alerts through the real webhook endpoint, clicks
+//! as the real interactive envelope. Each test asserts what the page would show.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sentinel::audit::AuditKey;
+use sentinel::config::Config;
+use sentinel::demo::EmulatedParts;
+use sentinel::diagnosis::{Diagnoser, DiagnoserOptions};
+use sentinel::playground::Playground;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::helpers::embed::HashEmbedder;
+use crate::helpers::fixtures::repo_path;
+use crate::helpers::kb::ingested;
+use crate::helpers::slack::WAIT;
+use crate::helpers::webdriver::Browser;
+
+const ALERTS: &str = "C0ALERTS";
+
+struct Page {
+    pg: Playground,
+    pool: PgPool,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Page {
+    /// The playground on `pool` with the bundled and the harmless action runbooks.
+    async fn start(pool: PgPool) -> Page {
+        Self::start_on(pool, "127.0.0.1:0").await
+    }
+
+    /// As [`Page::start`], serving on `addr`.
+    async fn start_on(pool: PgPool, addr: &str) -> Page {
+        sentinel::net::install_crypto();
+        let kb = ingested(
+            &pool,
+            Arc::new(HashEmbedder),
+            &[repo_path("runbooks"), repo_path("tests/data/actions")],
+        )
+        .await;
+        let diagnoser = Arc::new(Diagnoser::new(
+            kb.clone(),
+            None,
+            DiagnoserOptions::default(),
+        ));
+        let parts = EmulatedParts {
+            kb,
+            diagnoser,
+            // The defaults (no variable set); the playground sets routes and tokens.
+            alerts: Config::from_env(&HashMap::<String, String>::new())
+                .unwrap()
+                .alerts,
+            audit_key: AuditKey::from_config("playground-test-audit-key"),
+        };
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let pg = Playground::start(listener, parts).await.unwrap();
+        Page {
+            pool,
+            base: format!("http://{}", pg.addr),
+            pg,
+            http: sentinel::net::client(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Polls `/api/state` until `find` answers.
+    async fn wait_state<T>(&self, what: &str, find: impl Fn(&Value) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let st = self.get("/api/state").await;
+            if let Some(v) = find(&st) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what} never showed: {st:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn messages(st: &Value) -> Vec<Value> {
+    st["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// A message's text and every text in its blocks, as the page shows them.
+fn shown(m: &Value) -> String {
+    let mut out = m["text"].as_str().unwrap_or_default().to_string();
+    collect_text(&m["blocks"], &mut out);
+    out
+}
+
+fn collect_text(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(t)) = o.get("text") {
+                out.push('\n');
+                out.push_str(t);
+            }
+            o.values().for_each(|x| collect_text(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_text(x, out)),
+        _ => {}
+    }
+}
+
+fn ephemeral_for(st: &Value, user: &str, needle: &str) -> Option<String> {
+    st["ephemerals"].as_array()?.iter().find_map(|e| {
+        let t = shown(e);
+        (e["user"] == user && t.contains(needle)).then_some(t)
+    })
+}
+
+#[sqlx::test]
+async fn an_alert_a_command_and_the_approval_loop_through_the_page_api(pool: PgPool) {
+    let page = Page::start(pool).await;
+
+    // The page itself: served with a policy that forbids any outside or inline script.
+    let r = page.http.get(&page.base).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(r.text().await.unwrap().contains("Sentinel playground"));
+
+    // The sample that offers actions, from the page's sample list, through the webhook.
+    let samples = page.get("/api/samples").await;
+    let sample = samples
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().contains("DemoServiceDown"))
+        .unwrap()
+        .clone();
+    let (status, fired) = page
+        .post(
+            "/api/alerts",
+            json!({"kind": "raw", "hook": "alertmanager", "body": sample["body"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{fired}");
+    assert_eq!(fired["results"][0]["status"], 200, "{fired}");
+
+    // The thread: the root, then the runbook-based diagnosis citing the runbook.
+    let root = page
+        .wait_state("the incident root", |st| {
+            messages(st)
+                .into_iter()
+                .find(|m| m["channel"] == ALERTS && shown(m).contains("DemoServiceDown"))
+                .and_then(|m| m["ts"].as_str().map(str::to_string))
+        })
+        .await;
+    let diagnosis = page
+        .wait_state("the diagnosis in the thread", |st| {
+            messages(st)
+                .into_iter()
+                .map(|m| (m["thread_ts"].clone(), shown(&m)))
+                .find_map(|(t, s)| {
+                    (t == root.as_str() && s.contains("Runbook-based diagnosis")).then_some(s)
+                })
+        })
+        .await;
+    assert!(diagnosis.contains("Demo service restarts"), "{diagnosis}");
+
+    // Malformed JSON: the webhook's own 400 comes back for the page to show.
+    let (status, bad) = page
+        .post(
+            "/api/alerts",
+            json!({"kind": "raw", "hook": "alertmanager", "body": "{\"version\": \"4\", \"alerts\": ["}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bad["results"][0]["status"], 400, "{bad}");
+    assert!(
+        bad["results"][0]["body"].as_str().unwrap().contains("JSON"),
+        "{bad}"
+    );
+
+    // A command as Bob: its answer is an ephemeral only Bob sees.
+    let (status, _) = page
+        .post(
+            "/api/command",
+            json!({"user": "U0BOB", "channel": ALERTS, "text": "/sentinel incidents"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let listed = page
+        .wait_state("Bob's command answer", |st| {
+            ephemeral_for(st, "U0BOB", "DemoServiceDown")
+        })
+        .await;
+    assert!(listed.contains("firing"), "{listed}");
+
+    // The proposal; Mallory may not approve: the bot refuses, privately.
+    let proposal = page
+        .wait_state("the proposed action", |st| {
+            messages(st)
+                .into_iter()
+                .find(|m| {
+                    m["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Proposed action: Restart the demo service"))
+                })
+                .and_then(|m| m["ts"].as_str().map(str::to_string))
+        })
+        .await;
+    let click = |user: &str| json!({"user": user, "channel": ALERTS, "ts": proposal, "action_id": "act_approve"});
+    assert_eq!(page.post("/api/click", click("U0MALLORY")).await.0, 200);
+    let refused = page
+        .wait_state("Mallory's refusal", |st| {
+            ephemeral_for(st, "U0MALLORY", "not an approver")
+        })
+        .await;
+    assert!(refused.contains("Nothing ran"), "{refused}");
+
+    // Bob is in @oncall: the action runs and the message shows it verified.
+    assert_eq!(page.post("/api/click", click("U0BOB")).await.0, 200);
+    let result = page
+        .wait_state("the verified run", |st| {
+            messages(st)
+                .into_iter()
+                .find(|m| m["ts"] == proposal.as_str() && shown(m).contains("Verified"))
+                .map(|m| shown(&m))
+        })
+        .await;
+    assert!(result.contains("restarted web"), "{result}");
+
+    // The panel: the incident, the action as verified, the audit entries, the chain intact.
+    let panel = page.get("/api/panel").await;
+    let incident = panel["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["alertname"] == "DemoServiceDown")
+        .unwrap_or_else(|| panic!("{panel:#}"));
+    assert_eq!(incident["status"], "firing");
+    let action = panel["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "restart-demo")
+        .unwrap_or_else(|| panic!("{panel:#}"));
+    assert_eq!(action["state"], "verified", "{panel:#}");
+    let outcomes: Vec<&str> = panel["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["outcome"].as_str())
+        .collect();
+    assert!(outcomes.contains(&"not_an_approver"), "{outcomes:?}");
+    assert_eq!(panel["verify"]["ok"], true, "{panel:#}");
+    assert!(
+        panel["verify"]["events"].as_i64().unwrap() >= 3,
+        "{panel:#}"
+    );
+    page.pg.shutdown().await;
+}
+
+#[sqlx::test]
+async fn the_page_api_refuses_bad_requests_with_a_reason_and_escapes_nothing_away(pool: PgPool) {
+    let page = Page::start(pool).await;
+    let (status, e) = page
+        .post(
+            "/api/say",
+            json!({"user": "U0EVE", "channel": ALERTS, "text": "hi"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().contains("U0EVE"), "{e}");
+    let (status, e) = page.post("/api/say", json!({"user": "U0ALICE"})).await;
+    assert_eq!(status, 400);
+    assert!(
+        e["error"].as_str().unwrap().contains("missing field"),
+        "{e}"
+    );
+    let (status, e) = page
+        .post(
+            "/api/command",
+            json!({"user": "U0ALICE", "channel": ALERTS, "text": "/giphy cat"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        e["error"].as_str().unwrap().contains("only /sentinel"),
+        "{e}"
+    );
+    let (status, e) = page
+        .post(
+            "/api/click",
+            json!({"user": "U0ALICE", "channel": ALERTS, "ts": "1700000000.000100", "action_id": "act_approve"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{e}");
+    let (status, e) = page
+        .post("/api/alerts", json!({"kind": "storm", "count": 500}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().contains("1 to 30"), "{e}");
+
+    // Only the page drives it: no cross-site form posts, no other origin, no rebound name.
+    let say = json!({"user": "U0ALICE", "channel": ALERTS, "text": "from elsewhere"});
+    let attempts = [
+        ("text/plain", None, None),
+        ("application/json", Some("https://evil.example"), None),
+        ("application/json", None, Some("evil.example:8080")),
+    ];
+    for (ctype, origin, host) in attempts {
+        let mut req = page
+            .http
+            .post(format!("{}/api/say", page.base))
+            .header("content-type", ctype)
+            .body(say.to_string());
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{ctype} {origin:?} {host:?}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].is_string(), "{e}");
+    }
+    let st = page.get("/api/state").await;
+    assert!(
+        !st.to_string().contains("from elsewhere"),
+        "nothing was posted"
+    );
+
+    // Hostile text is stored as Slack carries it (escaped), never as markup.
+    let (status, _) = page
+        .post(
+            "/api/say",
+            json!({"user": "U0ALICE", "channel": ALERTS, "text": "<script>alert(1)</script> @sentinel hi"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let text = page
+        .wait_state("Alice's message", |st| {
+            messages(st)
+                .into_iter()
+                .find(|m| m["user"] == "U0ALICE")
+                .and_then(|m| m["text"].as_str().map(str::to_string))
+        })
+        .await;
+    assert_eq!(
+        text,
+        "&lt;script&gt;alert(1)&lt;/script&gt; <@U0SENTINEL> hi"
+    );
+
+    // The change feed announces changes as server-sent events.
+    let mut r = page
+        .http
+        .get(format!("{}/api/events", page.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let first = tokio::time::timeout(WAIT, r.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: change"));
+    page.pg.shutdown().await;
+}
+
+/// The thread pane's message holding `title`, and its button `label`.
+fn button_on(title: &str, label: &str) -> String {
+    format!(
+        "//div[@id='thread-messages']/div[contains(@class,'msg')][contains(., '{title}')]//button[normalize-space()='{label}']"
+    )
+}
+
+/// Clicks Approve on the restart proposal (medium risk) as the person chosen in the user
+/// switcher; the button's confirm dialog comes first, as in Slack.
+async fn approve_as(b: &Browser, user: &str) {
+    b.click(&format!("//select[@id='user']/option[@value='{user}']"))
+        .await;
+    b.click(&button_on("Restart the demo service", "Approve"))
+        .await;
+    assert!(
+        b.visible("dialog").await,
+        "Approve asks for confirmation first"
+    );
+    assert_eq!(b.text_of("dialog-confirm").await, "Approve and run");
+    b.click("//button[@id='dialog-confirm']").await;
+    assert!(!b.visible("dialog").await);
+}
+
+/// The page in headless Chromium, as a visitor uses it. `PLAYGROUND_SCREENSHOT=path` saves
+/// the final window there (how docs/playground.png is made).
+#[sqlx::test]
+async fn in_a_real_browser_an_alert_a_question_a_refusal_and_an_approved_run(pool: PgPool) {
+    let page = Page::start(pool).await;
+    let b = Browser::start().await;
+    b.goto(&page.base).await;
+    b.wait_text("bot-status", "connected over Socket Mode")
+        .await;
+
+    // The page's mrkdwn renderer, in the browser: formatting kept, markup never injected.
+    let html = b
+        .script(
+            "return mrkdwn(arguments[0]);",
+            json!([
+                "*bold* _it_ ~st~ `co<de>` <https://example.com/a?b=1&amp;c=2|the &lt;link&gt;> <javascript:alert(1)|click> <@U0BOB> <#C0OPS> &lt;img src=x onerror=alert(1)&gt;"
+            ]),
+        )
+        .await;
+    assert_eq!(
+        html.as_str().unwrap(),
+        "<b>bold</b> <i>it</i> <s>st</s> <code>co&lt;de&gt;</code> \
+         <a href=\"https://example.com/a?b=1&amp;c=2\" target=\"_blank\" rel=\"noopener noreferrer\">the &lt;link&gt;</a> \
+         click <span class=\"mention\">@bob</span> <span class=\"mention\">#ops</span> \
+         &lt;img src=x onerror=alert(1)&gt;"
+    );
+
+    // The form's alert (DemoServiceDown, service=web) through the real webhook, with a
+    // hostile summary.
+    b.click("//details/summary").await;
+    b.type_into(
+        "//form[@id='alert-form']//input[@name='summary']",
+        " <img src=x onerror=\"document.title='pwned'\">",
+    )
+    .await;
+    b.click("//form[@id='alert-form']//button[@type='submit']")
+        .await;
+    let result = b.wait_text("alert-result", "→").await;
+    assert!(result.contains("/hooks/alertmanager → 200"), "{result}");
+    let shown = b.wait_text("messages", "DemoServiceDown").await;
+    assert!(
+        shown.contains("<img src=x onerror="),
+        "shown as text: {shown}"
+    );
+    let injected = b
+        .script(
+            "return document.querySelectorAll('#messages img, #incidents img').length + ' ' + document.title;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(injected, "0 Sentinel playground");
+
+    // The thread fills in: runbook sections, the diagnosis, the proposals.
+    b.click("//div[@id='messages']//button[contains(@class,'replies')]")
+        .await;
+    b.wait_text("thread-messages", "Runbook-based diagnosis")
+        .await;
+    let thread = b
+        .wait_text("thread-messages", "Restart the demo service")
+        .await;
+    assert!(thread.contains("Mitigation"), "{thread}");
+
+    // A question in the thread, answered there.
+    let before = b.text_of("thread-messages").await.matches("APP").count();
+    b.type_into(
+        "//textarea[@id='thread-text']",
+        "@sentinel what should I check first?",
+    )
+    .await;
+    b.click("//form[@id='thread-composer']//button[@type='submit']")
+        .await;
+    b.wait_text("thread-messages", "what should I check first?")
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while b.text_of("thread-messages").await.matches("APP").count() <= before {
+        assert!(Instant::now() < deadline, "the question was not answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Mallory may not approve: refused, and only she sees why.
+    approve_as(&b, "U0MALLORY").await;
+    let refused = b.wait_text("messages", "not an approver").await;
+    assert!(refused.contains("Only visible to you"), "{refused}");
+    assert!(!b.text_of("thread-messages").await.contains("Verified"));
+
+    // Bob approves: the action runs and the thread shows it verified.
+    approve_as(&b, "U0BOB").await;
+    let thread = b.wait_text("thread-messages", "Verified").await;
+    assert!(thread.contains("restarted web"), "{thread}");
+    assert!(
+        !b.text_of("messages").await.contains("not an approver"),
+        "Mallory's notice is hers alone"
+    );
+
+    // The panel: the action verified, the audit entries, the chain verified.
+    b.wait_text("actions", "verified").await;
+    let audit = b.wait_text("audit", "restart-demo").await;
+    assert!(audit.contains("not_an_approver"), "{audit}");
+    assert_eq!(b.text_of("verify").await, "verified ✓");
+    b.wait_text("incidents", "DemoServiceDown").await;
+
+    if let Ok(path) = std::env::var("PLAYGROUND_SCREENSHOT") {
+        b.click("//details/summary").await; // folds the form: the audit log shows
+        std::fs::write(path, b.screenshot().await).unwrap();
+    }
+
+    // The playground restarts: the page says it is reconnecting, then comes back by itself.
+    let addr = page.pg.addr.to_string();
+    let pool = page.pool.clone();
+    page.pg.shutdown().await;
+    let deadline = Instant::now() + WAIT;
+    while !b.visible("banner").await {
+        assert!(Instant::now() < deadline, "no reconnecting banner");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(b.text_of("banner").await.contains("reconnecting"));
+    let page = Page::start_on(pool, &addr).await;
+    let deadline = Instant::now() + WAIT;
+    while b.visible("banner").await {
+        assert!(Instant::now() < deadline, "the page did not reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.wait_text("bot-status", "connected over Socket Mode")
+        .await;
+    b.wait_text("incidents", "DemoServiceDown").await;
+    b.quit().await;
+    page.pg.shutdown().await;
+}
