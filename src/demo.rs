@@ -159,6 +159,8 @@ pub struct EmulatedParts {
     /// The configured alert settings; routes and webhook tokens are replaced.
     pub alerts: AlertsConfig,
     pub audit_key: AuditKey,
+    /// The process's metrics registry.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The parts `demo` and `playground` run on, from the configuration.
@@ -173,6 +175,7 @@ pub fn emulated_parts(app: &App, kb: &KnowledgeBase) -> EmulatedParts {
             .key
             .clone()
             .unwrap_or_else(|| AuditKey::from_config(DEMO_AUDIT_KEY)),
+        metrics: app.metrics.clone(),
     }
 }
 
@@ -214,7 +217,7 @@ pub async fn start_on_emulator(emu: &Emulator, p: EmulatedParts) -> anyhow::Resu
             audit_key: Some(p.audit_key),
             audit_channel: None,
         },
-        metrics: app.metrics.clone(),
+        metrics: p.metrics,
         metrics_listener: None,
     })
     .await?;

@@ -58,6 +58,7 @@ impl Page {
                 .unwrap()
                 .alerts,
             audit_key: AuditKey::from_config("playground-test-audit-key"),
+            metrics: Default::default(),
         };
         let listener = TcpListener::bind(addr).await.unwrap();
         let pg = Playground::start(listener, parts).await.unwrap();
