@@ -193,13 +193,14 @@ impl Stack {
                 ))
             }
         };
+        let db = DbHealth::spawn(&pool);
         let engine = port.clone().map(|p| {
             let mut e = Engine::new(pool.clone(), p, ecfg);
             e.diagnoser = diagnoser.clone();
             e.actions = actions.clone();
+            e.db = db.clone();
             Arc::new(e)
         });
-        let db = DbHealth::spawn(&pool);
         let writer = AlertWriter::spawn(
             pool.clone(),
             engine.as_ref().map(|e| e.wake.clone()),

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::drafts::{self, Handoff};
 use super::route::Routes;
+use crate::db::health::DbHealth;
 use crate::diagnosis::Diagnoser;
 use crate::slack::SlackPort;
 
@@ -68,6 +69,9 @@ pub struct Engine {
     pub actions: Option<Arc<crate::actions::Actions>>,
     /// Identifies this replica's Slack sync and diagnosis leases.
     pub owner: Uuid,
+    /// Whether the database answers: while it does not, failed steps are logged at debug
+    /// level (the outage itself is logged once, when it starts and ends).
+    pub db: DbHealth,
     /// Poked when new alerts are stored (the webhook writer holds a clone).
     pub wake: Arc<Notify>,
     /// Wakes every idle sync worker: incidents changed.
@@ -94,6 +98,7 @@ impl Engine {
             config,
             actions: None,
             owner: Uuid::new_v4(),
+            db: DbHealth::always_up(),
             wake: Arc::new(Notify::new()),
             sync_wake: Notify::new(),
             diagnose_wake: Notify::new(),
@@ -161,12 +166,13 @@ impl Engine {
                         tracing::debug!(alerts = n, "applied alerts to incidents");
                         self.sync_wake.notify_waiters();
                     }
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "applying alerts failed"),
+                    Err(e) => failed(&self.db, "applying alerts failed", &e),
                 }
             }
         };
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let sync = serve(
+            &self.db,
             self.config.sync_workers,
             &self.sync_wake,
             "syncing Slack failed",
@@ -178,6 +184,7 @@ impl Engine {
             match &self.diagnoser {
                 Some(d) => {
                     serve(
+                        &self.db,
                         d.opts.workers,
                         &self.diagnose_wake,
                         "diagnosing an incident failed",
@@ -228,7 +235,18 @@ where
 /// work, then sleeps until `wake` (poked for every new piece of work, waking every idle
 /// worker) or `POLL` (other replicas' work, expired leases). No worker leaves while work
 /// is queued; on `stop`, each finishes the step it is in and takes no other.
+/// Logs a failed step: a warning, unless the database is down (then the outage was logged
+/// once, and each worker's retry every 2 s is only debug).
+fn failed(db: &DbHealth, what: &str, e: &anyhow::Error) {
+    if db.observe(e) || !db.is_up() {
+        tracing::debug!(error = %format!("{e:#}"), "{what} (database unavailable)");
+    } else {
+        tracing::warn!(error = %format!("{e:#}"), "{what}");
+    }
+}
+
 async fn serve<F, Fut>(
+    db: &DbHealth,
     workers: usize,
     wake: &Notify,
     what: &'static str,
@@ -255,7 +273,7 @@ async fn serve<F, Fut>(
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "{what}");
+                        failed(db, what, &e);
                         tokio::select! {
                             _ = tokio::time::sleep(ERROR_PAUSE) => {}
                             _ = stop.changed() => {}
