@@ -120,12 +120,19 @@ fn vector_verdict(installed: Option<&str>, available: Option<&str>) -> Result<()
             "the database has no `vector` extension available: install pgvector ≥ {min} on the Postgres server (managed Postgres: {ENABLE_VECTOR})"
         ));
     };
-    match parse_version(v) {
-        Some(got) if got < MIN_PGVECTOR => Err(format!(
+    if pgvector_is_recent(v) {
+        Ok(())
+    } else {
+        Err(format!(
             "the database's `vector` extension is version {v}; Sentinel needs pgvector ≥ {min} (HNSW indexes): upgrade it (`ALTER EXTENSION vector UPDATE;` after installing a newer pgvector)"
-        )),
-        _ => Ok(()),
+        ))
     }
+}
+
+/// Whether pgvector version `v` (`0.8.0`, `1.0`) has what the schema needs: at least
+/// [`MIN_PGVECTOR`]. An unparsable version is given the benefit of the doubt.
+pub fn pgvector_is_recent(v: &str) -> bool {
+    parse_version(v).is_none_or(|got| got >= MIN_PGVECTOR)
 }
 
 fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
@@ -212,7 +219,7 @@ async fn ensure_model_index(pool: &PgPool, model_id: i32, dim: usize) -> anyhow:
 
 #[cfg(test)]
 mod tests {
-    use super::{hnsw_build_memory_mb, vector_verdict};
+    use super::{hnsw_build_memory_mb, pgvector_is_recent, vector_verdict};
 
     #[test]
     fn vector_missing_or_too_old_is_one_sentence() {
@@ -239,5 +246,13 @@ mod tests {
         // 1M x 384: about 2.4 GB of graph.
         assert_eq!(hnsw_build_memory_mb(1_000_000, 384), 2441);
         assert_eq!(hnsw_build_memory_mb(10_000_000, 1536), 4096);
+    }
+
+    #[test]
+    fn pgvector_versions_from_0_5_have_hnsw() {
+        assert!(pgvector_is_recent("0.8.0"));
+        assert!(pgvector_is_recent("0.5.0"));
+        assert!(pgvector_is_recent("1.0"));
+        assert!(!pgvector_is_recent("0.4.4"));
     }
 }

@@ -80,17 +80,17 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Peak resident memory of this process, in MiB (Linux; 0 elsewhere).
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+    proc_status_mib("self", "VmHWM:")
+        .map(|mb| (mb * 10.0).round() / 10.0)
         .unwrap_or(0.0)
+}
+
+/// A memory line (`VmRSS:`, `VmHWM:`) of `/proc/<pid>/status`, in MiB (Linux only).
+pub(crate) fn proc_status_mib(pid: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 pub(crate) fn round2(x: f64) -> f64 {

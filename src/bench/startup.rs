@@ -11,7 +11,7 @@ use clap::Args;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use super::{percentile, print_report_pretty, round2, scratch_pool};
+use super::{percentile, print_report_pretty, proc_status_mib, round2, scratch_pool};
 use crate::app::App;
 use crate::config::EmbedderConfig;
 use crate::slack::emulator::{Emulator, EmulatorConfig};
@@ -139,16 +139,10 @@ async fn wait_ready(port: u16, child: &mut tokio::process::Child) -> anyhow::Res
 
 /// VmRSS and VmHWM of `pid`, in MiB.
 fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .context("cannot read the child's memory (Linux /proc)")?;
+    let pid = pid.to_string();
     let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))
+        proc_status_mib(&pid, name)
+            .with_context(|| format!("cannot read {name} of the child (Linux /proc/{pid}/status)"))
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }

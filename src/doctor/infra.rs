@@ -19,8 +19,6 @@ use crate::llm::{ChatMessage, JsonRequest, LlmClient, LlmError, TokenLedger};
 const DB_WITHIN: Duration = Duration::from_secs(15);
 /// Longest wait for one LLM answer or one embedding.
 const CALL_WITHIN: Duration = Duration::from_secs(10);
-/// pgvector's first version with HNSW indexes, which Sentinel creates.
-const MIN_PGVECTOR: (u32, u32) = (0, 5);
 
 /// `database`, `migrations`, `pgvector`: the last two skip when the first fails.
 pub async fn database(config: &Config) -> Vec<Check> {
@@ -146,7 +144,7 @@ async fn pgvector(conn: &mut PgConnection) -> Check {
             .ok()
             .flatten();
     match installed {
-        Some(v) if version_at_least(&v, MIN_PGVECTOR) => Check::ok(NAME, format!("pgvector {v}")),
+        Some(v) if crate::db::pgvector_is_recent(&v) => Check::ok(NAME, format!("pgvector {v}")),
         Some(v) => Check::fail(
             NAME,
             format!("pgvector {v} is older than 0.5.0, which Sentinel's HNSW indexes need"),
@@ -174,14 +172,6 @@ async fn pgvector(conn: &mut PgConnection) -> Check {
             }
         }
     }
-}
-
-/// `0.8.0` >= (0, 5).
-fn version_at_least(v: &str, min: (u32, u32)) -> bool {
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let major = parts.next().unwrap_or(0);
-    let minor = parts.next().unwrap_or(0);
-    (major, minor) >= min
 }
 
 /// Loads the configured embedder and embeds one text.
@@ -379,13 +369,5 @@ mod tests {
         ]));
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("alertmanager, generic"), "{}", c.detail);
-    }
-
-    #[test]
-    fn pgvector_versions() {
-        assert!(version_at_least("0.8.0", MIN_PGVECTOR));
-        assert!(version_at_least("0.5.0", MIN_PGVECTOR));
-        assert!(version_at_least("1.0", MIN_PGVECTOR));
-        assert!(!version_at_least("0.4.4", MIN_PGVECTOR));
     }
 }
