@@ -146,7 +146,12 @@ impl Bot {
 /// Where to tell the user that their request failed: only they see it.
 enum ReplyTo {
     ResponseUrl(String),
-    Ephemeral { channel: String, user: String },
+    /// In the thread the request came from, when it came from one.
+    Ephemeral {
+        channel: String,
+        user: String,
+        thread_ts: Option<String>,
+    },
 }
 
 impl ReplyTo {
@@ -156,10 +161,12 @@ impl ReplyTo {
             Inbound::Mention(m) => m.user.clone().map(|user| ReplyTo::Ephemeral {
                 channel: m.channel.clone(),
                 user,
+                thread_ts: m.thread_ts.clone(),
             }),
             Inbound::BlockAction(a) => a.channel_id.clone().map(|channel| ReplyTo::Ephemeral {
                 channel,
                 user: a.user_id.clone(),
+                thread_ts: a.thread_ts.clone(),
             }),
             // Alert messages and modal submissions: the log is the only reader.
             _ => None,
@@ -170,7 +177,15 @@ impl ReplyTo {
         let msg = Message::text_only(&Mrkdwn::untrusted(sentence));
         let sent = match self {
             ReplyTo::ResponseUrl(url) => slack.respond(url, &msg, false).await,
-            ReplyTo::Ephemeral { channel, user } => slack.post_ephemeral(channel, user, &msg).await,
+            ReplyTo::Ephemeral {
+                channel,
+                user,
+                thread_ts,
+            } => {
+                slack
+                    .post_ephemeral(channel, user, thread_ts.as_deref(), &msg)
+                    .await
+            }
         };
         if let Err(e) = sent {
             tracing::warn!(error = %e, "could not tell the user that their request failed");

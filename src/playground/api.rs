@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use super::alerts::{self, AlertRequest, Hook};
-use super::requests::{Click, Command, Say, Workspace};
+use super::requests::{Click, Command, Say, ViewAction, Workspace};
 use crate::audit::AuditKey;
 use crate::slack::emulator::state::State as EmuState;
 use crate::slack::emulator::web::message_json;
@@ -69,6 +69,8 @@ pub fn router(ctx: Ctx, loopback_only: bool) -> Router {
         .route("/api/say", post(say))
         .route("/api/command", post(command))
         .route("/api/click", post(click))
+        .route("/api/view/submit", post(view_submit))
+        .route("/api/view/close", post(view_close))
         .route("/api/alerts", post(alerts))
         .layer(axum::middleware::from_fn_with_state(
             loopback_only,
@@ -176,12 +178,20 @@ pub fn state_json(st: &EmuState) -> Value {
             v
         })
         .collect();
+    // Open modals, each shown only to the person it was opened for.
+    let views: Vec<Value> = st
+        .views
+        .iter()
+        .filter(|v| !v.closed)
+        .map(|v| json!({"id": v.id, "user": v.user, "view": v.view, "errors": v.errors}))
+        .collect();
     json!({
         "bot_user_id": BOT_USER_ID,
         "channels": channels,
         "users": users,
         "messages": messages,
         "ephemerals": st.ephemerals,
+        "views": views,
         "connections": st.connections.len(),
     })
 }
@@ -193,13 +203,18 @@ async fn state(State(ctx): State<Ctx>) -> Json<Value> {
 /// Changes whenever the emulator's record does.
 fn version(st: &EmuState) -> String {
     let edits: u64 = st.messages.iter().map(|m| m.edits as u64).sum();
+    let view_changes: u64 = st
+        .views
+        .iter()
+        .map(|v| 1 + v.updates as u64 + v.closed as u64 + v.errors.is_some() as u64)
+        .sum();
     format!(
         "{}.{}.{}.{}.{}.{}",
         st.messages.len(),
         edits,
         st.reactions.len(),
         st.ephemerals.len(),
-        st.views.len(),
+        view_changes,
         st.connections.len()
     )
 }
@@ -282,6 +297,36 @@ async fn click(State(ctx): State<Ctx>, body: String) -> Result<Json<Value>, ApiE
             )
         })?;
     Ok(Json(json!({"envelope_id": id})))
+}
+
+/// Submits a modal as Slack's real `view_submission` envelope; the bot's ack closes it,
+/// or keeps it open with errors.
+async fn view_submit(State(ctx): State<Ctx>, body: String) -> Result<Json<Value>, ApiError> {
+    let req: ViewAction = parse(&body)?;
+    let values = req.check(&workspace(&ctx.emu.state())).map_err(bad)?;
+    let id = ctx
+        .emu
+        .submit_view(&req.view_id, &req.user, values)
+        .ok_or_else(no_modal)?;
+    Ok(Json(json!({"envelope_id": id})))
+}
+
+/// Cancels a modal (Slack tells the app only when the view asked `notify_on_close`;
+/// Sentinel's do not).
+async fn view_close(State(ctx): State<Ctx>, body: String) -> Result<Json<Value>, ApiError> {
+    let req: ViewAction = parse(&body)?;
+    req.check(&workspace(&ctx.emu.state())).map_err(bad)?;
+    if !ctx.emu.close_view(&req.view_id, &req.user) {
+        return Err(no_modal());
+    }
+    Ok(Json(json!({"closed": true})))
+}
+
+fn no_modal() -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        "that modal is not open for this person".into(),
+    )
 }
 
 /// Alerts go through the real webhook endpoint with its token; each answer comes back as

@@ -55,6 +55,8 @@ pub async fn run(app: &App, a: PlaygroundArgs) -> anyhow::Result<i32> {
     if let Some(w) = exposure_warning(&a.addr) {
         eprintln!("{w}");
     }
+    let started = with_local_database(app).await?;
+    let app = started.as_ref().unwrap_or(app);
     let listener = TcpListener::bind(a.addr).await.map_err(|e| {
         UserError::new(format!(
             "cannot listen on {}: {e} (choose another with --addr 127.0.0.1:PORT)",
@@ -73,6 +75,54 @@ pub async fn run(app: &App, a: PlaygroundArgs) -> anyhow::Result<i32> {
     crate::cli::shutdown_signal().await;
     pg.shutdown().await;
     Ok(0)
+}
+
+/// The script `make db` runs: it starts (or reuses) the checkout's own Postgres with
+/// pgvector and prints `DATABASE_URL=…` last.
+const LOCAL_DB_SCRIPT: &str = "scripts/db.sh";
+
+/// With no `DATABASE_URL`, run from a checkout: the app on the local Postgres that
+/// [`LOCAL_DB_SCRIPT`] starts. `None` when `DATABASE_URL` is set, or outside a checkout
+/// (then the usual sentence asks for one).
+async fn with_local_database(app: &App) -> anyhow::Result<Option<App>> {
+    let script = std::path::Path::new(LOCAL_DB_SCRIPT);
+    if app.config.database_url.is_some() || !script.is_file() {
+        return Ok(None);
+    }
+    eprintln!(
+        "DATABASE_URL is not set: starting the local Postgres with pgvector ({LOCAL_DB_SCRIPT})…"
+    );
+    let failed = |why: String| {
+        UserError::new(format!(
+            "{LOCAL_DB_SCRIPT} could not start the local Postgres ({why}); see its output above, or set DATABASE_URL to your own"
+        ))
+    };
+    // Its progress (stderr) shows as it goes; stdout carries the URL.
+    let out = tokio::process::Command::new(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?
+        .wait_with_output()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !out.status.success() {
+        return Err(failed(out.status.to_string()).into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let url = stdout
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("DATABASE_URL="))
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| failed("it printed no DATABASE_URL".into()))?;
+    let mut config = app.config.clone();
+    config.database_url = Some(url.trim().to_string().into());
+    Ok(Some(App {
+        config,
+        metrics: app.metrics.clone(),
+    }))
 }
 
 /// A running playground: the emulator, the stack on it, and the page's server.

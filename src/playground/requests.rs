@@ -173,6 +173,49 @@ impl Click {
     }
 }
 
+/// A plain-text input holds at most this (Slack's `max_length` ceiling).
+const MAX_INPUT: usize = 3_000;
+
+/// Submitting or cancelling a modal.
+#[derive(Debug, Deserialize)]
+pub struct ViewAction {
+    pub user: String,
+    pub view_id: String,
+    /// For a submission: what was typed, as `{block_id: {action_id: text}}`.
+    #[serde(default)]
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ViewAction {
+    /// Checks the request; returns the values as the emulator submits them.
+    pub fn check(&self, ws: &Workspace) -> Result<serde_json::Value, String> {
+        ws.user(&self.user)?;
+        let id_ok = !self.view_id.is_empty()
+            && self.view_id.len() <= 255
+            && self.view_id.bytes().all(|c| c.is_ascii_alphanumeric());
+        if !id_ok {
+            return Err(format!(
+                "`{}` is not a modal's id",
+                crate::text::truncate_chars(&self.view_id, 40)
+            ));
+        }
+        for (block, actions) in &self.values {
+            let Some(actions) = actions.as_object() else {
+                return Err(format!("the values of block `{block}` are not an object"));
+            };
+            for (action, text) in actions {
+                let Some(text) = text.as_str() else {
+                    return Err(format!("the value of `{block}.{action}` is not text"));
+                };
+                if text.chars().count() > MAX_INPUT {
+                    return Err(format!("inputs are limited to {MAX_INPUT} characters"));
+                }
+            }
+        }
+        Ok(serde_json::Value::Object(self.values.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +310,49 @@ mod tests {
         assert!(c("1700000000.000100", "act_approve").check(&ws()).is_ok());
         assert!(c("nope", "act_approve").check(&ws()).is_err());
         assert!(c("1700000000.000100", "").check(&ws()).is_err());
+    }
+
+    #[test]
+    fn a_modal_action_names_a_person_a_modal_and_text_values() {
+        let v = |user: &str, id: &str, values: serde_json::Value| ViewAction {
+            user: user.into(),
+            view_id: id.into(),
+            values: values.as_object().cloned().unwrap_or_default(),
+        };
+        let ok = v(
+            "U0ALICE",
+            "V0000000001",
+            serde_json::json!({"query": {"query": "disk full"}}),
+        );
+        assert_eq!(
+            ok.check(&ws()).unwrap(),
+            serde_json::json!({"query": {"query": "disk full"}})
+        );
+        assert!(v("U0ALICE", "V0000000001", serde_json::json!({}))
+            .check(&ws())
+            .is_ok());
+        assert!(v("U0EVE", "V0000000001", serde_json::json!({}))
+            .check(&ws())
+            .unwrap_err()
+            .contains("U0EVE"));
+        assert!(v("U0ALICE", "V0/../x", serde_json::json!({}))
+            .check(&ws())
+            .unwrap_err()
+            .contains("not a modal"));
+        assert!(v("U0ALICE", "V01", serde_json::json!({"query": "flat"}))
+            .check(&ws())
+            .unwrap_err()
+            .contains("not an object"));
+        assert!(
+            v("U0ALICE", "V01", serde_json::json!({"query": {"query": 7}}))
+                .check(&ws())
+                .unwrap_err()
+                .contains("not text")
+        );
+        let long = "x".repeat(MAX_INPUT + 1);
+        assert!(v("U0ALICE", "V01", serde_json::json!({"q": {"q": long}}))
+            .check(&ws())
+            .unwrap_err()
+            .contains("3000"));
     }
 }

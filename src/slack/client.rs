@@ -375,15 +375,20 @@ impl SlackClient {
         }
     }
 
+    /// A message only `user` sees, in `thread_ts` when given (else in the channel).
     pub async fn post_ephemeral(
         &self,
         channel: &str,
         user: &str,
+        thread_ts: Option<&str>,
         msg: &Message,
     ) -> Result<(), SlackError> {
         let (text, blocks) = (msg.text(), msg.api_blocks());
         let mut body =
             json!({"channel": channel, "user": user, "text": blocks::message_text(text)});
+        if let Some(t) = thread_ts {
+            body["thread_ts"] = json!(t);
+        }
         if let Some(b) = &blocks {
             body["blocks"] = json!(b);
         }

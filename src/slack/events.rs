@@ -224,7 +224,9 @@ pub fn parse_interactive(p: &Value) -> Inbound {
                 trigger_id,
                 channel_id: s(&p["channel"]["id"]).or_else(|| s(&p["container"]["channel_id"])),
                 message_ts: s(&p["container"]["message_ts"]).or_else(|| s(&p["message"]["ts"])),
-                thread_ts: s(&p["message"]["thread_ts"]),
+                // An ephemeral message comes without `message`: its container says where.
+                thread_ts: s(&p["message"]["thread_ts"])
+                    .or_else(|| s(&p["container"]["thread_ts"])),
                 response_url: s(&p["response_url"]),
             })
         }

@@ -393,6 +393,178 @@ async fn the_page_api_refuses_bad_requests_with_a_reason_and_escapes_nothing_awa
     page.pg.shutdown().await;
 }
 
+/// The open modal of `user`, once the bot has opened one: (view id, view).
+async fn modal_of(page: &Page, user: &str) -> (String, Value) {
+    page.wait_state("the modal", |st| {
+        st["views"].as_array()?.iter().find_map(|v| {
+            (v["user"] == user).then(|| (v["id"].as_str().unwrap().to_string(), v["view"].clone()))
+        })
+    })
+    .await
+}
+
+#[sqlx::test]
+async fn a_modal_opened_by_a_command_is_submitted_or_cancelled_through_the_page_api(pool: PgPool) {
+    let page = Page::start(pool).await;
+    let find = json!({"user": "U0ALICE", "channel": "C0GENERAL", "text": "/sentinel find"});
+    assert_eq!(page.post("/api/command", find.clone()).await.0, 200);
+    let (id, view) = modal_of(&page, "U0ALICE").await;
+    assert_eq!(view["title"]["text"], "Search runbooks");
+    assert_eq!(view["blocks"][0]["type"], "input");
+
+    // Only Alice's modal is hers to submit; values must be text.
+    let values = json!({"query": {"query": "disk filling up"}});
+    let (status, e) = page
+        .post(
+            "/api/view/submit",
+            json!({"user": "U0MALLORY", "view_id": id, "values": values}),
+        )
+        .await;
+    assert_eq!(status, 404, "{e}");
+    let (status, e) = page
+        .post(
+            "/api/view/submit",
+            json!({"user": "U0ALICE", "view_id": id, "values": {"query": {"query": 1}}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().contains("not text"), "{e}");
+
+    // Submitted: the modal closes and the answer comes in the channel.
+    let (status, e) = page
+        .post(
+            "/api/view/submit",
+            json!({"user": "U0ALICE", "view_id": id, "values": values}),
+        )
+        .await;
+    assert_eq!(status, 200, "{e}");
+    let answer = page
+        .wait_state("the answer to the search", |st| {
+            messages(st)
+                .into_iter()
+                .map(|m| shown(&m))
+                .find(|t| t.contains("Best runbook sections for") && t.contains("disk filling up"))
+        })
+        .await;
+    assert!(answer.contains("Helpful"), "{answer}");
+    page.wait_state("the modal closed", |st| {
+        st["views"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+
+    // Opened again and cancelled: gone, and cannot be cancelled twice.
+    assert_eq!(page.post("/api/command", find).await.0, 200);
+    let (id, _) = modal_of(&page, "U0ALICE").await;
+    let close = json!({"user": "U0ALICE", "view_id": id});
+    assert_eq!(page.post("/api/view/close", close.clone()).await.0, 200);
+    assert_eq!(page.post("/api/view/close", close).await.0, 404);
+    let st = page.get("/api/state").await;
+    assert_eq!(st["views"], json!([]), "{st:#}");
+    page.pg.shutdown().await;
+}
+
+/// Waits until the element `dom_id` is shown (`want`) or hidden.
+async fn wait_visible(b: &Browser, dom_id: &str, want: bool) {
+    let deadline = Instant::now() + WAIT;
+    while b.visible(dom_id).await != want {
+        assert!(
+            Instant::now() < deadline,
+            "#{dom_id} never became {}",
+            if want { "visible" } else { "hidden" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A malformed alert, modals and ephemerals in the browser: the webhook's refusal shows
+/// under the editor; `/sentinel find` opens the search modal, an empty
+/// query is refused before anything is sent, the answer's "Search again" opens it again
+/// filled in; a private answer sits in time order and only its person sees it.
+#[sqlx::test]
+async fn in_a_real_browser_a_search_modal_and_private_answers_in_time_order(pool: PgPool) {
+    let page = Page::start(pool).await;
+    let b = Browser::start().await;
+    b.goto(&page.base).await;
+    b.wait_text("bot-status", "connected over Socket Mode")
+        .await;
+    // A malformed alert in the editor: the webhook's own refusal shows under it.
+    b.script(
+        "document.getElementById('alert-json').value = arguments[0];",
+        json!(["{\"version\": \"4\", \"alerts\": ["]),
+    )
+    .await;
+    b.click("//button[@id='fire']").await;
+    let refused = b.wait_text("alert-result", "400").await;
+    assert!(refused.contains("/hooks/alertmanager → 400"), "{refused}");
+    assert!(refused.contains("malformed_json"), "{refused}");
+
+    b.click("//ul[@id='channels']/li[@data-ch='C0GENERAL']")
+        .await;
+    b.wait_text("channel-name", "#general").await;
+
+    b.type_into("//textarea[@id='composer-text']", "/sentinel find")
+        .await;
+    b.click("//form[@id='composer']//button[@type='submit']")
+        .await;
+    wait_visible(&b, "modal", true).await;
+    assert_eq!(b.text_of("modal-title").await, "Search runbooks");
+    assert_eq!(b.text_of("modal-submit").await, "Search");
+    b.click("//button[@id='modal-submit']").await;
+    b.wait_text("modal-blocks", "Please fill out this field.")
+        .await;
+    assert!(b.visible("modal").await, "an empty query is not sent");
+    b.type_into("//div[@id='modal-blocks']//input", "disk filling up")
+        .await;
+    b.click("//button[@id='modal-submit']").await;
+    wait_visible(&b, "modal", false).await;
+    b.wait_text("messages", "Best runbook sections for").await;
+
+    // The answer's own button opens the modal again with the query in it; Cancel closes it.
+    b.click("//div[@id='messages']/div[contains(@class,'msg')][contains(., 'Best runbook sections for')]//button[contains(., 'Search again')]")
+        .await;
+    wait_visible(&b, "modal", true).await;
+    let query = b
+        .script(
+            "return document.querySelector('#modal-blocks input').value;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(query, "disk filling up");
+    b.click("//button[@id='modal-close']").await;
+    wait_visible(&b, "modal", false).await;
+
+    // A private answer, then a message: shown in that order, the answer to Alice only.
+    b.type_into("//textarea[@id='composer-text']", "/sentinel help")
+        .await;
+    b.click("//form[@id='composer']//button[@type='submit']")
+        .await;
+    b.wait_text("messages", "Only visible to you").await;
+    b.type_into("//textarea[@id='composer-text']", "thanks, reading it now")
+        .await;
+    b.click("//form[@id='composer']//button[@type='submit']")
+        .await;
+    b.wait_text("messages", "thanks, reading it now").await;
+    let order = b
+        .script(
+            "const ms = [...document.querySelectorAll('#messages > .msg')];              return [ms.findIndex((m) => m.classList.contains('ephemeral')),                      ms.findIndex((m) => m.innerText.includes('thanks, reading it now'))];",
+            json!([]),
+        )
+        .await;
+    let (eph, msg) = (order[0].as_i64().unwrap(), order[1].as_i64().unwrap());
+    assert!(
+        eph >= 0 && eph < msg,
+        "the private answer comes first: {order}"
+    );
+    b.click("//select[@id='user']/option[@value='U0BOB']").await;
+    let deadline = Instant::now() + WAIT;
+    while b.text_of("messages").await.contains("Only visible to you") {
+        assert!(Instant::now() < deadline, "Bob sees Alice's private answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.quit().await;
+    page.pg.shutdown().await;
+}
+
 /// The thread pane's message holding `title`, and its button `label`.
 fn button_on(title: &str, label: &str) -> String {
     format!(
@@ -495,18 +667,19 @@ async fn in_a_real_browser_an_alert_a_question_a_refusal_and_an_approved_run(poo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Mallory may not approve: refused, and only she sees why.
+    // Mallory may not approve: refused in the thread where she clicked, and only she sees
+    // why.
     approve_as(&b, "U0MALLORY").await;
-    let refused = b.wait_text("messages", "not an approver").await;
+    let refused = b.wait_text("thread-messages", "not an approver").await;
     assert!(refused.contains("Only visible to you"), "{refused}");
-    assert!(!b.text_of("thread-messages").await.contains("Verified"));
+    assert!(!refused.contains("Verified"));
 
     // Bob approves: the action runs and the thread shows it verified.
     approve_as(&b, "U0BOB").await;
     let thread = b.wait_text("thread-messages", "Verified").await;
     assert!(thread.contains("restarted web"), "{thread}");
     assert!(
-        !b.text_of("messages").await.contains("not an approver"),
+        !thread.contains("not an approver"),
         "Mallory's notice is hers alone"
     );
 
@@ -543,4 +716,126 @@ async fn in_a_real_browser_an_alert_a_question_a_refusal_and_an_approved_run(poo
     b.wait_text("incidents", "DemoServiceDown").await;
     b.quit().await;
     page.pg.shutdown().await;
+}
+
+/// The real `sentinel playground` in a directory holding a `scripts/db.sh` that hands out
+/// this test's database, with no `DATABASE_URL` set: it runs the script, as it starts
+/// the checkout's own Postgres when none is named, then serves the page.
+#[sqlx::test]
+async fn the_command_starts_the_database_when_none_is_named_and_serves_the_page(pool: PgPool) {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("scripts/db.sh");
+    let write_script = |body: &str| {
+        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let command = || {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"));
+        c.args(["playground", "--addr", "127.0.0.1:0", "--runbooks"])
+            .arg(repo_path("runbooks"))
+            .arg("--action-runbooks")
+            .arg(repo_path("tests/data/actions"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("SENTINEL_MODEL_DIR", crate::helpers::embed::model_dir())
+            .env("SENTINEL_EMBED_THREADS", "1")
+            .env("SENTINEL_LLM", "off")
+            .env("SENTINEL_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+
+    // A script that fails: one sentence naming it, and nothing served.
+    write_script("echo 'initdb: cannot write' >&2; exit 1");
+    let out = command().output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("initdb: cannot write")
+            && err.contains("scripts/db.sh could not start the local Postgres"),
+        "{err}"
+    );
+
+    let url = crate::helpers::process::url_of(&pool);
+    write_script(&format!(
+        "echo 'starting the test database' >&2\necho DATABASE_URL={url}"
+    ));
+    let mut child = command().spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("Playground ready: ") {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_string();
+            }
+        }
+        panic!("sentinel playground exited before it was ready")
+    })
+    .await
+    .expect("ready within 2 minutes");
+    let http = sentinel::net::client();
+    let page = http.get(&base).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Sentinel playground"), "{page}");
+
+    // The stack on it works: a form alert becomes an incident thread in #alerts.
+    let fired: Value = http
+        .post(format!("{base}/api/alerts"))
+        .json(
+            &json!({"kind": "form", "alertname": "DemoServiceDown", "severity": "warning",
+            "labels": "service=web", "summary": "web fails its health check", "resolved": false}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fired["results"][0]["status"], 200, "{fired}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let st: Value = http
+            .get(format!("{base}/api/state"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if messages(&st)
+            .iter()
+            .any(|m| m["channel"] == ALERTS && shown(m).contains("DemoServiceDown"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no incident thread: {st:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(incidents, 1, "stored in the database the script named");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
 }

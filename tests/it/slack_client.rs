@@ -103,7 +103,7 @@ async fn messages_threads_edits_reactions_permalinks_and_lookups() {
         .unwrap(); // already_reacted is fine
     let link = c.get_permalink("C0GENERAL", &parent.ts).await.unwrap();
     assert!(link.contains("/archives/C0GENERAL/p"), "{link}");
-    c.post_ephemeral("C0GENERAL", "U0ALICE", &text("psst"))
+    c.post_ephemeral("C0GENERAL", "U0ALICE", Some(&parent.ts), &text("psst"))
         .await
         .unwrap();
 
@@ -115,6 +115,8 @@ async fn messages_threads_edits_reactions_permalinks_and_lookups() {
         let st = emu.state();
         assert_eq!(st.reactions.len(), 1);
         assert_eq!(st.ephemerals[0].text, "psst");
+        assert_eq!(st.ephemerals[0].thread_ts.as_deref(), Some(&*parent.ts));
+        assert!(st.ephemerals[0].ts > reply.ts, "placed after the reply");
     }
 
     let replies = c
@@ -140,6 +142,52 @@ async fn messages_threads_edits_reactions_permalinks_and_lookups() {
         .await
         .unwrap();
     assert_eq!(group["users"], json!(["U0ALICE", "U0BOB"]));
+}
+
+/// A button on an ephemeral message: only its person can click it, and the click comes as
+/// Slack sends it, without `message`, the container saying where it was.
+#[tokio::test]
+async fn a_button_on_an_ephemeral_message_is_clicked_by_its_person_only() {
+    let emu = emulator().await;
+    let c = client(&emu);
+    let parent = c
+        .post_message("C0GENERAL", None, &text("parent"))
+        .await
+        .unwrap();
+    let button = blocks::actions(
+        "choice",
+        vec![blocks::button(
+            &sentinel::slack::Plain::own("Pick"),
+            "pick",
+            "v1",
+        )],
+    );
+    let msg = Message::new(&Mrkdwn::own("only you"), vec![button]);
+    c.post_ephemeral("C0GENERAL", "U0ALICE", Some(&parent.ts), &msg)
+        .await
+        .unwrap();
+    let ts = emu.state().ephemerals[0].ts.clone();
+    assert!(
+        emu.click_button("C0GENERAL", &ts, "U0BOB", "pick")
+            .is_none(),
+        "Bob does not see Alice's ephemeral"
+    );
+    assert!(emu
+        .click_button("C0GENERAL", &ts, "U0ALICE", "nope")
+        .is_none());
+    let id = emu
+        .click_button("C0GENERAL", &ts, "U0ALICE", "pick")
+        .unwrap();
+    let payload = emu.state().sent[&id].payload.clone();
+    assert_eq!(payload["type"], "block_actions");
+    assert_eq!(
+        payload["container"],
+        json!({"type": "message", "message_ts": ts, "channel_id": "C0GENERAL",
+            "is_ephemeral": true, "thread_ts": parent.ts})
+    );
+    assert!(payload.get("message").is_none(), "{payload:#}");
+    assert_eq!(payload["actions"][0]["value"], "v1");
+    assert_eq!(payload["user"]["id"], "U0ALICE");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 // Everything shown is escaped: message and alert text is hostile input.
 "use strict";
 
-const S = { state: null, channel: "C0ALERTS", thread: null, user: "U0ALICE", samples: [], buttons: [] };
+const S = { state: null, channel: "C0ALERTS", thread: null, user: "U0ALICE", samples: [], buttons: [], modal: null };
 const $ = (id) => document.getElementById(id);
 
 function esc(s) {
@@ -86,7 +86,7 @@ function button(el, msg, clickable) {
   if (el.url && safeUrl(el.url)) {
     return '<a class="bk-link" href="' + esc(el.url) + '" target="_blank" rel="noopener noreferrer">' + esc(el.text && el.text.text) + "</a>";
   }
-  if (!clickable) return '<button type="button" class="' + style + '" disabled title="Only buttons on channel messages can be clicked here">' + esc(el.text && el.text.text) + "</button>";
+  if (!clickable) return '<button type="button" class="' + style + '" disabled>' + esc(el.text && el.text.text) + "</button>";
   S.buttons.push({ channel: msg.channel, ts: msg.ts, action_id: el.action_id, confirm: el.confirm || null });
   return '<button type="button" class="bk-btn ' + style + '" data-b="' + (S.buttons.length - 1) + '">' + esc(el.text && el.text.text) + "</button>";
 }
@@ -121,9 +121,33 @@ function richText(b) {
   return '<div class="bk-section">' + inner(b.elements) + "</div>";
 }
 
+// An input block of a modal: its label, the field (keyed by block and action id, so the
+// submission carries Slack's state.values), a hint, and the error the app answered.
+function inputBlock(b) {
+  const el = b.element || {};
+  const err = S.modal && S.modal.errors && S.modal.errors[b.block_id];
+  let h = '<label class="bk-input"><span class="bk-label">' + esc(b.label && b.label.text) +
+    (b.optional ? ' <span class="muted">(optional)</span>' : "") + "</span>";
+  if (el.type === "plain_text_input") {
+    const attrs = ' data-block="' + esc(b.block_id) + '" data-action="' + esc(el.action_id) + '"' +
+      (b.optional ? "" : ' data-required="1"') +
+      (el.max_length ? ' maxlength="' + esc(Number(el.max_length)) + '"' : "") +
+      (el.placeholder ? ' placeholder="' + esc(el.placeholder.text) + '"' : "");
+    h += el.multiline
+      ? '<textarea rows="4"' + attrs + ">" + esc(el.initial_value) + "</textarea>"
+      : '<input type="text"' + attrs + ' value="' + esc(el.initial_value) + '">';
+  } else {
+    h += '<span class="bk-unsupported">[' + esc(el.type) + "]</span>";
+  }
+  if (b.hint) h += '<span class="bk-hint">' + esc(b.hint.text) + "</span>";
+  h += '<span class="error" data-error-for="' + esc(b.block_id) + '">' + esc(err || "") + "</span>";
+  return h + "</label>";
+}
+
 function blocks(list, msg, clickable) {
   return list.map((b) => {
     switch (b.type) {
+      case "input": return inputBlock(b);
       case "header": return '<div class="bk-header">' + esc(b.text && b.text.text) + "</div>";
       case "divider": return '<hr class="bk-divider">';
       case "section": {
@@ -163,9 +187,19 @@ function messageHtml(m, opts) {
 }
 
 function ephemeralHtml(e) {
-  let h = '<div class="msg ephemeral"><div><span class="who">Sentinel<span class="app-tag">APP</span></span> <span class="only-you">Only visible to you</span></div>';
-  h += e.blocks && e.blocks.length ? blocks(e.blocks, e, false) : '<div class="body">' + mrkdwn(e.text || "") + "</div>";
+  let h = '<div class="msg ephemeral" data-ts="' + esc(e.ts) + '"><div><span class="who">Sentinel<span class="app-tag">APP</span></span>' +
+    '<span class="when">' + esc(when(e.ts)) + '</span> <span class="only-you">Only visible to you</span></div>';
+  h += e.blocks && e.blocks.length ? blocks(e.blocks, e, true) : '<div class="body">' + mrkdwn(e.text || "") + "</div>";
   return h + "</div>";
+}
+
+// Messages and the chosen person's ephemerals, in time order (ts strings compare in order:
+// same digits before and after the dot).
+function timeline(msgs, ephs, html) {
+  const items = msgs.map((m) => ({ ts: m.ts, html: () => html(m) }))
+    .concat(ephs.map((e) => ({ ts: e.ts, html: () => ephemeralHtml(e) })));
+  items.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  return items.map((i) => i.html()).join("");
 }
 
 function render() {
@@ -183,8 +217,8 @@ function render() {
   const mine = st.ephemerals.filter((e) => e.channel === S.channel && e.user === S.user);
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.innerHTML = roots.map((m) => messageHtml(m, { replies: replies(m.ts).length })).join("") +
-    mine.map(ephemeralHtml).join("");
+  box.innerHTML = timeline(roots, mine.filter((e) => !e.thread_ts),
+    (m) => messageHtml(m, { replies: replies(m.ts).length }));
   if (atBottom) box.scrollTop = box.scrollHeight;
   const pane = $("thread");
   if (S.thread) {
@@ -193,12 +227,77 @@ function render() {
     if (parent) {
       const tb = $("thread-messages");
       const tBottom = tb.scrollHeight - tb.scrollTop - tb.clientHeight < 40;
-      tb.innerHTML = messageHtml(parent, {}) + '<hr class="bk-divider">' + replies(S.thread).map((m) => messageHtml(m, {})).join("");
+      tb.innerHTML = messageHtml(parent, {}) + '<hr class="bk-divider">' +
+        timeline(replies(S.thread), mine.filter((e) => e.thread_ts === S.thread), (m) => messageHtml(m, {}));
       if (tBottom) tb.scrollTop = tb.scrollHeight;
     }
   } else {
     pane.classList.add("hidden");
   }
+  renderModal();
+}
+
+// The newest modal open for the chosen person, as Slack shows it over everything. Drawn
+// again only when the app changed it, so what is being typed stays.
+function renderModal() {
+  const v = S.state.views.filter((x) => x.user === S.user).pop();
+  const box = $("modal");
+  if (!v) { box.classList.add("hidden"); S.modal = null; return; }
+  const key = v.id + JSON.stringify(v.view) + JSON.stringify(v.errors);
+  if (S.modal && S.modal.key === key) return;
+  const typed = S.modal && S.modal.id === v.id ? modalValues() : null;
+  S.modal = { id: v.id, key, errors: v.errors || {} };
+  const view = v.view || {};
+  $("modal-title").textContent = (view.title && view.title.text) || "";
+  $("modal-blocks").innerHTML = blocks(view.blocks || [], null, false);
+  if (typed) {
+    $("modal-blocks").querySelectorAll("[data-block]").forEach((i) => {
+      const t = typed[i.dataset.block];
+      if (t && t[i.dataset.action] !== undefined) i.value = t[i.dataset.action];
+    });
+  }
+  $("modal-submit").textContent = (view.submit && view.submit.text) || "Submit";
+  $("modal-submit").classList.toggle("hidden", !view.submit);
+  $("modal-submit").disabled = false;
+  $("modal-close").textContent = (view.close && view.close.text) || "Cancel";
+  showError("modal-error", null);
+  const first = !box.classList.contains("hidden") ? null : $("modal-blocks").querySelector("[data-block]");
+  box.classList.remove("hidden");
+  if (first) first.focus();
+}
+
+// What the modal's inputs hold, as Slack's state.values: {block_id: {action_id: text}}.
+function modalValues() {
+  const values = {};
+  $("modal-blocks").querySelectorAll("[data-block]").forEach((i) => {
+    (values[i.dataset.block] = values[i.dataset.block] || {})[i.dataset.action] = i.value;
+  });
+  return values;
+}
+
+// Slack's client refuses an empty required input before anything is sent.
+async function submitModal() {
+  if (!S.modal) return;
+  let missing = false;
+  $("modal-blocks").querySelectorAll("[data-required]").forEach((i) => {
+    const e = $("modal-blocks").querySelector('[data-error-for="' + CSS.escape(i.dataset.block) + '"]');
+    const empty = !i.value.trim();
+    if (e) e.textContent = empty ? "Please fill out this field." : "";
+    missing = missing || empty;
+  });
+  if (missing) return;
+  $("modal-submit").disabled = true;
+  try {
+    await api("/api/view/submit", { user: S.user, view_id: S.modal.id, values: modalValues() });
+  } catch (e) {
+    $("modal-submit").disabled = false;
+    showError("modal-error", e);
+  }
+}
+
+async function closeModal() {
+  if (!S.modal) return;
+  try { await api("/api/view/close", { user: S.user, view_id: S.modal.id }); } catch (e) { showError("modal-error", e); }
 }
 
 function renderUsers() {
@@ -355,6 +454,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     }
   });
   $("thread-close").onclick = () => { S.thread = null; render(); };
+  $("modal-form").onsubmit = (e) => { e.preventDefault(); submitModal(); };
+  $("modal-close").onclick = closeModal;
   $("mention").onclick = () => { $("composer-text").value = "@sentinel " + $("composer-text").value; $("composer-text").focus(); };
   $("composer").onsubmit = (e) => { e.preventDefault(); send("composer-text", "composer-error", null); };
   $("thread-composer").onsubmit = (e) => { e.preventDefault(); send("thread-text", "thread-error", S.thread); };

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 pub use state::{
     Ack, Edit, Ephemeral, Message, Reaction, State, View, APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID,
 };
-use state::{Pending, ResponseTarget};
+use state::{Pending, ResponseTarget, Trigger};
 
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -263,7 +263,8 @@ impl Emulator {
         )
     }
 
-    /// `user` clicks the button `action_id` on message `message_ts`. Returns the envelope id.
+    /// `user` clicks the button `action_id` on message `message_ts`, or on an ephemeral
+    /// message only `user` sees. Returns the envelope id.
     pub fn click_button(
         &self,
         channel: &str,
@@ -284,54 +285,96 @@ impl Emulator {
         action_id: &str,
         value: Option<&str>,
     ) -> Option<String> {
-        let (message, button, block_id) = {
+        let (message, blocks, thread_ts) = {
             let st = self.shared.lock();
-            let m = st
+            match st
                 .messages
                 .iter()
-                .find(|m| m.channel == channel && m.ts == message_ts)?;
-            let (button, block_id) = m.blocks.as_ref()?.as_array()?.iter().find_map(|b| {
-                b["elements"]
-                    .as_array()?
-                    .iter()
-                    .find(|e| e["action_id"] == action_id)
-                    .map(|e| (e.clone(), b["block_id"].clone()))
-            })?;
-            (web::message_json(m), button, block_id)
+                .find(|m| m.channel == channel && m.ts == message_ts)
+            {
+                Some(m) => (Some(web::message_json(m)), m.blocks.clone()?, None),
+                // Slack sends no `message` for an ephemeral one; the container says so.
+                None => {
+                    let e = st
+                        .ephemerals
+                        .iter()
+                        .find(|e| e.channel == channel && e.ts == message_ts && e.user == user)?;
+                    (None, e.blocks.clone()?, e.thread_ts.clone())
+                }
+            }
         };
+        let (button, block_id) = blocks.as_array()?.iter().find_map(|b| {
+            let elements = b["elements"].as_array().into_iter().flatten();
+            elements
+                .chain(std::iter::once(&b["accessory"]))
+                .find(|e| e["type"] == "button" && e["action_id"] == action_id)
+                .map(|e| (e.clone(), b["block_id"].clone()))
+        })?;
         let (trigger, response_url) = self.interaction_ids(channel, user, Some(message_ts));
         let action_ts = self.shared.lock().next_ts();
-        let payload = json!({
+        let mut container = json!({"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": message.is_none()});
+        if let Some(t) = thread_ts {
+            container["thread_ts"] = json!(t);
+        }
+        let mut payload = json!({
             "type": "block_actions",
             "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": TEAM_ID},
             "api_app_id": APP_ID, "token": "verification-token-unused",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false},
+            "container": container,
             "trigger_id": trigger, "team": {"id": TEAM_ID, "domain": "sentinel-test"},
             "enterprise": null, "is_enterprise_install": false,
             "channel": {"id": channel, "name": channel.to_lowercase()},
-            "message": message, "state": {"values": {}}, "response_url": response_url,
+            "state": {"values": {}}, "response_url": response_url,
             "actions": [{
                 "action_id": action_id, "block_id": block_id, "text": button["text"],
                 "value": value.map_or(button["value"].clone(), |v| json!(v)),
                 "type": button["type"], "action_ts": action_ts,
             }],
         });
+        if let Some(m) = message {
+            payload["message"] = m;
+        }
         Some(self.send_envelope("interactive", payload, false, None))
     }
 
+    /// `user` closes the modal `view_id` without submitting it (the Cancel button).
+    /// False when no such modal is open for `user`.
+    pub fn close_view(&self, view_id: &str, user: &str) -> bool {
+        let mut st = self.shared.lock();
+        let Some(v) = st
+            .views
+            .iter_mut()
+            .find(|v| v.id == view_id && v.user == user && !v.closed)
+        else {
+            return false;
+        };
+        v.closed = true;
+        drop(st);
+        self.shared.changed.notify_waiters();
+        true
+    }
+
     /// `user` submits the open modal `view_id` with `values` (block_id -> action_id -> value).
+    /// `None` when no such modal is open for `user`.
     pub fn submit_view(&self, view_id: &str, user: &str, values: Value) -> Option<String> {
         let view = self
             .shared
             .lock()
             .views
             .iter()
-            .find(|v| v.id == view_id)
+            .find(|v| v.id == view_id && v.user == user && !v.closed)
             .cloned()?;
         let trigger = {
             let mut st = self.shared.lock();
             let t = format!("{}.{}", st.next_id(""), "trigger");
-            st.triggers.insert(t.clone(), Instant::now());
+            let at = Instant::now();
+            st.triggers.insert(
+                t.clone(),
+                Trigger {
+                    at,
+                    user: user.into(),
+                },
+            );
             t
         };
         let mut state = serde_json::Map::new();
@@ -431,7 +474,14 @@ impl Emulator {
     ) -> (String, String) {
         let mut st = self.shared.lock();
         let trigger = format!("{}.{}.emulator", st.next_id(""), st.next_id(""));
-        st.triggers.insert(trigger.clone(), Instant::now());
+        let at = Instant::now();
+        st.triggers.insert(
+            trigger.clone(),
+            Trigger {
+                at,
+                user: user.into(),
+            },
+        );
         let rid = st.next_id("R");
         st.responses.insert(
             rid.clone(),

@@ -116,14 +116,22 @@ fn on_frame(sh: &Shared, text: &str) {
                     metadata: None,
                 });
             } else {
+                let ts = st.next_ts();
                 st.ephemerals.push(Ephemeral {
                     channel: channel.clone(),
                     user: user.clone(),
+                    ts,
+                    thread_ts: None,
                     text,
                     blocks,
                     via: "command_ack".into(),
                 });
             }
+        }
+    }
+    if p.payload["type"] == "view_submission" {
+        if let Some(id) = p.payload["view"]["id"].as_str() {
+            view_submitted(&mut st, id, payload.as_ref());
         }
     }
     st.acks.push(Ack {
@@ -135,6 +143,27 @@ fn on_frame(sh: &Shared, text: &str) {
     });
     drop(st);
     sh.changed.notify_waiters();
+}
+
+/// Slack closes a submitted modal unless the ack's `response_action` keeps it open:
+/// `errors` shows messages next to their inputs, `update` (or `push`) shows a new view.
+fn view_submitted(st: &mut State, view_id: &str, ack: Option<&Value>) {
+    let Some(v) = st.views.iter_mut().find(|v| v.id == view_id) else {
+        return;
+    };
+    let ack = ack.unwrap_or(&Value::Null);
+    match ack["response_action"].as_str() {
+        Some("errors") => v.errors = Some(ack["errors"].clone()),
+        Some("update" | "push") if ack["view"].is_object() => {
+            v.view = ack["view"].clone();
+            v.updates += 1;
+            v.errors = None;
+        }
+        _ => {
+            v.closed = true;
+            v.errors = None;
+        }
+    }
 }
 
 /// The wire frame of an envelope for its `n`-th delivery (0-based).

@@ -71,6 +71,11 @@ pub struct Reaction {
 pub struct Ephemeral {
     pub channel: String,
     pub user: String,
+    /// Where it sits in the channel (`chat.postEphemeral` answers it as `message_ts`).
+    pub ts: String,
+    /// Shown in this thread (`chat.postEphemeral`'s `thread_ts`, or the thread of the
+    /// message whose button's `response_url` answered).
+    pub thread_ts: Option<String>,
     pub text: String,
     pub blocks: Option<Value>,
     /// `chat.postEphemeral`, `command_ack` or `response_url`.
@@ -85,6 +90,17 @@ pub struct View {
     pub view: Value,
     /// Set by views.update.
     pub updates: u32,
+    /// Submitted (and not kept open by `response_action`) or cancelled.
+    pub closed: bool,
+    /// The `response_action: "errors"` of the last submission: block_id -> message.
+    pub errors: Option<Value>,
+}
+
+/// A `trigger_id` handed to the app: who acted, and when (it lives about 3 s).
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub at: Instant,
+    pub user: String,
 }
 
 /// One acknowledgement received over Socket Mode.
@@ -181,7 +197,7 @@ pub struct State {
     pub connections: Vec<Connection>,
     pub connections_opened: u64,
     pub tickets: HashMap<String, Instant>,
-    pub triggers: HashMap<String, Instant>,
+    pub triggers: HashMap<String, Trigger>,
     pub responses: HashMap<String, ResponseTarget>,
     /// Per channel: theoretical arrival time of the next allowed post (GCRA).
     pub post_tat: HashMap<String, Instant>,
@@ -232,6 +248,23 @@ impl State {
         self.messages
             .iter_mut()
             .find(|m| m.channel == channel && m.ts == ts)
+    }
+
+    /// The thread a message or ephemeral sits in (`None` at the channel's top level; a
+    /// thread's root counts as top level).
+    pub fn thread_of(&self, channel: &str, ts: &str) -> Option<String> {
+        let in_thread = |t: &Option<String>| t.clone().filter(|t| t != ts);
+        self.messages
+            .iter()
+            .find(|m| m.channel == channel && m.ts == ts)
+            .map(|m| in_thread(&m.thread_ts))
+            .or_else(|| {
+                self.ephemerals
+                    .iter()
+                    .find(|e| e.channel == channel && e.ts == ts)
+                    .map(|e| e.thread_ts.clone())
+            })
+            .flatten()
     }
 
     pub fn seed() -> Self {

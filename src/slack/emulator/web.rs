@@ -191,14 +191,17 @@ fn answer(
             if let Err(r) = content_check(&p) {
                 return r;
             }
+            let ts = st.next_ts();
             st.ephemerals.push(Ephemeral {
                 channel,
                 user,
+                ts: ts.clone(),
+                thread_ts: s("thread_ts"),
                 text: s("text").unwrap_or_default(),
                 blocks: p.get("blocks").cloned(),
                 via: "chat.postEphemeral".into(),
             });
-            reply(json!({"ok": true, "message_ts": st.next_ts()}))
+            reply(json!({"ok": true, "message_ts": ts}))
         }
         "chat.getPermalink" => {
             let (Some(channel), Some(ts)) = (s("channel"), s("message_ts")) else {
@@ -251,13 +254,13 @@ fn answer(
             let Some(trigger) = s("trigger_id") else {
                 return err("invalid_trigger_id");
             };
-            match st.triggers.get(&trigger) {
+            let user = match st.triggers.get(&trigger) {
                 None => return err("invalid_trigger_id"),
-                Some(t) if t.elapsed() > Duration::from_secs(3) => {
+                Some(t) if t.at.elapsed() > Duration::from_secs(3) => {
                     return err("expired_trigger_id")
                 }
-                Some(_) => {}
-            }
+                Some(t) => t.user.clone(),
+            };
             let view = p.get("view").cloned().unwrap_or(Value::Null);
             if let Err(e) = validate::view(&view) {
                 return reply(
@@ -266,13 +269,14 @@ fn answer(
             }
             let id = st.next_id("V0");
             let hash = format!("{}.{}", st.next_ts(), id.to_lowercase());
-            let user = "U0ALICE".to_string();
             st.views.push(View {
                 id: id.clone(),
                 hash: hash.clone(),
                 user,
                 view: view.clone(),
                 updates: 0,
+                closed: false,
+                errors: None,
             });
             reply(json!({"ok": true, "view": view_json(&id, &hash, &view)}))
         }
@@ -647,9 +651,16 @@ pub async fn respond(
             metadata: None,
         });
     } else {
+        let ts = st.next_ts();
+        let thread_ts = target
+            .message_ts
+            .as_deref()
+            .and_then(|t| st.thread_of(&target.channel, t));
         st.ephemerals.push(Ephemeral {
             channel: target.channel,
             user: target.user,
+            ts,
+            thread_ts,
             text,
             blocks,
             via: "response_url".into(),

@@ -37,6 +37,24 @@ fn mention_inside_a_thread_replies_in_that_thread() {
 }
 
 #[test]
+fn a_click_on_an_ephemeral_message_takes_its_place_from_the_container() {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "U0ALICE"}, "trigger_id": "1.2.t",
+        "container": {"type": "message", "message_ts": "1700000000.000300",
+            "channel_id": "C0GENERAL", "is_ephemeral": true, "thread_ts": "1700000000.000100"},
+        "response_url": "https://hooks.slack.com/actions/T/1/x",
+        "actions": [{"action_id": "kb_helpful", "value": "c1", "type": "button"}],
+    });
+    let Inbound::BlockAction(a) = parse_interactive(&payload) else {
+        panic!("expected a block action")
+    };
+    assert_eq!(a.channel_id.as_deref(), Some("C0GENERAL"));
+    assert_eq!(a.message_ts.as_deref(), Some("1700000000.000300"));
+    assert_eq!(a.thread_ts.as_deref(), Some("1700000000.000100"));
+}
+
+#[test]
 fn edits_are_ignored() {
     assert!(matches!(
         envelope(include_str!(
