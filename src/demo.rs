@@ -212,6 +212,9 @@ pub async fn start_on_emulator(emu: &Emulator, p: EmulatedParts) -> anyhow::Resu
                 keys: Some(Keys::parse(DEMO_SIGNING_KEY).map_err(anyhow::Error::msg)?),
                 admins: vec!["U0CAROL".into()],
                 default_approvers: vec!["@oncall".into(), "U0CAROL".into()],
+                // Only the harmless runbook's `echo` really runs; the bundled runbooks'
+                // `kubectl` actions are described, whatever cluster this machine reaches.
+                live_programs: Some(vec!["echo".into()]),
                 ..ActionsConfig::default()
             },
             audit_key: Some(p.audit_key),

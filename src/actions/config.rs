@@ -47,6 +47,10 @@ pub struct ActionsConfig {
     pub output_cap: usize,
     /// `SENTINEL_AUTO_APPROVE=on`: low-risk actions marked `auto_approve` run without a click.
     pub auto_approve: bool,
+    /// When set, only actions whose program (`argv[0]`) is listed really run; the others
+    /// run as a dry run (described, labelled). The demo and the playground set `["echo"]`,
+    /// so trying Sentinel never touches whatever a `kubectl` on the machine points at.
+    pub live_programs: Option<Vec<String>>,
 }
 
 impl Default for ActionsConfig {
@@ -62,6 +66,7 @@ impl Default for ActionsConfig {
             ttl: Duration::from_secs(30 * 60),
             output_cap: 8 * 1024,
             auto_approve: false,
+            live_programs: None,
         }
     }
 }
@@ -77,6 +82,16 @@ fn list(env: &dyn Env, key: &str) -> Option<Vec<String>> {
 }
 
 impl ActionsConfig {
+    /// Whether the action running `argv` is only described: dry-run mode, or a program
+    /// outside [`ActionsConfig::live_programs`].
+    pub fn dry(&self, argv: &[String]) -> bool {
+        self.mode == Mode::DryRun
+            || self
+                .live_programs
+                .as_ref()
+                .is_some_and(|live| !argv.first().is_some_and(|prog| live.contains(prog)))
+    }
+
     pub fn from_env(env: &dyn Env) -> Result<Self, UserError> {
         let d = Self::default();
         let mode = match env.get("SENTINEL_ACTIONS").as_deref().map(str::trim) {
@@ -131,6 +146,7 @@ impl ActionsConfig {
             output_cap: parse_or(env, "SENTINEL_ACTION_OUTPUT_BYTES", d.output_cap)?
                 .clamp(256, 64 * 1024),
             auto_approve,
+            live_programs: None,
         })
     }
 }
@@ -158,5 +174,25 @@ mod tests {
         assert_eq!(c.mode, Mode::DryRun);
         assert_eq!(c.admins, vec!["U1", "U2"]);
         assert!(ActionsConfig::from_env(&env(&[("SENTINEL_ACTIONS", "yes")])).is_err());
+    }
+
+    #[test]
+    fn only_listed_programs_really_run_when_a_list_is_set() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut cfg = ActionsConfig {
+            mode: Mode::On,
+            ..ActionsConfig::default()
+        };
+        assert!(!cfg.dry(&argv(&["kubectl", "rollout", "restart"])));
+        cfg.live_programs = Some(vec!["echo".into()]);
+        assert!(!cfg.dry(&argv(&["echo", "restarted"])));
+        assert!(cfg.dry(&argv(&["kubectl", "rollout", "restart"])));
+        assert!(
+            cfg.dry(&argv(&["/bin/echo", "x"])),
+            "the program as declared"
+        );
+        assert!(cfg.dry(&[]));
+        cfg.mode = Mode::DryRun;
+        assert!(cfg.dry(&argv(&["echo", "restarted"])));
     }
 }

@@ -16,7 +16,7 @@ use super::resolve::{approvals_needed, resolve, ResolveError};
 
 use super::store::{self, state, NewProposal, Proposal};
 use super::value::{ClickKind, ValueError};
-use super::{Actions, Mode};
+use super::Actions;
 use crate::audit::{self, Actor, Event, Kind};
 use crate::knowledge::actions::{Action, Risk};
 use crate::mrkdwn;
@@ -83,7 +83,7 @@ impl Actions {
     pub(super) fn view(&self) -> View<'_> {
         View {
             keys: &self.keys,
-            dry_run: self.cfg.mode == Mode::DryRun,
+            cfg: &self.cfg,
             now: now(),
             button_ttl: self.cfg.ttl.as_secs() as i64,
         }

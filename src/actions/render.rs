@@ -11,8 +11,8 @@ use crate::slack::{Message, Mrkdwn, Plain};
 /// What rendering needs besides the row.
 pub struct View<'a> {
     pub keys: &'a Keys,
-    /// `SENTINEL_ACTIONS=dry-run`: nothing will really run.
-    pub dry_run: bool,
+    /// Which actions are only described (`ActionsConfig::dry`).
+    pub cfg: &'a super::ActionsConfig,
     /// Unix seconds; Rollback and Stop buttons are valid for `button_ttl` from here.
     pub now: i64,
     pub button_ttl: i64,
@@ -126,8 +126,8 @@ pub fn proposal(p: &Proposal, view: &View) -> Message {
         "medium" => "🟠 medium",
         _ => "🟢 low",
     };
-    let dry = if view.dry_run {
-        " · *dry-run mode: nothing really runs*"
+    let dry = if view.cfg.dry(&p.argv) {
+        " · *dry run: nothing really runs*"
     } else {
         ""
     };

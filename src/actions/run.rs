@@ -59,7 +59,12 @@ impl Actions {
             return Ok(()); // another replica has it, or its incident is busy
         };
         let mut e = self.event(Actor::Sentinel, Kind::RunStarted, &p, None);
-        e.detail = json!({ "mode": self.cfg.mode.name(), "approved_by": &p.approved_by });
+        let mode = if self.cfg.dry(&p.argv) {
+            Mode::DryRun.name()
+        } else {
+            self.cfg.mode.name()
+        };
+        e.detail = json!({ "mode": mode, "approved_by": &p.approved_by });
         self.audit(&mut tx, e).await?;
         tx.commit()
             .await
@@ -95,7 +100,7 @@ impl Actions {
         e.detail = json!({ "exit_code": ran.exit.code(), "elapsed_ms": ran.elapsed.as_millis() as u64, "output": &ran.output });
         self.audit(&mut tx, e).await?;
         tx.commit().await.context("Failed to commit the run")?;
-        let dry = self.cfg.mode == Mode::DryRun;
+        let dry = self.cfg.dry(&p.argv);
         self.say(
             port,
             &p,
@@ -125,10 +130,10 @@ impl Actions {
         Ok(())
     }
 
-    /// Runs `argv` (or, in dry-run mode, describes it) under the proposal's run lease,
-    /// renewing it and obeying Stop.
+    /// Runs `argv` (or, when the proposal's action is only described, describes it) under
+    /// the proposal's run lease, renewing it and obeying Stop.
     async fn run_leased(&self, p: &Proposal, argv: &[String], timeout_secs: u64) -> Ran {
-        if self.cfg.mode == Mode::DryRun {
+        if self.cfg.dry(&p.argv) {
             return Ran {
                 exit: Exit::Code(0),
                 output: format!("dry run: would run {}", render::argv_line(argv)),
@@ -175,7 +180,7 @@ impl Actions {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let ran = self.run_leased(p, argv, left.as_secs().clamp(1, 30)).await;
             // A dry run describes the check; there is nothing to judge.
-            let dry = self.cfg.mode == Mode::DryRun;
+            let dry = self.cfg.dry(&p.argv);
             let expected = dry
                 || p.verify_expect
                     .as_deref()
@@ -269,7 +274,7 @@ impl Actions {
         e.detail = json!({ "output": &ran.output });
         self.audit(&mut tx, e).await?;
         tx.commit().await.context("Failed to commit the rollback")?;
-        let dry = self.cfg.mode == Mode::DryRun;
+        let dry = self.cfg.dry(&p.argv);
         self.say(
             port,
             &done,

@@ -393,6 +393,69 @@ async fn the_page_api_refuses_bad_requests_with_a_reason_and_escapes_nothing_awa
     page.pg.shutdown().await;
 }
 
+/// Trying Sentinel never reaches a real cluster: the bundled runbooks' `kubectl` actions
+/// are proposed and approved as in production, but only described; the harmless `echo`
+/// ones really run (the approval loop test above).
+#[sqlx::test]
+async fn bundled_kubectl_actions_are_only_described_in_the_playground(pool: PgPool) {
+    let page = Page::start(pool).await;
+    let samples = page.get("/api/samples").await;
+    let sample = samples
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().contains("KubePodCrashLooping"))
+        .unwrap()
+        .clone();
+    let (_, fired) = page
+        .post(
+            "/api/alerts",
+            json!({"kind": "raw", "hook": "alertmanager", "body": sample["body"]}),
+        )
+        .await;
+    assert_eq!(fired["results"][0]["status"], 200, "{fired}");
+    let (ts, proposal) = page
+        .wait_state("the kubectl proposal", |st| {
+            messages(st).into_iter().find_map(|m| {
+                let t = shown(&m);
+                let proposed = m["text"]
+                    .as_str()
+                    .is_some_and(|x| x.starts_with("Proposed action: Restart checkout-api pods"));
+                (proposed && t.contains("kubectl"))
+                    .then(|| (m["ts"].as_str().unwrap().to_string(), t))
+            })
+        })
+        .await;
+    assert!(proposal.contains("nothing really runs"), "{proposal}");
+    let click = json!({"user": "U0BOB", "channel": ALERTS, "ts": ts, "action_id": "act_approve"});
+    assert_eq!(page.post("/api/click", click).await.0, 200);
+    let ran = page
+        .wait_state("the described run", |st| {
+            messages(st)
+                .into_iter()
+                .map(|m| shown(&m))
+                .find(|t| t.contains("dry run: would run kubectl"))
+        })
+        .await;
+    assert!(
+        ran.contains("rollout restart deployment/checkout-api"),
+        "{ran}"
+    );
+    let panel = page.get("/api/panel").await;
+    let action = panel["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "restart-checkout")
+        .unwrap_or_else(|| panic!("{panel:#}"))
+        .clone();
+    assert!(
+        ["succeeded", "verified"].contains(&action["state"].as_str().unwrap()),
+        "{panel:#}"
+    );
+    page.pg.shutdown().await;
+}
+
 /// The open modal of `user`, once the bot has opened one: (view id, view).
 async fn modal_of(page: &Page, user: &str) -> (String, Value) {
     page.wait_state("the modal", |st| {
