@@ -255,11 +255,12 @@ impl Stack {
         };
         let metrics_server = metrics_listener
             .map(|l| tokio::spawn(crate::http::run_metrics(l, state.clone(), when_stopped())));
-        let housekeeping = tokio::spawn(housekeeping(pool, when_stopped()));
+        let housekeeping = tokio::spawn(housekeeping(pool, state.db.clone(), when_stopped()));
         let sweeper = match (&actions, &port) {
             (Some(a), Some(p)) => Some(tokio::spawn(sweep_actions(
                 a.clone(),
                 p.clone(),
+                state.db.clone(),
                 when_stopped(),
             ))),
             _ => None,
@@ -389,15 +390,19 @@ async fn start_bot(
 }
 
 /// Every replica sweeps proposals: expiries, runs whose replica died, approved ones waiting.
+/// While the database is down there is nothing to sweep; it waits.
 async fn sweep_actions(
     actions: Arc<Actions>,
     port: Arc<dyn SlackPort>,
+    db: DbHealth,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
     loop {
-        if let Err(e) = actions.sweep(port.clone()).await {
-            tracing::warn!(error = %format!("{e:#}"), "sweeping action proposals failed");
+        if db.is_up() {
+            if let Err(e) = actions.sweep(port.clone()).await {
+                db.log_failed("sweeping action proposals failed", &e);
+            }
         }
         tokio::select! {
             _ = &mut stop => return,
@@ -410,15 +415,13 @@ async fn sweep_actions(
 const DEDUPE_KEEP_DAYS: i32 = 7;
 
 /// Periodic clean-up shared by all replicas (each statement is idempotent).
-async fn housekeeping(pool: PgPool, stop: impl std::future::Future<Output = ()>) {
+async fn housekeeping(pool: PgPool, db: DbHealth, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
         match crate::bot::dedupe::prune(&pool, DEDUPE_KEEP_DAYS).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "pruned old Slack event claims"),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "pruning Slack event claims failed")
-            }
+            Err(e) => db.log_failed("pruning Slack event claims failed", &e),
         }
         tokio::select! {
             _ = &mut stop => return,

@@ -6,7 +6,12 @@ use tracing_subscriber::{fmt, EnvFilter};
 pub fn init(json: bool) {
     let filter = EnvFilter::try_from_env("SENTINEL_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,sentinel=info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or a collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = if json {
         builder.json().try_init()
     } else {

@@ -52,6 +52,16 @@ impl DbHealth {
         self.inner.up.load(Ordering::Relaxed)
     }
 
+    /// Logs a failed periodic step: a warning, unless the database is down (the outage was
+    /// logged once, when it began; each retry during it is only debug).
+    pub fn log_failed(&self, what: &str, e: &anyhow::Error) {
+        if self.observe(e) || !self.is_up() {
+            tracing::debug!(error = %format!("{e:#}"), "{what} (database unavailable)");
+        } else {
+            tracing::warn!(error = %format!("{e:#}"), "{what}");
+        }
+    }
+
     /// Marks the database down when `e` says it is unreachable (the probe brings it back
     /// up); returns whether it did. Use it where a database error is handled.
     pub fn observe(&self, e: &anyhow::Error) -> bool {

@@ -166,7 +166,7 @@ impl Engine {
                         tracing::debug!(alerts = n, "applied alerts to incidents");
                         self.sync_wake.notify_waiters();
                     }
-                    Err(e) => failed(&self.db, "applying alerts failed", &e),
+                    Err(e) => self.db.log_failed("applying alerts failed", &e),
                 }
             }
         };
@@ -235,16 +235,6 @@ where
 /// work, then sleeps until `wake` (poked for every new piece of work, waking every idle
 /// worker) or `POLL` (other replicas' work, expired leases). No worker leaves while work
 /// is queued; on `stop`, each finishes the step it is in and takes no other.
-/// Logs a failed step: a warning, unless the database is down (then the outage was logged
-/// once, and each worker's retry every 2 s is only debug).
-fn failed(db: &DbHealth, what: &str, e: &anyhow::Error) {
-    if db.observe(e) || !db.is_up() {
-        tracing::debug!(error = %format!("{e:#}"), "{what} (database unavailable)");
-    } else {
-        tracing::warn!(error = %format!("{e:#}"), "{what}");
-    }
-}
-
 async fn serve<F, Fut>(
     db: &DbHealth,
     workers: usize,
@@ -273,7 +263,7 @@ async fn serve<F, Fut>(
                         }
                     }
                     Err(e) => {
-                        failed(db, what, &e);
+                        db.log_failed(what, &e);
                         tokio::select! {
                             _ = tokio::time::sleep(ERROR_PAUSE) => {}
                             _ = stop.changed() => {}

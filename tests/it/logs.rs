@@ -113,6 +113,11 @@ async fn secrets_stay_out_of_logs(pool: PgPool, format: &str) {
     for s in PLANTED.iter().chain(own.iter()) {
         assert!(!log.contains(s), "{s} reached the {format} log:\n{log}");
     }
+    // Not a terminal: no colour codes in what a log collector reads.
+    assert!(
+        !log.contains('\x1b'),
+        "escape codes in the {format} log:\n{log}"
+    );
 }
 
 #[sqlx::test]
@@ -283,5 +288,67 @@ async fn every_line_of_an_alerts_path_carries_its_request_and_incident_ids(pool:
             .any(|l| message(l) == "alerts applied to incident"
                 && field(l, "request_id").is_some_and(|r| r.contains(&generated))),
         "the generated id reached the incident's lines:\n{log}"
+    );
+}
+
+/// A database outage is logged when it begins and when it ends, not once per retry: with
+/// actions on (the sweeper polls every 2 s) and the engine's workers polling, a 10 s outage
+/// leaves one or two warnings of Sentinel's, not one per poll.
+#[tokio::test]
+async fn a_database_outage_is_logged_once_not_at_every_retry() {
+    use crate::helpers::pg::{PgOptions, PrivatePg};
+    let pg = PrivatePg::start(PgOptions::default()).await;
+    let emu = emulator().await;
+    let mut env = serve_env(&emu, &pg.url(""));
+    for (k, v) in [
+        ("SENTINEL_ACTIONS", "on"),
+        (
+            "SENTINEL_ACTION_SIGNING_KEY",
+            "k1:logs-test-signing-key-0123456789",
+        ),
+        ("SENTINEL_AUDIT_KEY", "logs-test-audit-key-0123456789abcdef"),
+    ] {
+        env = with(env, k, v);
+    }
+    let mut replica = Replica::spawn(&env).await;
+    assert!(emu.wait_connected(1, WAIT).await);
+    pg.stop().await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    pg.start_again().await;
+    let http = sentinel::net::client();
+    let deadline = std::time::Instant::now() + WAIT;
+    while http
+        .get(format!("{}/readyz", replica.hooks))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(replica.stop().await.success());
+    let log = replica.output();
+    // Sentinel's own (sqlx adds a bounded few: one per pooled connection that broke, one
+    // per request that waited through the outage).
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains(" sentinel::"))
+        .collect();
+    assert_eq!(
+        log.matches("database unavailable").count(),
+        1,
+        "the outage's start is logged once:\n{log}"
+    );
+    assert!(
+        log.contains("database reachable again"),
+        "and its end:\n{log}"
+    );
+    assert!(
+        warnings.len() <= 2,
+        "{} warnings in a 10 s outage:\n{}",
+        warnings.len(),
+        warnings.join("\n")
     );
 }
