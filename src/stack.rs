@@ -378,6 +378,7 @@ async fn start_bot(
             runbook_base_url: cfg.runbook_base_url.clone(),
         },
         db,
+        metrics: listener_opts.metrics.clone(),
     });
     let listener = SocketListener::start(
         &cfg.api_url,

@@ -222,10 +222,13 @@ async fn on_message(ctx: &Context, m: &MessageEvent) -> Handled {
         a.request_id = Some(m.event_id.clone());
     }
     let n = alerts.len();
+    let source = crate::alerts::Source::Slack.as_str();
+    ctx.metrics.alerts_received(source, n);
     ctx.alerts
         .store(alerts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot store the alert message: {e}"))?;
+    ctx.metrics.alerts_stored(source, n);
     tracing::info!(alerts = n, slack.channel = %m.channel, request_id = %m.event_id, "alert message stored");
     Ok(())
 }

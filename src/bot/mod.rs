@@ -48,6 +48,8 @@ pub struct Context {
     /// Whether the database answers: while it does not, people get one sentence saying
     /// so at once instead of silence.
     pub db: DbHealth,
+    /// Alert messages count as alerts received and stored (source `slack`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What a Slack user reads when their request meets a database outage.

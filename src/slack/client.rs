@@ -452,28 +452,11 @@ impl SlackClient {
         // 5xx backoff apply; a 429 there is honoured too.
         let fut = self.inner.opts.backoff.run(
             || async {
-                let resp = self
-                    .inner
-                    .http
-                    .post(response_url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| classify_reqwest("respond", self.inner.opts.timeout, e))?;
-                let s = resp.status();
-                if s.is_server_error() || s.as_u16() == 429 {
-                    return Err(SlackError::Server {
-                        method: "respond".into(),
-                        status: s.as_u16(),
-                    });
-                }
-                if !s.is_success() {
-                    return Err(SlackError::Api {
-                        method: "respond".into(),
-                        error: format!("http_{}", s.as_u16()),
-                    });
-                }
-                Ok(())
+                let result = self.respond_once(response_url, &body).await;
+                // Counted as a Slack call (method `response_url`), each attempt.
+                let outcome = result.as_ref().map_or_else(SlackError::kind, |_| "ok");
+                self.inner.opts.metrics.slack_call("response_url", outcome);
+                result
             },
             |e| match e {
                 SlackError::Server { .. } | SlackError::Transport { .. } => Verdict::Retry,
@@ -481,6 +464,31 @@ impl SlackClient {
             },
         );
         fut.await
+    }
+
+    async fn respond_once(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
+        let resp = self
+            .inner
+            .http
+            .post(response_url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| classify_reqwest("respond", self.inner.opts.timeout, e))?;
+        let s = resp.status();
+        if s.is_server_error() || s.as_u16() == 429 {
+            return Err(SlackError::Server {
+                method: "respond".into(),
+                status: s.as_u16(),
+            });
+        }
+        if !s.is_success() {
+            return Err(SlackError::Api {
+                method: "respond".into(),
+                error: format!("http_{}", s.as_u16()),
+            });
+        }
+        Ok(())
     }
 
     /// The `ts` of a message carrying `marker`: in the thread `thread_ts` (its replies), or

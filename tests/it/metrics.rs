@@ -12,9 +12,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::helpers::app::HOOK_TOKEN;
-use crate::helpers::fixtures::{crash_loop_draft, AM_FIRING};
+use crate::helpers::fixtures::{crash_loop_draft, AM_FIRING, SLACK_MSG};
 use crate::helpers::process::alert;
-use crate::helpers::slack::{mention, WAIT};
+use crate::helpers::slack::{mention, slash_answer, WAIT};
 use crate::helpers::{TestApp, ALERTS};
 
 /// One sample: metric name, labels, value.
@@ -322,6 +322,33 @@ async fn metrics_after_known_traffic(pool: PgPool) {
         Some(&root),
     );
     app.wait_thread(&root, "how do I roll back checkout?").await;
+    // An alert Alertmanager posted into the watched channel counts as alerts of source
+    // `slack`; a command's answer through its response_url counts as a Slack call.
+    let mut posted: Value = serde_json::from_str(SLACK_MSG).unwrap();
+    posted["channel"] = serde_json::json!(ALERTS);
+    let in_post = sentinel::alerts::parse::slack_message(&posted)
+        .unwrap()
+        .len() as f64;
+    app.emu.bot_posts(posted);
+    let slack = [("source", "slack")];
+    let m = wait_metric(&app, "sentinel_alerts_stored_total", &slack, in_post).await;
+    assert_eq!(sum(&m, "sentinel_alerts_stored_total", &slack), in_post);
+    assert_eq!(sum(&m, "sentinel_alerts_received_total", &slack), in_post);
+    slash_answer(&app.emu, ALERTS, "U0BOB", "incidents", "#").await;
+    let responses = app
+        .emu
+        .state()
+        .ephemerals
+        .iter()
+        .filter(|e| e.via == "response_url")
+        .count();
+    assert_eq!(responses, 1);
+    let response_url = [("method", "response_url"), ("outcome", "ok")];
+    let m = wait_metric(&app, "sentinel_slack_api_calls_total", &response_url, 1.0).await;
+    assert_eq!(
+        sum(&m, "sentinel_slack_api_calls_total", &response_url),
+        1.0
+    );
     app.emu.drop_connections();
     assert!(app.emu.wait_connected(1, WAIT).await, "the bot reconnected");
     // Every envelope delivered has been acked (its ack time is recorded before the ack).
