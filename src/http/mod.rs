@@ -109,33 +109,11 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The Prometheus exposition. Incidents open and the audit chain's length are read from
-/// Postgres now, so every replica reports the same values.
+/// The Prometheus exposition (`Metrics::scrape`).
 async fn metrics(State(s): State<AppState>) -> Response {
-    let read = tokio::time::timeout(Duration::from_secs(2), async {
-        let open: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM incidents WHERE status = 'firing'")
-                .fetch_one(&s.pool)
-                .await?;
-        let chain = crate::audit::head(&s.pool).await?;
-        anyhow::Ok((open, chain.map_or(0, |h| h.seq)))
-    })
-    .await;
-    let read = match read {
-        Ok(Ok(v)) => Some(v),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %format!("{e:#}"), "metrics: cannot read Postgres");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("metrics: Postgres did not answer within 2 s");
-            None
-        }
-    };
-    s.metrics.set_database_gauges(read);
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        s.metrics.encode(),
+        s.metrics.scrape(&s.pool, &s.db).await,
     )
         .into_response()
 }
