@@ -92,6 +92,27 @@ impl Page {
         (r.status().as_u16(), r.json().await.unwrap())
     }
 
+    /// Fires the page's sample alert whose name holds `name` through the webhook, as the
+    /// Fire button does; asserts the webhook took it.
+    async fn fire_sample(&self, name: &str) {
+        let samples = self.get("/api/samples").await;
+        let sample = samples
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().contains(name))
+            .unwrap_or_else(|| panic!("no sample {name}: {samples}"))
+            .clone();
+        let (status, fired) = self
+            .post(
+                "/api/alerts",
+                json!({"kind": "raw", "hook": sample["hook"], "body": sample["body"]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{fired}");
+        assert_eq!(fired["results"][0]["status"], 200, "{fired}");
+    }
+
     /// Polls `/api/state` until `find` answers.
     async fn wait_state<T>(&self, what: &str, find: impl Fn(&Value) -> Option<T>) -> T {
         let deadline = Instant::now() + WAIT;
@@ -152,22 +173,7 @@ async fn an_alert_a_command_and_the_approval_loop_through_the_page_api(pool: PgP
     assert!(r.text().await.unwrap().contains("Sentinel playground"));
 
     // The sample that offers actions, from the page's sample list, through the webhook.
-    let samples = page.get("/api/samples").await;
-    let sample = samples
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"].as_str().unwrap().contains("DemoServiceDown"))
-        .unwrap()
-        .clone();
-    let (status, fired) = page
-        .post(
-            "/api/alerts",
-            json!({"kind": "raw", "hook": "alertmanager", "body": sample["body"]}),
-        )
-        .await;
-    assert_eq!(status, 200, "{fired}");
-    assert_eq!(fired["results"][0]["status"], 200, "{fired}");
+    page.fire_sample("DemoServiceDown").await;
 
     // The thread: the root, then the runbook-based diagnosis citing the runbook.
     let root = page
@@ -399,21 +405,7 @@ async fn the_page_api_refuses_bad_requests_with_a_reason_and_escapes_nothing_awa
 #[sqlx::test]
 async fn bundled_kubectl_actions_are_only_described_in_the_playground(pool: PgPool) {
     let page = Page::start(pool).await;
-    let samples = page.get("/api/samples").await;
-    let sample = samples
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"].as_str().unwrap().contains("KubePodCrashLooping"))
-        .unwrap()
-        .clone();
-    let (_, fired) = page
-        .post(
-            "/api/alerts",
-            json!({"kind": "raw", "hook": "alertmanager", "body": sample["body"]}),
-        )
-        .await;
-    assert_eq!(fired["results"][0]["status"], 200, "{fired}");
+    page.fire_sample("KubePodCrashLooping").await;
     let (ts, proposal) = page
         .wait_state("the kubectl proposal", |st| {
             messages(st).into_iter().find_map(|m| {
