@@ -542,6 +542,13 @@ async fn in_a_real_browser_a_search_modal_and_private_answers_in_time_order(pool
     b.goto(&page.base).await;
     b.wait_text("bot-status", "connected over Socket Mode")
         .await;
+    // A first visit: the empty alert channel says where to start.
+    let hint = b.wait_text("messages", "No incidents yet").await;
+    assert!(
+        hint.contains("Fire") && hint.contains("/sentinel help"),
+        "{hint}"
+    );
+
     // A malformed alert in the editor: the webhook's own refusal shows under it.
     b.script(
         "document.getElementById('alert-json').value = arguments[0];",

@@ -202,6 +202,19 @@ function timeline(msgs, ephs, html) {
   return items.map((i) => i.html()).join("");
 }
 
+// What an empty channel says: where to start.
+function emptyHint() {
+  const start = S.channel === "C0ALERTS"
+    ? "<p>No incidents yet. Pick a sample under <b>Alerts in</b> and press <b>Fire</b> " +
+      "(or build one with the form): Sentinel opens an incident thread here, answers with " +
+      "the runbook's sections and a diagnosis, and proposes actions.</p>"
+    : "";
+  return '<div class="empty">' + start +
+    "<p>Ask in any channel: <code>@sentinel why is checkout crash looping?</code>, or run " +
+    "<code>/sentinel help</code>. Switch person under <b>Acting as</b>: Alice and Bob may " +
+    "approve actions, Mallory may not.</p></div>";
+}
+
 function render() {
   const st = S.state;
   if (!st) return;
@@ -218,7 +231,7 @@ function render() {
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   box.innerHTML = timeline(roots, mine.filter((e) => !e.thread_ts),
-    (m) => messageHtml(m, { replies: replies(m.ts).length }));
+    (m) => messageHtml(m, { replies: replies(m.ts).length })) || emptyHint();
   if (atBottom) box.scrollTop = box.scrollHeight;
   const pane = $("thread");
   if (S.thread) {
