@@ -82,14 +82,16 @@ fn list(env: &dyn Env, key: &str) -> Option<Vec<String>> {
 }
 
 impl ActionsConfig {
-    /// Whether the action running `argv` is only described: dry-run mode, or a program
-    /// outside [`ActionsConfig::live_programs`].
-    pub fn dry(&self, argv: &[String]) -> bool {
+    /// Whether an action is only described: dry-run mode, or one of its commands (`argvs`:
+    /// the command, its verification, its rollback) runs a program outside
+    /// [`ActionsConfig::live_programs`]. All of an action's commands run, or none.
+    pub fn dry<'a>(&self, argvs: impl IntoIterator<Item = &'a Vec<String>>) -> bool {
         self.mode == Mode::DryRun
-            || self
-                .live_programs
-                .as_ref()
-                .is_some_and(|live| !argv.first().is_some_and(|prog| live.contains(prog)))
+            || self.live_programs.as_ref().is_some_and(|live| {
+                argvs
+                    .into_iter()
+                    .any(|argv| !argv.first().is_some_and(|prog| live.contains(prog)))
+            })
     }
 
     pub fn from_env(env: &dyn Env) -> Result<Self, UserError> {
@@ -183,16 +185,23 @@ mod tests {
             mode: Mode::On,
             ..ActionsConfig::default()
         };
-        assert!(!cfg.dry(&argv(&["kubectl", "rollout", "restart"])));
+        let kubectl = argv(&["kubectl", "rollout", "restart"]);
+        let echo = argv(&["echo", "restarted"]);
+        assert!(!cfg.dry([&kubectl]));
         cfg.live_programs = Some(vec!["echo".into()]);
-        assert!(!cfg.dry(&argv(&["echo", "restarted"])));
-        assert!(cfg.dry(&argv(&["kubectl", "rollout", "restart"])));
+        assert!(!cfg.dry([&echo]));
+        assert!(!cfg.dry([&echo, &argv(&["echo", "ok"])]));
+        assert!(cfg.dry([&kubectl]));
         assert!(
-            cfg.dry(&argv(&["/bin/echo", "x"])),
+            cfg.dry([&echo, &kubectl]),
+            "an echo whose verification or rollback is kubectl runs nothing"
+        );
+        assert!(
+            cfg.dry([&argv(&["/bin/echo", "x"])]),
             "the program as declared"
         );
-        assert!(cfg.dry(&[]));
+        assert!(cfg.dry([&Vec::new()]));
         cfg.mode = Mode::DryRun;
-        assert!(cfg.dry(&argv(&["echo", "restarted"])));
+        assert!(cfg.dry([&echo]));
     }
 }

@@ -126,7 +126,7 @@ pub fn proposal(p: &Proposal, view: &View) -> Message {
         "medium" => "🟠 medium",
         _ => "🟢 low",
     };
-    let dry = if view.cfg.dry(&p.argv) {
+    let dry = if view.cfg.dry(p.commands()) {
         " · *dry run: nothing really runs*"
     } else {
         ""

@@ -59,7 +59,7 @@ impl Actions {
             return Ok(()); // another replica has it, or its incident is busy
         };
         let mut e = self.event(Actor::Sentinel, Kind::RunStarted, &p, None);
-        let mode = if self.cfg.dry(&p.argv) {
+        let mode = if self.cfg.dry(p.commands()) {
             Mode::DryRun.name()
         } else {
             self.cfg.mode.name()
@@ -100,7 +100,7 @@ impl Actions {
         e.detail = json!({ "exit_code": ran.exit.code(), "elapsed_ms": ran.elapsed.as_millis() as u64, "output": &ran.output });
         self.audit(&mut tx, e).await?;
         tx.commit().await.context("Failed to commit the run")?;
-        let dry = self.cfg.dry(&p.argv);
+        let dry = self.cfg.dry(p.commands());
         self.say(
             port,
             &p,
@@ -133,7 +133,7 @@ impl Actions {
     /// Runs `argv` (or, when the proposal's action is only described, describes it) under
     /// the proposal's run lease, renewing it and obeying Stop.
     async fn run_leased(&self, p: &Proposal, argv: &[String], timeout_secs: u64) -> Ran {
-        if self.cfg.dry(&p.argv) {
+        if self.cfg.dry(p.commands()) {
             return Ran {
                 exit: Exit::Code(0),
                 output: format!("dry run: would run {}", render::argv_line(argv)),
@@ -180,7 +180,7 @@ impl Actions {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let ran = self.run_leased(p, argv, left.as_secs().clamp(1, 30)).await;
             // A dry run describes the check; there is nothing to judge.
-            let dry = self.cfg.dry(&p.argv);
+            let dry = self.cfg.dry(p.commands());
             let expected = dry
                 || p.verify_expect
                     .as_deref()
@@ -274,7 +274,7 @@ impl Actions {
         e.detail = json!({ "output": &ran.output });
         self.audit(&mut tx, e).await?;
         tx.commit().await.context("Failed to commit the rollback")?;
-        let dry = self.cfg.dry(&p.argv);
+        let dry = self.cfg.dry(p.commands());
         self.say(
             port,
             &done,

@@ -71,6 +71,15 @@ pub struct Proposal {
     pub approved_by: Vec<String>,
 }
 
+impl Proposal {
+    /// Every command the action may run: itself, its verification, its rollback.
+    pub fn commands(&self) -> impl Iterator<Item = &Vec<String>> {
+        std::iter::once(&self.argv)
+            .chain(self.verify_argv.as_ref())
+            .chain(self.rollback_argv.as_ref())
+    }
+}
+
 /// Columns of [`Proposal`] (with the approvals) for `RETURNING` and `SELECT`.
 const COLUMNS: &str = "p.id, p.incident_id, p.runbook_path, p.action_id, p.title, p.risk, p.argv,
     p.params, p.verify_argv, p.verify_expect, p.verify_timeout_secs, p.rollback_argv,

@@ -338,22 +338,21 @@ fn from_click(e: ClickError) -> HandlerError {
 async fn on_block_action(ctx: &Context, a: &BlockAction) -> Handled {
     match ButtonAction::parse(&a.action_id, a.value.as_deref()) {
         Some(ButtonAction::Helpful { .. }) => {
-            let (Some(channel), Some(ts)) = (&a.channel_id, &a.message_ts) else {
+            let Some(channel) = &a.channel_id else {
                 return Ok(());
             };
-            let thread = a.thread_ts.as_deref().unwrap_or(ts);
             let thanks = mrkdwn!(
                 "<@{}> found this answer helpful. Thanks!",
                 Mrkdwn::untrusted(&a.user_id)
             );
             ctx.slack
-                .post_message(channel, Some(thread), &Message::text_only(&thanks))
+                .post_message(channel, a.reply_thread(), &Message::text_only(&thanks))
                 .await?;
         }
         Some(ButtonAction::SearchAgain { query }) => {
             let meta = json!({
                 "channel": a.channel_id,
-                "thread_ts": a.thread_ts.as_ref().or(a.message_ts.as_ref()),
+                "thread_ts": a.reply_thread(),
             })
             .to_string();
             ctx.slack

@@ -183,7 +183,7 @@ pub fn state_json(st: &EmuState) -> Value {
         .views
         .iter()
         .filter(|v| !v.closed)
-        .map(|v| json!({"id": v.id, "user": v.user, "view": v.view, "errors": v.errors}))
+        .map(|v| json!({"id": v.id, "user": v.user, "view": v.view, "errors": v.errors, "revision": v.revision}))
         .collect();
     json!({
         "bot_user_id": BOT_USER_ID,
@@ -203,11 +203,8 @@ async fn state(State(ctx): State<Ctx>) -> Json<Value> {
 /// Changes whenever the emulator's record does.
 fn version(st: &EmuState) -> String {
     let edits: u64 = st.messages.iter().map(|m| m.edits as u64).sum();
-    let view_changes: u64 = st
-        .views
-        .iter()
-        .map(|v| 1 + v.updates as u64 + v.closed as u64 + v.errors.is_some() as u64)
-        .sum();
+    // Each view's revision only goes up: the sum changes with any of them.
+    let view_changes: u64 = st.views.iter().map(|v| 1 + v.revision as u64).sum();
     format!(
         "{}.{}.{}.{}.{}.{}",
         st.messages.len(),

@@ -81,12 +81,13 @@ pub async fn run(app: &App, a: PlaygroundArgs) -> anyhow::Result<i32> {
 /// pgvector and prints `DATABASE_URL=…` last.
 const LOCAL_DB_SCRIPT: &str = "scripts/db.sh";
 
-/// With no `DATABASE_URL`, run from a checkout: the app on the local Postgres that
-/// [`LOCAL_DB_SCRIPT`] starts. `None` when `DATABASE_URL` is set, or outside a checkout
-/// (then the usual sentence asks for one).
+/// With no `DATABASE_URL`, run from Sentinel's own checkout: the app on the local
+/// Postgres that [`LOCAL_DB_SCRIPT`] starts. `None` when `DATABASE_URL` is set, or
+/// anywhere else (then the usual sentence asks for one): a binary run in some other
+/// directory never runs a script it happens to find there.
 async fn with_local_database(app: &App) -> anyhow::Result<Option<App>> {
     let script = std::path::Path::new(LOCAL_DB_SCRIPT);
-    if app.config.database_url.is_some() || !script.is_file() {
+    if app.config.database_url.is_some() || !script.is_file() || !in_sentinel_checkout() {
         return Ok(None);
     }
     eprintln!(
@@ -123,6 +124,28 @@ async fn with_local_database(app: &App) -> anyhow::Result<Option<App>> {
         config,
         metrics: app.metrics.clone(),
     }))
+}
+
+/// Whether the current directory is Sentinel's checkout: its `Cargo.toml` names the
+/// `sentinel` package.
+fn in_sentinel_checkout() -> bool {
+    std::fs::read_to_string("Cargo.toml").is_ok_and(|t| is_sentinel_manifest(&t))
+}
+
+fn is_sentinel_manifest(cargo_toml: &str) -> bool {
+    let mut in_package = false;
+    for line in cargo_toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package {
+            if let Some((key, value)) = line.split_once('=') {
+                if key.trim() == "name" {
+                    return value.trim() == "\"sentinel\"";
+                }
+            }
+        }
+    }
+    false
 }
 
 /// A running playground: the emulator, the stack on it, and the page's server.
@@ -199,6 +222,20 @@ impl Playground {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sentinels_own_manifest_counts_as_its_checkout() {
+        assert!(is_sentinel_manifest(
+            "[package]\nname = \"sentinel\"\nversion = \"0.1.0\"\n"
+        ));
+        assert!(!is_sentinel_manifest(
+            "[package]\nname = \"other\"\n[dependencies]\nsentinel = \"1\"\n"
+        ));
+        assert!(!is_sentinel_manifest(
+            "[dependencies]\nname = \"sentinel\"\n"
+        ));
+        assert!(!is_sentinel_manifest(""));
+    }
 
     #[test]
     fn only_beyond_loopback_is_warned_about() {

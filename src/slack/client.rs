@@ -453,8 +453,13 @@ impl SlackClient {
         let fut = self.inner.opts.backoff.run(
             || async {
                 let result = self.respond_once(response_url, &body).await;
-                // Counted as a Slack call (method `response_url`), each attempt.
-                let outcome = result.as_ref().map_or_else(SlackError::kind, |_| "ok");
+                // Counted as a Slack call (method `response_url`), each attempt; a 429
+                // is retried with the 5xx backoff but counted as rate limited.
+                let outcome = match &result {
+                    Ok(()) => "ok",
+                    Err(SlackError::Server { status: 429, .. }) => "rate_limited",
+                    Err(e) => e.kind(),
+                };
                 self.inner.opts.metrics.slack_call("response_url", outcome);
                 result
             },

@@ -65,6 +65,20 @@ pub struct BlockAction {
     pub message_ts: Option<String>,
     pub thread_ts: Option<String>,
     pub response_url: Option<String>,
+    /// The button was on an ephemeral message: its `ts` is no thread anyone can post in.
+    pub is_ephemeral: bool,
+}
+
+impl BlockAction {
+    /// Where a reply to this click goes: the thread the button's message is in, else that
+    /// message's own thread; `None` (the channel) for a top-level ephemeral message.
+    pub fn reply_thread(&self) -> Option<&str> {
+        self.thread_ts.as_deref().or(if self.is_ephemeral {
+            None
+        } else {
+            self.message_ts.as_deref()
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +241,7 @@ pub fn parse_interactive(p: &Value) -> Inbound {
                 // An ephemeral message comes without `message`: its container says where.
                 thread_ts: s(&p["message"]["thread_ts"])
                     .or_else(|| s(&p["container"]["thread_ts"])),
+                is_ephemeral: p["container"]["is_ephemeral"] == true,
                 response_url: s(&p["response_url"]),
             })
         }

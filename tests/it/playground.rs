@@ -461,13 +461,13 @@ async fn modal_of(page: &Page, user: &str) -> (String, Value) {
 #[sqlx::test]
 async fn a_modal_opened_by_a_command_is_submitted_or_cancelled_through_the_page_api(pool: PgPool) {
     let page = Page::start(pool).await;
-    let find = json!({"user": "U0ALICE", "channel": "C0GENERAL", "text": "/sentinel find"});
+    let find = json!({"user": "U0BOB", "channel": "C0GENERAL", "text": "/sentinel find"});
     assert_eq!(page.post("/api/command", find.clone()).await.0, 200);
-    let (id, view) = modal_of(&page, "U0ALICE").await;
+    let (id, view) = modal_of(&page, "U0BOB").await;
     assert_eq!(view["title"]["text"], "Search runbooks");
     assert_eq!(view["blocks"][0]["type"], "input");
 
-    // Only Alice's modal is hers to submit; values must be text.
+    // Only Bob's modal (he ran the command) is his to submit; values must be text.
     let values = json!({"query": {"query": "disk filling up"}});
     let (status, e) = page
         .post(
@@ -479,7 +479,7 @@ async fn a_modal_opened_by_a_command_is_submitted_or_cancelled_through_the_page_
     let (status, e) = page
         .post(
             "/api/view/submit",
-            json!({"user": "U0ALICE", "view_id": id, "values": {"query": {"query": 1}}}),
+            json!({"user": "U0BOB", "view_id": id, "values": {"query": {"query": 1}}}),
         )
         .await;
     assert_eq!(status, 400);
@@ -489,7 +489,7 @@ async fn a_modal_opened_by_a_command_is_submitted_or_cancelled_through_the_page_
     let (status, e) = page
         .post(
             "/api/view/submit",
-            json!({"user": "U0ALICE", "view_id": id, "values": values}),
+            json!({"user": "U0BOB", "view_id": id, "values": values}),
         )
         .await;
     assert_eq!(status, 200, "{e}");
@@ -509,8 +509,8 @@ async fn a_modal_opened_by_a_command_is_submitted_or_cancelled_through_the_page_
 
     // Opened again and cancelled: gone, and cannot be cancelled twice.
     assert_eq!(page.post("/api/command", find).await.0, 200);
-    let (id, _) = modal_of(&page, "U0ALICE").await;
-    let close = json!({"user": "U0ALICE", "view_id": id});
+    let (id, _) = modal_of(&page, "U0BOB").await;
+    let close = json!({"user": "U0BOB", "view_id": id});
     assert_eq!(page.post("/api/view/close", close.clone()).await.0, 200);
     assert_eq!(page.post("/api/view/close", close).await.0, 404);
     let st = page.get("/api/state").await;
@@ -781,8 +781,9 @@ async fn in_a_real_browser_an_alert_a_question_a_refusal_and_an_approved_run(poo
 }
 
 /// The real `sentinel playground` in a directory holding a `scripts/db.sh` that hands out
-/// this test's database, with no `DATABASE_URL` set: it runs the script, as it starts
-/// the checkout's own Postgres when none is named, then serves the page.
+/// this test's database, with no `DATABASE_URL` set: once the directory is Sentinel's
+/// checkout (its `Cargo.toml`), it runs the script, as it starts the checkout's own
+/// Postgres when none is named, then serves the page.
 #[sqlx::test]
 async fn the_command_starts_the_database_when_none_is_named_and_serves_the_page(pool: PgPool) {
     use std::os::unix::fs::PermissionsExt;
@@ -813,6 +814,19 @@ async fn the_command_starts_the_database_when_none_is_named_and_serves_the_page(
             .kill_on_drop(true);
         c
     };
+
+    // Outside Sentinel's checkout the script is never run: the usual sentence instead.
+    write_script("echo ran > ran.txt; exit 1");
+    let out = command().output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL is not set"), "{err}");
+    assert!(!dir.path().join("ran.txt").exists(), "{err}");
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"sentinel\"\n",
+    )
+    .unwrap();
 
     // A script that fails: one sentence naming it, and nothing served.
     write_script("echo 'initdb: cannot write' >&2; exit 1");

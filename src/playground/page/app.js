@@ -256,7 +256,7 @@ function renderModal() {
   const v = S.state.views.filter((x) => x.user === S.user).pop();
   const box = $("modal");
   if (!v) { box.classList.add("hidden"); S.modal = null; return; }
-  const key = v.id + JSON.stringify(v.view) + JSON.stringify(v.errors);
+  const key = v.id + "@" + v.revision;
   if (S.modal && S.modal.key === key) return;
   const typed = S.modal && S.modal.id === v.id ? modalValues() : null;
   S.modal = { id: v.id, key, errors: v.errors || {} };
@@ -281,9 +281,10 @@ function renderModal() {
 
 // What the modal's inputs hold, as Slack's state.values: {block_id: {action_id: text}}.
 function modalValues() {
-  const values = {};
+  // No prototype: a block or action id such as `__proto__` is only a key.
+  const values = Object.create(null);
   $("modal-blocks").querySelectorAll("[data-block]").forEach((i) => {
-    (values[i.dataset.block] = values[i.dataset.block] || {})[i.dataset.action] = i.value;
+    (values[i.dataset.block] = values[i.dataset.block] || Object.create(null))[i.dataset.action] = i.value;
   });
   return values;
 }

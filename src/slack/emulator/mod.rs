@@ -22,7 +22,7 @@ use tokio::time::Instant;
 pub use state::{
     Ack, Edit, Ephemeral, Message, Reaction, State, View, APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID,
 };
-use state::{Pending, ResponseTarget, Trigger};
+use state::{Pending, ResponseTarget};
 
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -292,7 +292,11 @@ impl Emulator {
                 .iter()
                 .find(|m| m.channel == channel && m.ts == message_ts)
             {
-                Some(m) => (Some(web::message_json(m)), m.blocks.clone()?, None),
+                Some(m) => (
+                    Some(web::message_json(m)),
+                    m.blocks.clone()?,
+                    m.thread_ts.clone(),
+                ),
                 // Slack sends no `message` for an ephemeral one; the container says so.
                 None => {
                     let e = st
@@ -349,6 +353,7 @@ impl Emulator {
             return false;
         };
         v.closed = true;
+        v.revision += 1;
         drop(st);
         self.shared.changed.notify_waiters();
         true
@@ -364,19 +369,7 @@ impl Emulator {
             .iter()
             .find(|v| v.id == view_id && v.user == user && !v.closed)
             .cloned()?;
-        let trigger = {
-            let mut st = self.shared.lock();
-            let t = format!("{}.{}", st.next_id(""), "trigger");
-            let at = Instant::now();
-            st.triggers.insert(
-                t.clone(),
-                Trigger {
-                    at,
-                    user: user.into(),
-                },
-            );
-            t
-        };
+        let trigger = self.shared.lock().new_trigger(user);
         let mut state = serde_json::Map::new();
         if let Some(obj) = values.as_object() {
             for (block, actions) in obj {
@@ -473,15 +466,7 @@ impl Emulator {
         message_ts: Option<&str>,
     ) -> (String, String) {
         let mut st = self.shared.lock();
-        let trigger = format!("{}.{}.emulator", st.next_id(""), st.next_id(""));
-        let at = Instant::now();
-        st.triggers.insert(
-            trigger.clone(),
-            Trigger {
-                at,
-                user: user.into(),
-            },
-        );
+        let trigger = st.new_trigger(user);
         let rid = st.next_id("R");
         st.responses.insert(
             rid.clone(),

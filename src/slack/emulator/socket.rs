@@ -100,33 +100,12 @@ fn on_frame(sh: &Shared, text: &str) {
         if p.envelope_type == "slash_commands"
             && (pl["text"].is_string() || pl["blocks"].is_array())
         {
-            let text = pl["text"].as_str().unwrap_or_default().to_string();
-            let blocks = pl.get("blocks").cloned();
-            if pl["response_type"] == "in_channel" {
-                let ts = st.next_ts();
-                st.messages.push(Message {
-                    channel: channel.clone(),
-                    ts,
-                    thread_ts: None,
-                    user: Some(BOT_USER_ID.into()),
-                    bot_id: Some(BOT_ID.into()),
-                    text,
-                    blocks,
-                    edits: 0,
-                    metadata: None,
-                });
-            } else {
-                let ts = st.next_ts();
-                st.ephemerals.push(Ephemeral {
-                    channel: channel.clone(),
-                    user: user.clone(),
-                    ts,
-                    thread_ts: None,
-                    text,
-                    blocks,
-                    via: "command_ack".into(),
-                });
-            }
+            let to = ResponseTarget {
+                channel: channel.clone(),
+                user: user.clone(),
+                message_ts: None,
+            };
+            st.answer(&to, pl, "command_ack");
         }
     }
     if p.payload["type"] == "view_submission" {
@@ -153,15 +132,15 @@ fn view_submitted(st: &mut State, view_id: &str, ack: Option<&Value>) {
     };
     let ack = ack.unwrap_or(&Value::Null);
     match ack["response_action"].as_str() {
-        Some("errors") => v.errors = Some(ack["errors"].clone()),
-        Some("update" | "push") if ack["view"].is_object() => {
-            v.view = ack["view"].clone();
-            v.updates += 1;
-            v.errors = None;
+        Some("errors") => {
+            v.errors = Some(ack["errors"].clone());
+            v.revision += 1;
         }
+        Some("update" | "push") if ack["view"].is_object() => v.set_view(ack["view"].clone()),
         _ => {
             v.closed = true;
             v.errors = None;
+            v.revision += 1;
         }
     }
 }
@@ -274,4 +253,71 @@ pub fn drop_all(sh: &Shared) {
         let _ = c.tx.send(Outgoing::Close);
     }
     // Whatever was in flight on them will be redelivered after the deadline.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_modal() -> State {
+        let mut st = State::seed();
+        st.views.push(View {
+            id: "V1".into(),
+            hash: "h1".into(),
+            user: "U0BOB".into(),
+            view: json!({"type": "modal", "title": {"type": "plain_text", "text": "Search"}}),
+            updates: 0,
+            closed: false,
+            errors: None,
+            revision: 0,
+        });
+        st
+    }
+
+    #[test]
+    fn a_submission_acked_without_an_action_closes_the_modal() {
+        let mut st = with_modal();
+        view_submitted(&mut st, "V1", None);
+        assert!(st.views[0].closed);
+        let mut st = with_modal();
+        view_submitted(&mut st, "V1", Some(&json!({"response_action": "clear"})));
+        assert!(st.views[0].closed);
+    }
+
+    #[test]
+    fn errors_keep_it_open_and_show_them_and_every_answer_is_a_new_revision() {
+        let mut st = with_modal();
+        let errors = json!({"response_action": "errors", "errors": {"query": "Too short"}});
+        view_submitted(&mut st, "V1", Some(&errors));
+        let v = &st.views[0];
+        assert!(!v.closed);
+        assert_eq!(v.errors, Some(json!({"query": "Too short"})));
+        assert_eq!(v.revision, 1);
+        // The same errors again still count as a change (the page re-enables Submit).
+        view_submitted(&mut st, "V1", Some(&errors));
+        assert_eq!(st.views[0].revision, 2);
+        view_submitted(&mut st, "V1", None);
+        assert!(st.views[0].closed);
+        assert_eq!(st.views[0].errors, None);
+        assert_eq!(st.views[0].revision, 3);
+    }
+
+    #[test]
+    fn an_update_shows_the_new_view_with_a_new_hash() {
+        let mut st = with_modal();
+        let new = json!({"type": "modal", "title": {"type": "plain_text", "text": "Results"}});
+        view_submitted(
+            &mut st,
+            "V1",
+            Some(&json!({"response_action": "update", "view": new})),
+        );
+        let v = &st.views[0];
+        assert!(!v.closed);
+        assert_eq!(v.view, new);
+        assert_ne!(v.hash, "h1");
+        assert_eq!(v.revision, 1);
+        // Another modal's id changes nothing.
+        view_submitted(&mut st, "V2", None);
+        assert!(!st.views[0].closed);
+    }
 }

@@ -94,6 +94,19 @@ pub struct View {
     pub closed: bool,
     /// The `response_action: "errors"` of the last submission: block_id -> message.
     pub errors: Option<Value>,
+    /// Goes up on every change (update, submission's answer, close): watchers compare it.
+    pub revision: u32,
+}
+
+impl View {
+    /// Shows `view` instead (`views.update`, or `response_action: update`): a new hash.
+    pub fn set_view(&mut self, view: Value) {
+        self.view = view;
+        self.updates += 1;
+        self.hash = format!("{}.u{}", self.hash, self.updates);
+        self.errors = None;
+        self.revision += 1;
+    }
 }
 
 /// A `trigger_id` handed to the app: who acted, and when (it lives about 3 s).
@@ -219,6 +232,51 @@ impl State {
         }
         self.seq += 1;
         format!("{prefix}{:013}", self.seq)
+    }
+
+    /// An app's answer to an interaction (a command's ack payload, a `response_url` post):
+    /// a message everyone sees with `response_type: in_channel`, else an ephemeral for the
+    /// person, in the thread of the message they clicked on.
+    pub fn answer(&mut self, to: &ResponseTarget, reply: &Value, via: &str) {
+        let text = reply["text"].as_str().unwrap_or_default().to_string();
+        let blocks = reply.get("blocks").cloned().filter(|b| !b.is_null());
+        let ts = self.next_ts();
+        if reply["response_type"] == "in_channel" {
+            self.messages.push(Message {
+                channel: to.channel.clone(),
+                ts,
+                thread_ts: None,
+                user: Some(BOT_USER_ID.into()),
+                bot_id: Some(BOT_ID.into()),
+                text,
+                blocks,
+                edits: 0,
+                metadata: None,
+            });
+        } else {
+            let thread_ts = to
+                .message_ts
+                .as_deref()
+                .and_then(|t| self.thread_of(&to.channel, t));
+            self.ephemerals.push(Ephemeral {
+                channel: to.channel.clone(),
+                user: to.user.clone(),
+                ts,
+                thread_ts,
+                text,
+                blocks,
+                via: via.into(),
+            });
+        }
+    }
+
+    /// A fresh `trigger_id` for an interaction of `user` (it lives about 3 s).
+    pub fn new_trigger(&mut self, user: &str) -> String {
+        let id = format!("{}.{}.emulator", self.next_id(""), self.next_id(""));
+        let at = Instant::now();
+        let user = user.to_string();
+        self.triggers.insert(id.clone(), Trigger { at, user });
+        id
     }
 
     /// A fresh, increasing message ts like `1700000000.000100`.

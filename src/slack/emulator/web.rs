@@ -277,6 +277,7 @@ fn answer(
                 updates: 0,
                 closed: false,
                 errors: None,
+                revision: 0,
             });
             reply(json!({"ok": true, "view": view_json(&id, &hash, &view)}))
         }
@@ -288,7 +289,7 @@ fn answer(
                 );
             }
             let id = s("view_id").unwrap_or_default();
-            let Some(v) = st.views.iter_mut().find(|v| v.id == id) else {
+            let Some(v) = st.views.iter_mut().find(|v| v.id == id && !v.closed) else {
                 return err("not_found");
             };
             if let Some(h) = s("hash") {
@@ -296,9 +297,7 @@ fn answer(
                     return err("hash_conflict");
                 }
             }
-            v.view = view.clone();
-            v.updates += 1;
-            v.hash = format!("{}.u{}", v.hash, v.updates);
+            v.set_view(view.clone());
             let (id, hash) = (v.id.clone(), v.hash.clone());
             reply(json!({"ok": true, "view": view_json(&id, &hash, &view)}))
         }
@@ -630,42 +629,12 @@ pub async fn respond(
     let Some(target) = st.responses.get(&id).cloned() else {
         return (StatusCode::NOT_FOUND, "used_url").into_response();
     };
-    let text = v["text"].as_str().unwrap_or_default().to_string();
-    let blocks = v.get("blocks").cloned().filter(|b| !b.is_null());
-    if let Some(b) = &blocks {
+    if let Some(b) = v.get("blocks").filter(|b| !b.is_null()) {
         if validate::blocks(b, 50).is_err() {
             return (StatusCode::BAD_REQUEST, "invalid_blocks").into_response();
         }
     }
-    if v["response_type"] == "in_channel" {
-        let ts = st.next_ts();
-        st.messages.push(Message {
-            channel: target.channel,
-            ts,
-            thread_ts: None,
-            user: Some(BOT_USER_ID.into()),
-            bot_id: Some(BOT_ID.into()),
-            text,
-            blocks,
-            edits: 0,
-            metadata: None,
-        });
-    } else {
-        let ts = st.next_ts();
-        let thread_ts = target
-            .message_ts
-            .as_deref()
-            .and_then(|t| st.thread_of(&target.channel, t));
-        st.ephemerals.push(Ephemeral {
-            channel: target.channel,
-            user: target.user,
-            ts,
-            thread_ts,
-            text,
-            blocks,
-            via: "response_url".into(),
-        });
-    }
+    st.answer(&target, &v, "response_url");
     drop(st);
     sh.changed.notify_waiters();
     (StatusCode::OK, "ok").into_response()

@@ -52,6 +52,24 @@ fn a_click_on_an_ephemeral_message_takes_its_place_from_the_container() {
     assert_eq!(a.channel_id.as_deref(), Some("C0GENERAL"));
     assert_eq!(a.message_ts.as_deref(), Some("1700000000.000300"));
     assert_eq!(a.thread_ts.as_deref(), Some("1700000000.000100"));
+    assert!(a.is_ephemeral);
+    assert_eq!(a.reply_thread(), Some("1700000000.000100"));
+    // At the top level an ephemeral's ts is no thread: replies go to the channel.
+    let mut top = payload.clone();
+    top["container"]
+        .as_object_mut()
+        .unwrap()
+        .remove("thread_ts");
+    let Inbound::BlockAction(a) = parse_interactive(&top) else {
+        panic!("expected a block action")
+    };
+    assert_eq!(a.reply_thread(), None);
+    // A stored message's own ts is its thread.
+    top["container"]["is_ephemeral"] = json!(false);
+    let Inbound::BlockAction(a) = parse_interactive(&top) else {
+        panic!("expected a block action")
+    };
+    assert_eq!(a.reply_thread(), Some("1700000000.000300"));
 }
 
 #[test]
