@@ -26,8 +26,20 @@ const ALERTS: &str = "C0ALERTS";
 struct Page {
     pg: Playground,
     pool: PgPool,
+    api: Api,
+}
+
+/// The page's HTTP API at `base`, as the page's script calls it.
+struct Api {
     base: String,
     http: reqwest::Client,
+}
+
+impl std::ops::Deref for Page {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Page {
@@ -64,8 +76,16 @@ impl Page {
         let pg = Playground::start(listener, parts).await.unwrap();
         Page {
             pool,
-            base: format!("http://{}", pg.addr),
+            api: Api::at(format!("http://{}", pg.addr)),
             pg,
+        }
+    }
+}
+
+impl Api {
+    fn at(base: String) -> Api {
+        Api {
+            base,
             http: sentinel::net::client(),
         }
     }
@@ -860,43 +880,22 @@ async fn the_command_starts_the_database_when_none_is_named_and_serves_the_page(
     })
     .await
     .expect("ready within 2 minutes");
-    let http = sentinel::net::client();
-    let page = http.get(&base).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("Sentinel playground"), "{page}");
+    let api = Api::at(base);
+    let page = api.http.get(&api.base).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("Sentinel playground"));
 
     // The stack on it works: a form alert becomes an incident thread in #alerts.
-    let fired: Value = http
-        .post(format!("{base}/api/alerts"))
-        .json(
-            &json!({"kind": "form", "alertname": "DemoServiceDown", "severity": "warning",
-            "labels": "service=web", "summary": "web fails its health check", "resolved": false}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let form = json!({"kind": "form", "alertname": "DemoServiceDown", "severity": "warning",
+        "labels": "service=web", "summary": "web fails its health check", "resolved": false});
+    let (_, fired) = api.post("/api/alerts", form).await;
     assert_eq!(fired["results"][0]["status"], 200, "{fired}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let st: Value = http
-            .get(format!("{base}/api/state"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if messages(&st)
+    api.wait_state("the incident thread", |st| {
+        messages(st)
             .iter()
             .any(|m| m["channel"] == ALERTS && shown(m).contains("DemoServiceDown"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no incident thread: {st:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .then_some(())
+    })
+    .await;
     let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents")
         .fetch_one(&pool)
         .await
