@@ -10,13 +10,15 @@ use sentinel::audit::AuditKey;
 use sentinel::config::Config;
 use sentinel::demo::EmulatedParts;
 use sentinel::diagnosis::{Diagnoser, DiagnoserOptions};
+use sentinel::llm::testserver::{Reply, TestLlm};
+use sentinel::llm::{LlmClient, TokenLedger};
 use sentinel::playground::Playground;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::helpers::embed::HashEmbedder;
-use crate::helpers::fixtures::repo_path;
+use crate::helpers::fixtures::{crash_loop_draft, repo_path};
 use crate::helpers::kb::ingested;
 use crate::helpers::slack::WAIT;
 use crate::helpers::webdriver::Browser;
@@ -50,6 +52,11 @@ impl Page {
 
     /// As [`Page::start`], serving on `addr`.
     async fn start_on(pool: PgPool, addr: &str) -> Page {
+        Self::start_with(pool, addr, None).await
+    }
+
+    /// As [`Page::start_on`], diagnosing with `llm` when given.
+    async fn start_with(pool: PgPool, addr: &str, llm: Option<&TestLlm>) -> Page {
         sentinel::net::install_crypto();
         let kb = ingested(
             &pool,
@@ -57,9 +64,13 @@ impl Page {
             &[repo_path("runbooks"), repo_path("tests/data/actions")],
         )
         .await;
+        let client = llm.map(|l| {
+            let ledger = TokenLedger::postgres(pool.clone());
+            Arc::new(LlmClient::new(l.config(Duration::from_secs(5)), ledger))
+        });
         let diagnoser = Arc::new(Diagnoser::new(
             kb.clone(),
-            None,
+            client,
             DiagnoserOptions::default(),
         ));
         let parts = EmulatedParts {
@@ -416,6 +427,35 @@ async fn the_page_api_refuses_bad_requests_with_a_reason_and_escapes_nothing_awa
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&first).contains("event: change"));
+    page.pg.shutdown().await;
+}
+
+/// With an LLM configured (here the OpenAI-compatible test server), the thread shows its
+/// draft instead of the runbook-based fallback.
+#[sqlx::test]
+async fn with_an_llm_configured_the_thread_shows_its_draft(pool: PgPool) {
+    let llm = TestLlm::start(Reply::json(&crash_loop_draft()))
+        .await
+        .unwrap();
+    let page = Page::start_with(pool, "127.0.0.1:0", Some(&llm)).await;
+    page.fire_sample("KubePodCrashLooping").await;
+    let draft = page
+        .wait_state("the LLM's draft in the thread", |st| {
+            messages(st)
+                .into_iter()
+                .map(|m| shown(&m))
+                .find(|t| t.contains("checkout-api is crash looping after a release."))
+        })
+        .await;
+    assert!(draft.contains("A bad release"), "{draft}");
+    assert!(!llm.requests().is_empty());
+    let st = page.get("/api/state").await;
+    assert!(
+        !messages(&st)
+            .iter()
+            .any(|m| shown(m).contains("Runbook-based diagnosis")),
+        "no fallback: {st:#}"
+    );
     page.pg.shutdown().await;
 }
 
