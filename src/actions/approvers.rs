@@ -57,13 +57,30 @@ impl Directory for SlackClient {
     }
 }
 
-/// How long a group's members are trusted.
+/// How long a group's members (and a person's display name) are trusted.
 const CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// Group members by handle, cached.
+/// What the directory said, kept for [`CACHE_TTL`]: group members by handle, and display
+/// names by user id (a click's audit entry names its person without a Slack round trip).
 #[derive(Default)]
-pub struct GroupCache {
+pub struct DirectoryCache {
     groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+    names: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+type Entries<V> = Mutex<HashMap<String, (Instant, V)>>;
+
+fn fresh<V: Clone>(map: &Entries<V>, key: &str) -> Option<V> {
+    let m = map.lock().ok()?;
+    m.get(key)
+        .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+        .map(|(_, v)| v.clone())
+}
+
+fn remember<V>(map: &Entries<V>, key: &str, v: V) {
+    if let Ok(mut m) = map.lock() {
+        m.insert(key.to_string(), (Instant::now(), v));
+    }
 }
 
 /// Whether an approvers entry is a user id.
@@ -76,7 +93,7 @@ pub fn is_user_id(entry: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
-impl GroupCache {
+impl DirectoryCache {
     /// Whether `user` is one of `approvers` (directly, or through a group).
     pub async fn allows(
         &self,
@@ -98,20 +115,24 @@ impl GroupCache {
         false
     }
 
+    /// `user_id`'s display name, if the directory knows one.
+    pub async fn name(&self, dir: &dyn Directory, user_id: &str) -> Option<String> {
+        if let Some(n) = fresh(&self.names, user_id) {
+            return Some(n);
+        }
+        let n = dir.user_name(user_id).await.ok().flatten()?;
+        remember(&self.names, user_id, n.clone());
+        Some(n)
+    }
+
     async fn members(&self, dir: &dyn Directory, handle: &str) -> Vec<String> {
-        if let Ok(g) = self.groups.lock() {
-            if let Some((at, m)) = g.get(handle) {
-                if at.elapsed() < CACHE_TTL {
-                    return m.clone();
-                }
-            }
+        if let Some(m) = fresh(&self.groups, handle) {
+            return m;
         }
         match dir.group_members(handle).await {
             Ok(m) => {
                 let m = m.unwrap_or_default();
-                if let Ok(mut g) = self.groups.lock() {
-                    g.insert(handle.to_string(), (Instant::now(), m.clone()));
-                }
+                remember(&self.groups, handle, m.clone());
                 m
             }
             Err(e) => {
@@ -142,9 +163,33 @@ mod tests {
                 _ => Ok(None),
             }
         }
-        async fn user_name(&self, _: &str) -> anyhow::Result<Option<String>> {
-            Ok(None)
+        async fn user_name(&self, user_id: &str) -> anyhow::Result<Option<String>> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            match user_id {
+                "U0ALICE" => Ok(Some("alice".into())),
+                "U0BROKEN" => anyhow::bail!("timeout"),
+                _ => Ok(None),
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn display_names_are_looked_up_once_and_failures_not_kept() {
+        let (c, d) = (DirectoryCache::default(), Fake::default());
+        assert_eq!(c.name(&d, "U0ALICE").await.as_deref(), Some("alice"));
+        assert_eq!(c.name(&d, "U0ALICE").await.as_deref(), Some("alice"));
+        assert_eq!(
+            d.lookups.load(Ordering::SeqCst),
+            1,
+            "the second from the cache"
+        );
+        assert_eq!(c.name(&d, "U0BROKEN").await, None);
+        assert_eq!(c.name(&d, "U0BROKEN").await, None);
+        assert_eq!(
+            d.lookups.load(Ordering::SeqCst),
+            3,
+            "a failure is asked again"
+        );
     }
 
     fn list(a: &[&str]) -> Vec<String> {
@@ -153,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn ids_and_group_members_are_allowed_and_others_not() {
-        let (c, d) = (GroupCache::default(), Fake::default());
+        let (c, d) = (DirectoryCache::default(), Fake::default());
         let approvers = list(&["U0CAROL", "@oncall"]);
         assert!(c.allows(Some(&d), &approvers, "U0CAROL").await);
         assert!(c.allows(Some(&d), &approvers, "U0ALICE").await);
@@ -164,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_groups_user_ids_still_work() {
-        let (c, d) = (GroupCache::default(), Fake::default());
+        let (c, d) = (DirectoryCache::default(), Fake::default());
         let approvers = list(&["@broken", "@missing", "U0CAROL"]);
         assert!(c.allows(Some(&d), &approvers, "U0CAROL").await);
         assert!(!c.allows(Some(&d), &approvers, "U0ALICE").await);

@@ -91,7 +91,7 @@ impl Actions {
 
     pub(super) async fn actor(&self, user_id: &str) -> Actor {
         let name = match &self.dir {
-            Some(d) => d.user_name(user_id).await.ok().flatten(),
+            Some(d) => self.directory.name(d.as_ref(), user_id).await,
             None => None,
         };
         Actor::User {
@@ -321,7 +321,7 @@ impl Actions {
     }
 
     async fn allowed(&self, p: &Proposal, user: &str) -> bool {
-        self.groups
+        self.directory
             .allows(self.dir.as_deref(), &p.approvers, user)
             .await
     }

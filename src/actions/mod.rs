@@ -35,7 +35,7 @@ pub struct Actions {
     pub cfg: ActionsConfig,
     keys: value::Keys,
     audit_key: AuditKey,
-    groups: approvers::GroupCache,
+    directory: approvers::DirectoryCache,
     /// Slack's directory (user groups, names); `None` without a bot (tests, console).
     dir: Option<Arc<dyn approvers::Directory>>,
     /// This replica, as the owner of run leases.
@@ -71,7 +71,7 @@ impl Actions {
             cfg,
             keys,
             audit_key,
-            groups: approvers::GroupCache::default(),
+            directory: approvers::DirectoryCache::default(),
             dir,
             owner: uuid::Uuid::new_v4(),
             audit_channel: None,
