@@ -364,7 +364,14 @@ async fn a_replica_sigtermed_under_load_drains_and_exits_0_losing_nothing(pool: 
     );
     assert_eq!(load.retry_after, load.refused, "every 503 says Retry-After");
     assert!(load.other.is_empty(), "{load:?}");
-    // What it was posting it finished, and it left no lease behind for others to wait out.
+    // It drained within the grace (checked first: past it, unfinished work is by design)...
+    let log = replicas[1].output();
+    assert!(
+        !log.contains("did not") && !log.contains("deadline passed"),
+        "drained within the deadline ({to_exit:?} after SIGTERM):\n{log}"
+    );
+    // ...so what it was posting it finished, and it left no lease behind for others to
+    // wait out.
     let (unshown, left): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE id = ANY($1) AND shown_version < version),
                 count(*) FILTER (WHERE sync_owner = $2::uuid)
@@ -378,12 +385,7 @@ async fn a_replica_sigtermed_under_load_drains_and_exits_0_losing_nothing(pool: 
     assert_eq!(
         (unshown, left),
         (0, 0),
-        "of {posting:?} being posted at SIGTERM"
-    );
-    let log = replicas[1].output();
-    assert!(
-        !log.contains("did not") && !log.contains("deadline passed"),
-        "drained within the deadline:\n{log}"
+        "of {posting:?} being posted at SIGTERM ({to_exit:?} before its exit):\n{log}"
     );
     emu.wait_for(SHOWN, |st| (st.connections.len() == 2).then_some(()))
         .await
