@@ -33,7 +33,7 @@ test: model
 	@./scripts/test-deps.sh
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	@eval "$$(./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
+	@eval "$$(SENTINEL_PG_BINARIES=1 ./scripts/db.sh | tail -n 1 | sed 's/^/export /')" && \
 	  $(CARGO) test --locked -- --test-threads=$${TEST_THREADS:-4}
 
 # Retrieval quality on the bundled evaluation set (query text only, then with alert names).

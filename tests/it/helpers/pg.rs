@@ -77,7 +77,7 @@ impl PrivatePg {
         let bin = install.join("bin");
         assert!(
             bin.join("postgres").exists(),
-            "no PostgreSQL at {}: run scripts/db.sh (without DATABASE_URL) once to fetch it",
+            "no PostgreSQL at {}: run `make test`, or `SENTINEL_PG_BINARIES=1 scripts/db.sh`, once to fetch it",
             bin.display()
         );
         let run_as = is_root().then_some("postgres");
