@@ -138,11 +138,7 @@ pub async fn run(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "webhook server listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    serve(listener, router(state), "webhook", shutdown).await
 }
 
 /// Serves `/metrics` alone (`SENTINEL_METRICS_ADDR`) until `shutdown` resolves.
@@ -151,8 +147,17 @@ pub async fn run_metrics(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "metrics server listening");
-    axum::serve(listener, metrics_router(state))
+    serve(listener, metrics_router(state), "metrics", shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    routes: Router,
+    what: &'static str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "{what} server listening");
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
